@@ -1,0 +1,76 @@
+#include "engine/net/address.hpp"
+
+#include <asio/ip/address.hpp>
+
+#include <charconv>
+
+namespace smtpsh::net {
+
+std::optional<std::uint16_t> parse_port(std::string_view text) {
+  unsigned value = 0;
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (text.empty() || ec != std::errc() || ptr != end || value == 0 || value > 65535)
+    return std::nullopt;
+  return static_cast<std::uint16_t>(value);
+}
+
+std::optional<HostPort> parse_host_port(std::string_view target, std::uint16_t default_port,
+                                        std::string& error) {
+  auto bad = [&](std::string why) -> std::optional<HostPort> {
+    error = "bad target '" + std::string(target) + "': " + why;
+    return std::nullopt;
+  };
+  if (target.empty()) return bad("empty; expected HOST, HOST:PORT or [IPV6]:PORT");
+
+  HostPort result{std::string(), default_port};
+  std::string_view port_text;
+  if (target.front() == '[') {
+    auto close = target.find(']');
+    if (close == std::string_view::npos) return bad("missing ']' after an IPv6 address");
+    result.host = std::string(target.substr(1, close - 1));
+    auto rest = target.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') return bad("expected ':PORT' after ']'");
+      port_text = rest.substr(1);
+      if (port_text.empty()) return bad("empty port after ':'");
+    }
+    std::error_code ec;
+    asio::ip::make_address_v6(result.host, ec);
+    if (ec) return bad("'" + result.host + "' is not an IPv6 address");
+  } else {
+    auto colon = target.find(':');
+    if (colon != std::string_view::npos && target.find(':', colon + 1) != std::string_view::npos) {
+      // Several colons: an IPv6 address without a port.
+      std::error_code ec;
+      asio::ip::make_address_v6(std::string(target), ec);
+      if (ec) return bad("not an IPv6 address; write [ADDRESS]:PORT for IPv6 with a port");
+      result.host = std::string(target);
+    } else if (colon != std::string_view::npos) {
+      result.host = std::string(target.substr(0, colon));
+      port_text = target.substr(colon + 1);
+      if (port_text.empty()) return bad("empty port after ':'");
+    } else {
+      result.host = std::string(target);
+    }
+  }
+  if (result.host.empty()) return bad("empty host");
+  for (char c : result.host) {
+    if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) return bad("control or space character in host");
+  }
+  if (!port_text.empty()) {
+    auto port = parse_port(port_text);
+    if (!port) return bad("port '" + std::string(port_text) + "' is not a number from 1 to 65535");
+    result.port = *port;
+  }
+  return result;
+}
+
+std::string format_endpoint(const asio::ip::tcp::endpoint& endpoint) {
+  auto address = endpoint.address();
+  std::string port = std::to_string(endpoint.port());
+  if (address.is_v6()) return "[" + address.to_string() + "]:" + port;
+  return address.to_string() + ":" + port;
+}
+
+}  // namespace smtpsh::net

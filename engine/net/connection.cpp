@@ -1,0 +1,383 @@
+#include "engine/net/connection.hpp"
+
+#include "engine/net/address.hpp"
+
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/connect.hpp>
+#include <asio/post.hpp>
+#include <asio/read.hpp>
+#include <asio/read_until.hpp>
+#include <asio/write.hpp>
+
+
+namespace smtpsh::net {
+
+namespace {
+// A buffer that once held a long line is given back when it empties, so an idle connection
+// stays small.
+constexpr std::size_t idle_buffer_capacity = 16 * 1024;
+}  // namespace
+
+std::string describe_duration(engine::Duration duration) {
+  auto ms = duration.count();
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + " s";
+  std::string text = std::to_string(ms / 1000) + "." + std::to_string(1000 + ms % 1000).substr(1);
+  while (text.back() == '0') text.pop_back();
+  return text + " s";
+}
+
+std::shared_ptr<Connection> Connection::create(asio::io_context& io) {
+  return std::make_shared<Connection>(io);
+}
+
+Connection::Connection(asio::io_context& io) : io_(io), socket_(io), read_(io), write_(io) {}
+
+void Connection::begin(Direction& direction, Notify notify, void* context) {
+  direction.busy = true;
+  direction.interrupted = false;
+  direction.notify = notify;
+  direction.context = context;
+  direction.outcome.succeed();
+  direction.deadline.arm(timeout_, shared_from_this());
+}
+
+void Connection::finish(Direction& direction) {
+  direction.busy = false;
+  direction.deadline.disarm();
+  Notify notify = direction.notify;
+  direction.notify = nullptr;
+  if (notify) notify(direction.context);
+}
+
+// Failures found before any I/O starts must still be reported asynchronously: the caller
+// suspends itself after starting an operation and must not be resumed before that.
+void Connection::finish_soon(Direction& direction) {
+  asio::post(io_, [self = shared_from_this(), &direction] { self->finish(direction); });
+}
+
+Failure Connection::failure_of(const Direction& direction, const std::error_code& ec) const {
+  if (ec == asio::error::operation_aborted) {
+    if (direction.deadline.expired()) return Failure::timeout;
+    if (direction.interrupted) return Failure::interrupted;
+    if (closed_locally_) return Failure::closed;
+  }
+  return classify(ec, direction.deadline.expired());
+}
+
+// --- connect ---------------------------------------------------------------------------------
+
+void Connection::connect(std::string_view host, std::uint16_t port, const ConnectOptions& options,
+                         Notify notify, void* context) {
+  timeout_ = options.timeout;
+  source_ = options.source;
+  target_ = std::string(host) + ":" + std::to_string(port);
+  if (host.find(':') != std::string_view::npos) target_ = "[" + std::string(host) + "]:" + std::to_string(port);
+  closed_locally_ = false;
+  connected_ = false;
+  last_connect_error_.clear();
+  ++connect_generation_;
+  begin(write_, notify, context);
+
+  if (!source_.empty()) {
+    std::error_code ec;
+    asio::ip::make_address(source_, ec);
+    if (ec) {
+      write_.outcome.fail(Failure::unreachable,
+                          "source address '" + source_ + "' is not an IP address");
+      return finish_soon(write_);
+    }
+  }
+  std::error_code ec;
+  auto address = asio::ip::make_address(std::string(host), ec);
+  if (!ec) {
+    endpoints_.assign(1, asio::ip::tcp::endpoint(address, port));
+    return try_endpoint(0);
+  }
+  start_resolve(std::string(host), port);
+}
+
+void Connection::start_resolve(const std::string& host, std::uint16_t port) {
+  resolver_ = std::make_unique<asio::ip::tcp::resolver>(io_);
+  // getaddrinfo runs on a helper thread and cannot be stopped; when the deadline (or an
+  // interrupt) comes first the connect ends at once and the late answer is ignored.
+  write_.deadline.slot().assign([this](asio::cancellation_type) {
+    write_.deadline.slot().clear();
+    if (resolver_) resolver_->cancel();
+    ++connect_generation_;
+    if (write_.deadline.expired())
+      write_.outcome.fail(Failure::timeout,
+                          "resolving " + target_ + " timed out after " + describe_duration(timeout_));
+    else if (closed_locally_)
+      write_.outcome.fail(Failure::closed, "connect to " + target_ + " abandoned: connection closed");
+    else
+      write_.outcome.fail(Failure::interrupted, "connect to " + target_ + " interrupted");
+    finish_soon(write_);
+  });
+  resolver_->async_resolve(
+      host, std::to_string(port),
+      [self = shared_from_this(), generation = connect_generation_, host](
+          const std::error_code& ec, asio::ip::tcp::resolver::results_type results) {
+        if (generation != self->connect_generation_) return;
+        self->write_.deadline.slot().clear();
+        self->resolver_.reset();
+        if (ec) {
+          self->write_.outcome.fail(self->closed_locally_ ? Failure::closed : Failure::dns,
+                                    "cannot resolve '" + host + "': " + ec.message());
+          return self->finish(self->write_);
+        }
+        self->endpoints_.clear();
+        for (const auto& entry : results) self->endpoints_.push_back(entry.endpoint());
+        self->try_endpoint(0);
+      });
+}
+
+void Connection::try_endpoint(std::size_t index) {
+  std::error_code ignored;
+  socket_.close(ignored);
+  if (index >= endpoints_.size()) {
+    if (!last_connect_error_) last_connect_error_ = asio::error::host_not_found;
+    fail_connect(write_, last_connect_error_);
+    return finish_soon(write_);
+  }
+  const auto endpoint = endpoints_[index];
+  std::error_code ec;
+  socket_.open(endpoint.protocol(), ec);
+  if (!ec && !source_.empty()) {
+    auto source = asio::ip::make_address(source_, ec);
+    if (!ec && source.is_v4() != endpoint.address().is_v4()) {
+      last_connect_error_ = asio::error::address_family_not_supported;
+      return try_endpoint(index + 1);
+    }
+    if (!ec) socket_.bind(asio::ip::tcp::endpoint(source, 0), ec);
+    if (ec) {
+      write_.outcome.fail(Failure::unreachable,
+                          "cannot connect from source address " + source_ + ": " + ec.message());
+      socket_.close(ignored);
+      return finish_soon(write_);
+    }
+  }
+  if (ec) {
+    last_connect_error_ = ec;
+    return try_endpoint(index + 1);
+  }
+  socket_.async_connect(
+      endpoint, asio::bind_cancellation_slot(
+                    write_.deadline.slot(), [self = shared_from_this(), index](std::error_code ec) {
+                      if (!ec) {
+                        self->remote_ = self->endpoints_[index];
+                        self->connected_ = true;
+                        self->endpoints_.clear();
+                        std::error_code ignored;
+                        self->socket_.set_option(asio::ip::tcp::no_delay(true), ignored);
+                        return self->finish(self->write_);
+                      }
+                      Failure failure = self->failure_of(self->write_, ec);
+                      if (failure == Failure::timeout || failure == Failure::interrupted ||
+                          failure == Failure::closed) {
+                        self->fail_connect(self->write_, ec);
+                        return self->finish(self->write_);
+                      }
+                      self->last_connect_error_ = ec;
+                      self->try_endpoint(index + 1);
+                    }));
+}
+
+void Connection::fail_connect(const Direction& direction, const std::error_code& ec) {
+  Failure failure = failure_of(direction, ec);
+  std::string text;
+  switch (failure) {
+    case Failure::timeout:
+      text = "connect to " + target_ + " timed out after " + describe_duration(timeout_);
+      break;
+    case Failure::refused: text = "connection refused by " + target_; break;
+    case Failure::interrupted: text = "connect to " + target_ + " interrupted"; break;
+    case Failure::closed: text = "connect to " + target_ + " abandoned: connection closed"; break;
+    default: text = "cannot connect to " + target_ + ": " + ec.message(); break;
+  }
+  endpoints_.clear();
+  write_.outcome.fail(failure, std::move(text));
+}
+
+// --- send ------------------------------------------------------------------------------------
+
+void Connection::send(std::string_view bytes, Notify notify, void* context) {
+  begin(write_, notify, context);
+  bytes_sent_ = 0;
+  asio::async_write(
+      socket_, asio::buffer(bytes.data(), bytes.size()),
+      asio::bind_cancellation_slot(write_.deadline.slot(), [self = shared_from_this()](
+                                                                std::error_code ec, std::size_t n) {
+        self->bytes_sent_ = n;
+        if (ec) {
+          Failure failure = self->failure_of(self->write_, ec);
+          std::string text = "sending to " + self->peer_name();
+          if (failure == Failure::timeout)
+            text += " timed out after " + describe_duration(self->timeout_);
+          else
+            text += ": " + (failure == Failure::closed ? std::string("connection closed")
+                                                       : ec.message());
+          self->write_.outcome.fail(failure, std::move(text));
+        }
+        self->finish(self->write_);
+      }));
+}
+
+// --- reads -----------------------------------------------------------------------------------
+
+void Connection::discard_consumed() {
+  if (consumed_ == 0) return;
+  buffer_.erase(0, consumed_);
+  consumed_ = 0;
+  data_ = {};
+  if (buffer_.empty() && buffer_.capacity() > idle_buffer_capacity) buffer_.shrink_to_fit();
+}
+
+std::string_view Connection::line_at(std::size_t newline) const {
+  std::string_view line(buffer_.data(), newline);
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  return line;
+}
+
+std::string Connection::peer_name() const {
+  return connected_ ? format_endpoint(remote_) : target_;
+}
+
+bool Connection::take_buffered_line() {
+  discard_consumed();
+  auto newline = buffer_.find('\n');
+  if (newline == std::string::npos) return false;
+  read_.outcome.succeed();
+  data_ = line_at(newline);
+  consumed_ = newline + 1;
+  if (data_.size() > max_line) {
+    read_.outcome.fail(Failure::protocol, "line too long: over " + std::to_string(max_line) +
+                                              " bytes from " + format_endpoint(remote_));
+    data_ = {};
+  }
+  return true;
+}
+
+void Connection::read_line(Notify notify, void* context) {
+  discard_consumed();
+  begin(read_, notify, context);
+  asio::async_read_until(
+      socket_, asio::dynamic_buffer(buffer_, max_line + 2), '\n',
+      asio::bind_cancellation_slot(
+          read_.deadline.slot(), [self = shared_from_this()](std::error_code ec, std::size_t n) {
+            self->on_line(ec, n);
+          }));
+}
+
+void Connection::on_line(const std::error_code& ec, std::size_t length) {
+  if (!ec) {
+    data_ = line_at(length - 1);
+    consumed_ = length;
+    if (data_.size() > max_line) {
+      read_.outcome.fail(Failure::protocol, "line too long: over " + std::to_string(max_line) +
+                                                " bytes from " + format_endpoint(remote_));
+      data_ = {};
+    }
+    return finish(read_);
+  }
+  if (ec == asio::error::not_found) {
+    // The limit was reached without a line end: drop what was buffered rather than grow.
+    read_.outcome.fail(Failure::protocol, "line too long: over " + std::to_string(max_line) +
+                                              " bytes without a line end from " +
+                                              format_endpoint(remote_));
+    buffer_.clear();
+    buffer_.shrink_to_fit();
+    data_ = {};
+    return finish(read_);
+  }
+  Failure failure = failure_of(read_, ec);
+  data_ = buffer_;  // the partial line
+  consumed_ = buffer_.size();
+  std::string text = "waiting for a line from " + peer_name();
+  if (failure == Failure::timeout)
+    text += " timed out after " + describe_duration(timeout_);
+  else if (failure == Failure::closed)
+    text = "connection closed by " + peer_name() + (data_.empty() ? "" : " in the middle of a line");
+  else
+    text += ": " + ec.message();
+  read_.outcome.fail(failure, std::move(text));
+  finish(read_);
+}
+
+bool Connection::take_buffered(std::size_t count) {
+  discard_consumed();
+  if (buffer_.size() < count) return false;
+  read_.outcome.succeed();
+  data_ = std::string_view(buffer_.data(), count);
+  consumed_ = count;
+  return true;
+}
+
+void Connection::read_exactly(std::size_t count, Notify notify, void* context) {
+  discard_consumed();
+  begin(read_, notify, context);
+  std::size_t missing = count > buffer_.size() ? count - buffer_.size() : 0;
+  asio::async_read(socket_, asio::dynamic_buffer(buffer_), asio::transfer_at_least(missing),
+                   asio::bind_cancellation_slot(
+                       read_.deadline.slot(), [self = shared_from_this(), count](
+                                                  std::error_code ec, std::size_t) {
+                         self->on_bytes(ec, count);
+                       }));
+}
+
+void Connection::on_bytes(const std::error_code& ec, std::size_t wanted) {
+  if (!ec) {
+    data_ = std::string_view(buffer_.data(), wanted);
+    consumed_ = wanted;
+    return finish(read_);
+  }
+  Failure failure = failure_of(read_, ec);
+  data_ = buffer_;
+  consumed_ = buffer_.size();
+  std::string text = "waiting for " + std::to_string(wanted) + " bytes from " + peer_name();
+  if (failure == Failure::timeout)
+    text += " timed out after " + describe_duration(timeout_);
+  else if (failure == Failure::closed)
+    text = "connection closed by " + format_endpoint(remote_) + " after " +
+           std::to_string(data_.size()) + " of " + std::to_string(wanted) + " bytes";
+  else
+    text += ": " + ec.message();
+  read_.outcome.fail(failure, std::move(text));
+  finish(read_);
+}
+
+// --- lifetime --------------------------------------------------------------------------------
+
+void Connection::interrupt() {
+  for (Direction* direction : {&read_, &write_}) {
+    if (!direction->busy) continue;
+    direction->interrupted = true;
+    direction->deadline.cancel_now();
+  }
+}
+
+void Connection::close() {
+  closed_locally_ = true;
+  if (resolver_) {
+    // A pending resolve ends through the cancellation handler installed for it.
+    write_.deadline.cancel_now();
+  }
+  std::error_code ignored;
+  socket_.close(ignored);
+}
+
+void Connection::detach() {
+  read_.notify = nullptr;
+  write_.notify = nullptr;
+}
+
+std::string Connection::local_address() const {
+  std::error_code ec;
+  auto endpoint = socket_.local_endpoint(ec);
+  return ec ? std::string() : format_endpoint(endpoint);
+}
+
+std::string Connection::remote_address() const {
+  return connected_ ? format_endpoint(remote_) : std::string();
+}
+
+}  // namespace smtpsh::net

@@ -1,0 +1,139 @@
+#pragma once
+// A TCP connection for probing: connect (IPv4/IPv6, a chosen source address), send, and read
+// lines or byte counts, each step under a deadline.
+//
+// The interface is callback-shaped on purpose: every operation takes a plain function pointer
+// and a context pointer, so the Lua bindings (and later the SMTP engine) can resume whatever
+// waits on it without allocating a std::function per step. An operation never completes
+// inside the call that started it; its result is read back from the connection
+// (read_outcome(), data(), write_outcome()) when `notify(context)` runs.
+//
+// One read and one write (or connect) may be in flight at once; the caller enforces that.
+
+#include "engine/loop/loop.hpp"
+#include "engine/net/failure.hpp"
+
+#include <asio/ip/tcp.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace smtpsh::net {
+
+struct ConnectOptions {
+  std::string source;  // local address to bind, empty for any
+  engine::Duration timeout = std::chrono::seconds(30);
+};
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  using Notify = void (*)(void* context);
+
+  // A line longer than this (not counting its CRLF) is refused, not buffered without bound.
+  static constexpr std::size_t max_line = 65536;
+  // The largest byte count one read may ask for.
+  static constexpr std::size_t max_read = 16 * 1024 * 1024;
+
+  static std::shared_ptr<Connection> create(asio::io_context& io);
+
+  // Resolves `host` (system resolver; addresses are used as they are), then tries each address
+  // in turn until one accepts, all under options.timeout. Outcome: write_outcome().
+  void connect(std::string_view host, std::uint16_t port, const ConnectOptions& options,
+               Notify notify, void* context);
+
+  // Writes all of `bytes`; the caller keeps them alive until notified. Outcome: write_outcome(),
+  // bytes_sent().
+  void send(std::string_view bytes, Notify notify, void* context);
+
+  // When a whole line is already buffered: takes it without I/O and returns true (data() holds
+  // it, read_outcome() says how it went). Otherwise returns false and nothing changes.
+  bool take_buffered_line();
+  // Reads up to the next LF (a CR before it is dropped). Outcome: read_outcome(), data(); on
+  // failure data() holds what arrived of an unterminated line (the "partial").
+  void read_line(Notify notify, void* context);
+
+  bool take_buffered(std::size_t count);
+  void read_exactly(std::size_t count, Notify notify, void* context);
+
+  const Outcome& read_outcome() const { return read_.outcome; }
+  const Outcome& write_outcome() const { return write_.outcome; }
+  // What the last read produced; valid until the next read starts.
+  std::string_view data() const { return data_; }
+  std::size_t bytes_sent() const { return bytes_sent_; }
+
+  bool reading() const { return read_.busy; }
+  bool writing() const { return write_.busy; }
+  bool is_open() const { return socket_.is_open(); }
+
+  // Cancels what is in flight; it completes as Failure::interrupted.
+  void interrupt();
+  // Closes the socket; operations in flight complete as Failure::closed.
+  void close();
+  // Forgets the callbacks of operations in flight: their owner is gone.
+  void detach();
+
+  engine::Duration timeout() const { return timeout_; }
+  void set_timeout(engine::Duration timeout) { timeout_ = timeout; }
+
+  std::string local_address() const;
+  std::string remote_address() const;  // empty until connected
+
+  explicit Connection(asio::io_context& io);  // use create(): handlers need shared_from_this
+
+ private:
+  struct Direction {
+    explicit Direction(asio::io_context& io) : deadline(io) {}
+    engine::Deadline deadline;
+    Outcome outcome;
+    Notify notify = nullptr;
+    void* context = nullptr;
+    bool busy = false;
+    bool interrupted = false;
+  };
+
+  void begin(Direction& direction, Notify notify, void* context);
+  void finish(Direction& direction);
+  void finish_soon(Direction& direction);
+  Failure failure_of(const Direction& direction, const std::error_code& ec) const;
+
+  void start_resolve(const std::string& host, std::uint16_t port);
+  void try_endpoint(std::size_t index);
+  void fail_connect(const Direction& direction, const std::error_code& ec);
+
+  void on_line(const std::error_code& ec, std::size_t length);
+  void on_bytes(const std::error_code& ec, std::size_t wanted);
+  void discard_consumed();
+  std::string_view line_at(std::size_t newline) const;
+  std::string peer_name() const;
+
+  asio::io_context& io_;
+  asio::ip::tcp::socket socket_;
+  Direction read_;
+  Direction write_;
+
+  std::string buffer_;         // bytes received, the first consumed_ of them already handed out
+  std::size_t consumed_ = 0;
+  std::string_view data_;
+  std::size_t bytes_sent_ = 0;
+  engine::Duration timeout_ = std::chrono::seconds(30);
+  bool closed_locally_ = false;
+
+  // Only while connecting: the addresses to try and why the last one failed.
+  std::unique_ptr<asio::ip::tcp::resolver> resolver_;
+  std::vector<asio::ip::tcp::endpoint> endpoints_;
+  std::error_code last_connect_error_;
+  std::string target_;   // "host:port" as asked, for messages
+  std::string source_;
+  std::uint32_t connect_generation_ = 0;
+  asio::ip::tcp::endpoint remote_;
+  bool connected_ = false;
+};
+
+// "30 s", "0.5 s": durations in messages.
+std::string describe_duration(engine::Duration duration);
+
+}  // namespace smtpsh::net

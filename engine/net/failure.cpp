@@ -1,0 +1,52 @@
+#include "engine/net/failure.hpp"
+
+#include <asio/error.hpp>
+
+namespace smtpsh::net {
+
+std::string_view failure_name(Failure failure) {
+  switch (failure) {
+    case Failure::none:
+      return "none";
+    case Failure::refused:
+      return "refused";
+    case Failure::timeout:
+      return "timeout";
+    case Failure::dns:
+      return "dns";
+    case Failure::unreachable:
+      return "unreachable";
+    case Failure::closed:
+      return "closed";
+    case Failure::protocol:
+      return "protocol";
+    case Failure::interrupted:
+      return "interrupted";
+    case Failure::other:
+      return "other";
+  }
+  return "other";
+}
+
+Failure classify(const std::error_code& ec, bool timed_out) {
+  if (!ec) return Failure::none;
+  if (ec == asio::error::operation_aborted)
+    return timed_out ? Failure::timeout : Failure::interrupted;
+  if (ec == asio::error::connection_refused) return Failure::refused;
+  if (ec == asio::error::timed_out) return Failure::timeout;
+  if (ec == asio::error::network_unreachable || ec == asio::error::host_unreachable ||
+      ec == asio::error::network_down || ec == asio::error::address_family_not_supported ||
+
+      ec == std::errc::address_not_available)
+    return Failure::unreachable;
+  if (ec == asio::error::eof || ec == asio::error::connection_reset ||
+      ec == asio::error::broken_pipe || ec == asio::error::connection_aborted ||
+      ec == asio::error::not_connected || ec == asio::error::bad_descriptor)
+    return Failure::closed;
+  if (ec.category() == asio::error::get_netdb_category() ||
+      ec.category() == asio::error::get_addrinfo_category())
+    return Failure::dns;
+  return Failure::other;
+}
+
+}  // namespace smtpsh::net

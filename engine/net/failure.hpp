@@ -1,0 +1,45 @@
+#pragma once
+// How a network step failed, in the stable words of the Lua API (DESIGN.md, "err.kind").
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+namespace smtpsh::net {
+
+enum class Failure : std::uint8_t {
+  none,
+  refused,      // the peer answered the SYN with a reset
+  timeout,      // the step's deadline passed
+  dns,          // the host name did not resolve
+  unreachable,  // no route, or the source address cannot be used
+  closed,       // the peer closed (or reset) the connection
+  protocol,     // the peer sent something we refuse to take (a line over the limit)
+  interrupted,  // cancelled on request (Ctrl-C, task cancellation)
+  other,
+};
+
+std::string_view failure_name(Failure failure);
+
+// Maps an error from a connect or an I/O step to its kind. `timed_out` says whether our own
+// deadline fired: Asio then reports operation_aborted, which alone means "cancelled".
+Failure classify(const std::error_code& ec, bool timed_out);
+
+// What an operation ended with: a kind, and a sentence for humans when it failed.
+struct Outcome {
+  Failure failure = Failure::none;
+  std::string message;
+
+  bool ok() const { return failure == Failure::none; }
+  void succeed() {
+    failure = Failure::none;
+    message.clear();
+  }
+  void fail(Failure kind, std::string text) {
+    failure = kind;
+    message = std::move(text);
+  }
+};
+
+}  // namespace smtpsh::net

@@ -1,0 +1,58 @@
+-- banner: connect to an SMTP server and print its greeting line, with the time it took.
+--
+-- usage:  smtpsh banner HOST[:PORT] [--timeout SECONDS]
+-- output: the greeting line on stdout; timing on stderr
+-- exit:   0 when a greeting arrived, 1 when it did not, 2 on bad usage
+
+local usage = "usage: smtpsh banner HOST[:PORT] [--timeout SECONDS]"
+
+local function fail_usage(message)
+  io.stderr:write("smtpsh banner: ", message, "\n", usage, "\n")
+  os.exit(2)
+end
+
+local target, timeout
+local i = 1
+while i <= select("#", ...) do
+  local word = select(i, ...)
+  if word == "--timeout" then
+    i = i + 1
+    timeout = tonumber((select(i, ...)))
+    if not timeout or timeout <= 0 then fail_usage("--timeout needs a number of seconds above 0") end
+  elseif word == "--help" then
+    print(usage)
+    os.exit(0)
+  elseif word:sub(1, 1) == "-" then
+    fail_usage("unknown option '" .. word .. "'")
+  elseif target then
+    fail_usage("one target only, got '" .. target .. "' and '" .. word .. "'")
+  else
+    target = word
+  end
+  i = i + 1
+end
+if not target then fail_usage("missing HOST[:PORT]") end
+
+local host, port = target:match("^%[(.+)%]:(%d+)$")
+if not host then host, port = target:match("^([^:]+):(%d+)$") end
+if not host then host, port = target, 25 end
+port = math.tointeger(tonumber(port))
+if not port or port < 1 or port > 65535 then fail_usage("bad port in '" .. target .. "'") end
+
+local started = task.now()
+local conn, err = net.connect(host, port, { timeout = timeout or 30 })
+if not conn then
+  io.stderr:write("smtpsh banner: ", tostring(err), "\n")
+  os.exit(1)
+end
+local connected = task.now()
+local line, rerr = conn:receive("l")
+local greeted = task.now()
+conn:close()
+if not line then
+  io.stderr:write("smtpsh banner: no greeting: ", tostring(rerr), "\n")
+  os.exit(1)
+end
+print(line)
+io.stderr:write(string.format("connected to %s in %.0f ms, greeting after %.0f ms more\n",
+  conn.remote_addr or target, (connected - started) * 1000, (greeted - connected) * 1000))

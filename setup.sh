@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what smtpsh needs from Debian packages, and nothing that is already there.
+#
+#   ./setup.sh          build dependencies (enough to build and run smtpsh)
+#   ./setup.sh --tests  also the real servers and tools the test suite runs against
+#
+# Idempotent: a second run installs nothing. Uses sudo when not run as root.
+set -euo pipefail
+
+build_packages=(g++ cmake pkg-config liblua5.4-dev libasio-dev libssl-dev libldns-dev
+                libedit-dev doctest-dev)
+# Real peers and reference tools of the test suite and benchmarks (see tests/README.md).
+test_packages=(python3 postfix python3-aiosmtpd swaks ldnsutils nsd lua5.4 openssl)
+
+packages=("${build_packages[@]}")
+case "${1:-}" in
+  --tests) packages+=("${test_packages[@]}") ;;
+  "") ;;
+  *) echo "setup.sh: unknown option '$1'; use --tests or nothing" >&2; exit 2 ;;
+esac
+
+missing=()
+for package in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$package")
+done
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+
+sudo=()
+if ((EUID != 0)); then
+  command -v sudo >/dev/null || { echo "setup.sh: run as root (needs: ${missing[*]})" >&2; exit 2; }
+  sudo=(sudo)
+fi
+echo "setup.sh: installing ${missing[*]}" >&2
+# Postfix asks how to configure itself; the tests need no configuration at all.
+echo "postfix postfix/main_mailer_type select No configuration" | "${sudo[@]}" debconf-set-selections
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -q -o DPkg::Lock::Timeout=300
+"${sudo[@]}" apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=300 "${missing[@]}"

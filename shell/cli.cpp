@@ -1,0 +1,88 @@
+#include "shell/cli.hpp"
+
+namespace smtpsh::shell {
+
+namespace {
+bool looks_like_file(const std::string& word) {
+  return word.find('/') != std::string::npos ||
+         (word.size() > 4 && word.compare(word.size() - 4, 4, ".lua") == 0);
+}
+}  // namespace
+
+std::string usage_text() {
+  return "usage: smtpsh [options] [FILE.lua | COMMAND] [ARGS...]\n"
+         "\n"
+         "  smtpsh                     interactive REPL (Lua 5.4 with task, net)\n"
+         "  smtpsh FILE.lua [ARGS...]  run a script; ARGS are in `arg` and `...`\n"
+         "  smtpsh COMMAND [ARGS...]   run the subcommand scripts/COMMAND.lua\n"
+         "  smtpsh -                   run standard input as a script\n"
+         "\n"
+         "options:\n"
+         "  -e CODE      run CODE (may be repeated)\n"
+         "  -i           enter the REPL after running the script or -e chunks\n"
+         "  --demo       start an in-process demo SMTP server on loopback, then the REPL\n"
+         "  --help       show this help\n"
+         "  --version    show the version\n"
+         "\n"
+         "Lua files are found in each directory of SMTPSH_PATH (colon separated), then in\n"
+         "~/.config/smtpsh, then in the copies built into smtpsh: DIR/scripts/NAME.lua for\n"
+         "subcommands, DIR/stdlib/NAME.lua for require \"smtpsh.NAME\".\n"
+         "Exit status: 0 success, 1 a script error, 2 bad usage.\n";
+}
+
+Invocation parse_command_line(const std::vector<std::string>& argv, bool stdin_is_terminal) {
+  Invocation result;
+  auto fail = [&](std::string message) {
+    result.mode = Invocation::Mode::usage_error;
+    result.error = std::move(message);
+    return result;
+  };
+  std::size_t i = 1;
+  for (; i < argv.size(); ++i) {
+    const std::string& word = argv[i];
+    if (word == "--") {
+      ++i;
+      break;
+    }
+    if (word == "-" || word.empty() || word[0] != '-') break;
+    if (word == "-e") {
+      if (i + 1 >= argv.size()) return fail("option '-e' needs an argument: smtpsh -e CODE");
+      result.chunks.push_back(argv[++i]);
+    } else if (word == "-i") {
+      result.interactive = true;
+    } else if (word == "--demo") {
+      result.demo = true;
+    } else if (word == "--help" || word == "-h") {
+      result.mode = Invocation::Mode::help;
+      return result;
+    } else if (word == "--version" || word == "-v") {
+      result.mode = Invocation::Mode::version;
+      return result;
+    } else {
+      return fail("unknown option '" + word + "'; see 'smtpsh --help'");
+    }
+  }
+
+  if (i < argv.size()) {
+    const std::string& word = argv[i];
+    result.script_index = static_cast<int>(i);
+    result.args.assign(argv.begin() + static_cast<std::ptrdiff_t>(i) + 1, argv.end());
+    if (word == "-") {
+      result.mode = Invocation::Mode::stdin_script;
+    } else {
+      result.target = word;
+      result.mode = looks_like_file(word) ? Invocation::Mode::script : Invocation::Mode::command;
+    }
+    return result;
+  }
+  if (!result.chunks.empty()) {
+    result.mode = Invocation::Mode::chunks;
+  } else if (result.demo || result.interactive || stdin_is_terminal) {
+    result.mode = Invocation::Mode::repl;
+  } else {
+    result.mode = Invocation::Mode::stdin_script;
+  }
+  return result;
+}
+
+}  // namespace smtpsh::shell

@@ -1,0 +1,71 @@
+#include "shell/interrupt.hpp"
+
+#include "bindings/scheduler.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <system_error>
+
+namespace smtpsh::shell {
+
+namespace {
+
+int wakeup_pipe[2] = {-1, -1};
+volatile sig_atomic_t armed = 0;
+
+extern "C" void on_sigint(int) {
+  int saved_errno = errno;
+  if (armed) {
+    lua::Scheduler::request_interrupt();
+    char byte = 1;
+    [[maybe_unused]] auto written = write(wakeup_pipe[1], &byte, 1);
+  }
+  errno = saved_errno;
+}
+
+}  // namespace
+
+InterruptWatch::InterruptWatch(asio::io_context& io, std::function<void()> on_interrupt)
+    : wakeup_(io), on_interrupt_(std::move(on_interrupt)) {
+  if (pipe2(wakeup_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+    throw std::system_error(errno, std::generic_category(), "cannot create the interrupt pipe");
+  wakeup_.assign(wakeup_pipe[0]);
+  struct sigaction action {};
+  action.sa_handler = on_sigint;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &action, nullptr);
+  wait();
+}
+
+InterruptWatch::~InterruptWatch() {
+  armed = 0;
+  signal(SIGINT, SIG_DFL);
+  std::error_code ignored;
+  wakeup_.close(ignored);
+  close(wakeup_pipe[1]);
+  wakeup_pipe[0] = wakeup_pipe[1] = -1;
+}
+
+void InterruptWatch::arm() {
+  // Drop a Ctrl-C that arrived between two chunks: it was meant for neither.
+  char drain[64];
+  while (read(wakeup_pipe[0], drain, sizeof drain) > 0) {
+  }
+  armed = 1;
+}
+
+void InterruptWatch::disarm() { armed = 0; }
+
+void InterruptWatch::wait() {
+  wakeup_.async_read_some(asio::buffer(&byte_, 1), [this](std::error_code ec, std::size_t) {
+    if (ec) return;  // closed: the watch is going away
+    if (armed) on_interrupt_();
+    wait();
+  });
+}
+
+}  // namespace smtpsh::shell

@@ -1,0 +1,150 @@
+// smtpsh: the command line, dispatched to the REPL, a script, -e chunks or a subcommand.
+#include "bindings/modules.hpp"
+#include "engine/server/demo_server.hpp"
+#include "shell/cli.hpp"
+#include "shell/repl.hpp"
+#include "shell/runner.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <exception>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace {
+
+using smtpsh::shell::Invocation;
+using smtpsh::shell::Runtime;
+
+constexpr int exit_ok = 0;
+constexpr int exit_script_error = 1;
+constexpr int exit_usage = 2;
+
+int usage_error(const std::string& message) {
+  std::fprintf(stderr, "smtpsh: %s\n", message.c_str());
+  return exit_usage;
+}
+
+// arg as lua.c sets it: arg[0] the script, arg[1..] its arguments, negative indices before.
+void set_arg_table(lua_State* L, const std::vector<std::string>& argv, int script_index) {
+  lua_createtable(L, static_cast<int>(argv.size()), script_index + 1);
+  for (std::size_t i = 0; i < argv.size(); ++i) {
+    lua_pushlstring(L, argv[i].data(), argv[i].size());
+    lua_rawseti(L, -2, static_cast<lua_Integer>(i) - script_index);
+  }
+  lua_setglobal(L, "arg");
+}
+
+// Loads the main chunk of a script or subcommand; returns an exit status when it cannot.
+int load_main_chunk(lua_State* L, const Invocation& invocation) {
+  using Mode = Invocation::Mode;
+  int status = LUA_OK;
+  if (invocation.mode == Mode::script) {
+    status = luaL_loadfilex(L, invocation.target.c_str(), "t");
+    if (status == LUA_ERRFILE) {
+      std::string message = lua_tostring(L, -1);
+      lua_pop(L, 1);
+      // luaL_loadfile says "cannot open NAME: reason"; keep it as the one line.
+      return usage_error(message.substr(0, message.find('\n')));
+    }
+  } else if (invocation.mode == Mode::stdin_script) {
+    status = luaL_loadfilex(L, nullptr, "t");
+  } else {
+    std::string relative = "scripts/" + invocation.target + ".lua";
+    status = smtpsh::lua::load_lua_file(L, relative.c_str(), smtpsh::embedded_scripts());
+    if (status == LUA_ERRFILE) {
+      std::string names;
+      for (const auto& name : smtpsh::lua::list_lua_files(L, "scripts", smtpsh::embedded_scripts()))
+        names += (names.empty() ? "" : ", ") + name;
+      return usage_error("unknown command '" + invocation.target + "'; available: " + names +
+                         " (or give a FILE.lua)");
+    }
+  }
+  if (status != LUA_OK) {
+    Runtime::print_error("smtpsh: ", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return exit_script_error;
+  }
+  return -1;
+}
+
+std::string demo_greeting(const smtpsh::engine::DemoServer& demo) {
+  std::string target = demo.host() + ":" + std::to_string(demo.port());
+  return "smtpsh " SMTPSH_VERSION " (" LUA_RELEASE ") with a demo SMTP server on " + target +
+         " (the table `demo`).\n"
+         "Probe it by typing these three lines:\n"
+         "  c = net.connect(demo.host, demo.port)\n"
+         "  c:receive(\"l\")\n"
+         "  c:send(\"EHLO me\\r\\n\") repeat line = c:receive(\"l\") print(line) until "
+         "line:sub(4, 4) == \" \"\n"
+         "Ctrl-D leaves, Ctrl-C interrupts what runs.\n";
+}
+
+int run(const std::vector<std::string>& argv) {
+  using Mode = Invocation::Mode;
+  Invocation invocation = smtpsh::shell::parse_command_line(argv, isatty(STDIN_FILENO) == 1);
+  switch (invocation.mode) {
+    case Mode::usage_error: return usage_error(invocation.error);
+    case Mode::help: std::fputs(smtpsh::shell::usage_text().c_str(), stdout); return exit_ok;
+    case Mode::version: std::puts("smtpsh " SMTPSH_VERSION " (" LUA_RELEASE ")"); return exit_ok;
+    default: break;
+  }
+
+  Runtime runtime;
+  lua_State* L = runtime.state();
+  set_arg_table(L, argv, invocation.script_index);
+
+  for (const std::string& chunk : invocation.chunks) {
+    if (luaL_loadbuffer(L, chunk.data(), chunk.size(), "=(command line)") != LUA_OK) {
+      Runtime::print_error("smtpsh: ", lua_tostring(L, -1));
+      return exit_script_error;
+    }
+    if (runtime.run_task(0, "smtpsh: ") < 0) return exit_script_error;
+    lua_settop(L, 0);
+  }
+
+  if (invocation.mode == Mode::script || invocation.mode == Mode::command ||
+      invocation.mode == Mode::stdin_script) {
+    if (int status = load_main_chunk(L, invocation); status >= 0) return status;
+    for (const std::string& word : invocation.args) lua_pushlstring(L, word.data(), word.size());
+    if (runtime.run_task(static_cast<int>(invocation.args.size()), "smtpsh: ") < 0)
+      return exit_script_error;
+    lua_settop(L, 0);
+  }
+
+  if (invocation.mode != Mode::repl && !invocation.interactive) return exit_ok;
+
+  std::unique_ptr<smtpsh::engine::DemoServer> demo;
+  std::string greeting;
+  if (invocation.demo) {
+    demo = std::make_unique<smtpsh::engine::DemoServer>("127.0.0.1", 0);
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, demo->host().c_str());
+    lua_setfield(L, -2, "host");
+    lua_pushinteger(L, demo->port());
+    lua_setfield(L, -2, "port");
+    lua_pushstring(L, (demo->host() + ":" + std::to_string(demo->port())).c_str());
+    lua_setfield(L, -2, "target");
+    lua_setglobal(L, "demo");
+    greeting = demo_greeting(*demo);
+  } else if (isatty(STDIN_FILENO)) {
+    greeting = "smtpsh " SMTPSH_VERSION " (" LUA_RELEASE "): Lua with task and net. "
+               "Ctrl-D leaves, Ctrl-C interrupts what runs.\n";
+  }
+  smtpsh::shell::ReplOptions options;
+  options.greeting = greeting.c_str();
+  return smtpsh::shell::run_repl(runtime, options);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(std::vector<std::string>(argv, argv + argc));
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "smtpsh: %s\n", e.what());
+    return exit_usage;
+  }
+}
