@@ -5,10 +5,6 @@
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/connect.hpp>
 #include <asio/post.hpp>
-#include <asio/read.hpp>
-#include <asio/read_until.hpp>
-#include <asio/write.hpp>
-
 
 namespace smtpsh::net {
 
@@ -16,13 +12,16 @@ namespace {
 // A buffer that once held a long line is given back when it empties, so an idle connection
 // stays small.
 constexpr std::size_t idle_buffer_capacity = 16 * 1024;
+// How much one read system call may take in.
+constexpr std::size_t read_chunk = 4096;
 }  // namespace
 
 std::string describe_duration(engine::Duration duration) {
   auto ms = duration.count();
   if (ms % 1000 == 0) return std::to_string(ms / 1000) + " s";
   std::string text = std::to_string(ms / 1000) + "." + std::to_string(1000 + ms % 1000).substr(1);
-  while (text.back() == '0') text.pop_back();
+  while (text.back() == '0')
+    text.pop_back();
   return text + " s";
 }
 
@@ -71,7 +70,8 @@ void Connection::connect(std::string_view host, std::uint16_t port, const Connec
   timeout_ = options.timeout;
   source_ = options.source;
   target_ = std::string(host) + ":" + std::to_string(port);
-  if (host.find(':') != std::string_view::npos) target_ = "[" + std::string(host) + "]:" + std::to_string(port);
+  if (host.find(':') != std::string_view::npos)
+    target_ = "[" + std::string(host) + "]:" + std::to_string(port);
   closed_locally_ = false;
   connected_ = false;
   last_connect_error_.clear();
@@ -105,10 +105,11 @@ void Connection::start_resolve(const std::string& host, std::uint16_t port) {
     if (resolver_) resolver_->cancel();
     ++connect_generation_;
     if (write_.deadline.expired())
-      write_.outcome.fail(Failure::timeout,
-                          "resolving " + target_ + " timed out after " + describe_duration(timeout_));
+      write_.outcome.fail(Failure::timeout, "resolving " + target_ + " timed out after " +
+                                                describe_duration(timeout_));
     else if (closed_locally_)
-      write_.outcome.fail(Failure::closed, "connect to " + target_ + " abandoned: connection closed");
+      write_.outcome.fail(Failure::closed,
+                          "connect to " + target_ + " abandoned: connection closed");
     else
       write_.outcome.fail(Failure::interrupted, "connect to " + target_ + " interrupted");
     finish_soon(write_);
@@ -126,7 +127,8 @@ void Connection::start_resolve(const std::string& host, std::uint16_t port) {
           return self->finish(self->write_);
         }
         self->endpoints_.clear();
-        for (const auto& entry : results) self->endpoints_.push_back(entry.endpoint());
+        for (const auto& entry : results)
+          self->endpoints_.push_back(entry.endpoint());
         self->try_endpoint(0);
       });
 }
@@ -189,10 +191,18 @@ void Connection::fail_connect(const Direction& direction, const std::error_code&
     case Failure::timeout:
       text = "connect to " + target_ + " timed out after " + describe_duration(timeout_);
       break;
-    case Failure::refused: text = "connection refused by " + target_; break;
-    case Failure::interrupted: text = "connect to " + target_ + " interrupted"; break;
-    case Failure::closed: text = "connect to " + target_ + " abandoned: connection closed"; break;
-    default: text = "cannot connect to " + target_ + ": " + ec.message(); break;
+    case Failure::refused:
+      text = "connection refused by " + target_;
+      break;
+    case Failure::interrupted:
+      text = "connect to " + target_ + " interrupted";
+      break;
+    case Failure::closed:
+      text = "connect to " + target_ + " abandoned: connection closed";
+      break;
+    default:
+      text = "cannot connect to " + target_ + ": " + ec.message();
+      break;
   }
   endpoints_.clear();
   write_.outcome.fail(failure, std::move(text));
@@ -203,23 +213,32 @@ void Connection::fail_connect(const Direction& direction, const std::error_code&
 void Connection::send(std::string_view bytes, Notify notify, void* context) {
   begin(write_, notify, context);
   bytes_sent_ = 0;
-  asio::async_write(
-      socket_, asio::buffer(bytes.data(), bytes.size()),
-      asio::bind_cancellation_slot(write_.deadline.slot(), [self = shared_from_this()](
-                                                                std::error_code ec, std::size_t n) {
-        self->bytes_sent_ = n;
-        if (ec) {
-          Failure failure = self->failure_of(self->write_, ec);
-          std::string text = "sending to " + self->peer_name();
-          if (failure == Failure::timeout)
-            text += " timed out after " + describe_duration(self->timeout_);
-          else
-            text += ": " + (failure == Failure::closed ? std::string("connection closed")
-                                                       : ec.message());
-          self->write_.outcome.fail(failure, std::move(text));
-        }
-        self->finish(self->write_);
-      }));
+  pending_send_ = bytes;
+  continue_send();
+}
+
+// Asio 1.22's composed operations do not pass per-operation cancellation on to the socket,
+// so reads and writes are driven here one system call at a time, each bound to the deadline.
+void Connection::continue_send() {
+  socket_.async_write_some(
+      asio::buffer(pending_send_.data() + bytes_sent_, pending_send_.size() - bytes_sent_),
+      asio::bind_cancellation_slot(
+          write_.deadline.slot(), [self = shared_from_this()](std::error_code ec, std::size_t n) {
+            self->bytes_sent_ += n;
+            if (!ec && self->bytes_sent_ < self->pending_send_.size()) return self->continue_send();
+            if (ec) {
+              Failure failure = self->failure_of(self->write_, ec);
+              std::string text = "sending to " + self->peer_name();
+              if (failure == Failure::timeout)
+                text += " timed out after " + describe_duration(self->timeout_);
+              else
+                text += ": " + (failure == Failure::closed ? std::string("connection closed")
+                                                           : ec.message());
+              self->write_.outcome.fail(failure, std::move(text));
+            }
+            self->pending_send_ = {};
+            self->finish(self->write_);
+          }));
 }
 
 // --- reads -----------------------------------------------------------------------------------
@@ -260,30 +279,40 @@ bool Connection::take_buffered_line() {
 void Connection::read_line(Notify notify, void* context) {
   discard_consumed();
   begin(read_, notify, context);
-  asio::async_read_until(
-      socket_, asio::dynamic_buffer(buffer_, max_line + 2), '\n',
-      asio::bind_cancellation_slot(
-          read_.deadline.slot(), [self = shared_from_this()](std::error_code ec, std::size_t n) {
-            self->on_line(ec, n);
-          }));
+  if (buffer_.find('\n') != std::string::npos) {
+    take_buffered_line();
+    return finish_soon(read_);
+  }
+  scanned_ = buffer_.size();
+  read_more([](Connection& self, const std::error_code& ec) { self.on_line(ec); });
 }
 
-void Connection::on_line(const std::error_code& ec, std::size_t length) {
+void Connection::read_more(void (*next)(Connection&, const std::error_code&)) {
+  std::size_t old_size = buffer_.size();
+  buffer_.resize(old_size + read_chunk);
+  socket_.async_read_some(asio::buffer(buffer_.data() + old_size, read_chunk),
+                          asio::bind_cancellation_slot(read_.deadline.slot(),
+                                                       [self = shared_from_this(), old_size, next](
+                                                           std::error_code ec, std::size_t n) {
+                                                         self->buffer_.resize(old_size + n);
+                                                         next(*self, ec);
+                                                       }));
+}
+
+void Connection::on_line(const std::error_code& ec) {
   if (!ec) {
-    data_ = line_at(length - 1);
-    consumed_ = length;
-    if (data_.size() > max_line) {
-      read_.outcome.fail(Failure::protocol, "line too long: over " + std::to_string(max_line) +
-                                                " bytes from " + format_endpoint(remote_));
-      data_ = {};
+    auto newline = buffer_.find('\n', scanned_);
+    if (newline == std::string::npos && buffer_.size() <= max_line + 1) {
+      scanned_ = buffer_.size();
+      return read_more([](Connection& self, const std::error_code& e) { self.on_line(e); });
     }
-    return finish(read_);
-  }
-  if (ec == asio::error::not_found) {
+    if (newline != std::string::npos) {
+      take_buffered_line();
+      return finish(read_);
+    }
     // The limit was reached without a line end: drop what was buffered rather than grow.
     read_.outcome.fail(Failure::protocol, "line too long: over " + std::to_string(max_line) +
-                                              " bytes without a line end from " +
-                                              format_endpoint(remote_));
+                                              " bytes without a line end from " + peer_name());
     buffer_.clear();
     buffer_.shrink_to_fit();
     data_ = {};
@@ -296,7 +325,8 @@ void Connection::on_line(const std::error_code& ec, std::size_t length) {
   if (failure == Failure::timeout)
     text += " timed out after " + describe_duration(timeout_);
   else if (failure == Failure::closed)
-    text = "connection closed by " + peer_name() + (data_.empty() ? "" : " in the middle of a line");
+    text =
+        "connection closed by " + peer_name() + (data_.empty() ? "" : " in the middle of a line");
   else
     text += ": " + ec.message();
   read_.outcome.fail(failure, std::move(text));
@@ -315,19 +345,20 @@ bool Connection::take_buffered(std::size_t count) {
 void Connection::read_exactly(std::size_t count, Notify notify, void* context) {
   discard_consumed();
   begin(read_, notify, context);
-  std::size_t missing = count > buffer_.size() ? count - buffer_.size() : 0;
-  asio::async_read(socket_, asio::dynamic_buffer(buffer_), asio::transfer_at_least(missing),
-                   asio::bind_cancellation_slot(
-                       read_.deadline.slot(), [self = shared_from_this(), count](
-                                                  std::error_code ec, std::size_t) {
-                         self->on_bytes(ec, count);
-                       }));
+  wanted_ = count;
+  if (buffer_.size() >= count) {
+    take_buffered(count);
+    return finish_soon(read_);
+  }
+  read_more([](Connection& self, const std::error_code& ec) { self.on_bytes(ec); });
 }
 
-void Connection::on_bytes(const std::error_code& ec, std::size_t wanted) {
+void Connection::on_bytes(const std::error_code& ec) {
+  const std::size_t wanted = wanted_;
   if (!ec) {
-    data_ = std::string_view(buffer_.data(), wanted);
-    consumed_ = wanted;
+    if (buffer_.size() < wanted)
+      return read_more([](Connection& self, const std::error_code& e) { self.on_bytes(e); });
+    take_buffered(wanted);
     return finish(read_);
   }
   Failure failure = failure_of(read_, ec);

@@ -104,8 +104,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void try_endpoint(std::size_t index);
   void fail_connect(const Direction& direction, const std::error_code& ec);
 
-  void on_line(const std::error_code& ec, std::size_t length);
-  void on_bytes(const std::error_code& ec, std::size_t wanted);
+  void continue_send();
+  void read_more(void (*next)(Connection&, const std::error_code&));
+  void on_line(const std::error_code& ec);
+  void on_bytes(const std::error_code& ec);
   void discard_consumed();
   std::string_view line_at(std::size_t newline) const;
   std::string peer_name() const;
@@ -115,10 +117,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Direction read_;
   Direction write_;
 
-  std::string buffer_;         // bytes received, the first consumed_ of them already handed out
+  std::string buffer_;  // bytes received, the first consumed_ of them already handed out
   std::size_t consumed_ = 0;
   std::string_view data_;
   std::size_t bytes_sent_ = 0;
+  std::string_view pending_send_;  // the caller's bytes, while a send is in flight
+  std::size_t scanned_ = 0;        // bytes of buffer_ already searched for a line end
+  std::size_t wanted_ = 0;         // the byte count of read_exactly
   engine::Duration timeout_ = std::chrono::seconds(30);
   bool closed_locally_ = false;
 
@@ -126,7 +131,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::unique_ptr<asio::ip::tcp::resolver> resolver_;
   std::vector<asio::ip::tcp::endpoint> endpoints_;
   std::error_code last_connect_error_;
-  std::string target_;   // "host:port" as asked, for messages
+  std::string target_;  // "host:port" as asked, for messages
   std::string source_;
   std::uint32_t connect_generation_ = 0;
   asio::ip::tcp::endpoint remote_;

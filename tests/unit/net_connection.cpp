@@ -179,7 +179,7 @@ TEST_CASE("a full accept queue makes connect time out at the deadline") {
   std::this_thread::sleep_for(50ms);
   engine::Loop loop;
   auto started = engine::Clock::now();
-  auto conn = connect(loop, "127.0.0.1", peer.port(), {.timeout = 300ms});
+  auto conn = connect(loop, "127.0.0.1", peer.port(), {.source = {}, .timeout = 300ms});
   auto elapsed = engine::Clock::now() - started;
   for (int s : fillers) close(s);
   CHECK(conn->write_outcome().failure == net::Failure::timeout);
@@ -253,7 +253,7 @@ TEST_CASE("a silent peer makes a read time out; interrupt and close end reads ea
   RawPeer peer("", false);
   peer.serve();
   engine::Loop loop;
-  auto conn = connect(loop, "127.0.0.1", peer.port(), {.timeout = 200ms});
+  auto conn = connect(loop, "127.0.0.1", peer.port(), {.source = {}, .timeout = 200ms});
   auto started = engine::Clock::now();
   read_line(loop, *conn);
   CHECK(conn->read_outcome().failure == net::Failure::timeout);

@@ -1,0 +1,17 @@
+-- net_connect_timeout.lua PORT: against `tcp_peer.py backlog` (connects stall).
+local port = assert(tonumber(arg[1]), "usage: net_connect_timeout.lua PORT")
+local function eq(got, want, what)
+  if got ~= want then
+    error(string.format("%s: got %q, want %q", what, tostring(got), tostring(want)), 2)
+  end
+end
+local c, err = net.connect("127.0.0.1", port, {timeout = 0.5})
+eq(c, nil, "net.connect to a stalled listener")
+if err == nil then error("net.connect returned neither a connection nor an error") end
+eq(err.kind, "timeout", "err.kind")
+if type(err.stage) ~= "string" or #err.stage == 0 then
+  error("err.stage should be a non-empty string, got " .. tostring(err.stage))
+end
+local s = tostring(err)
+if #s < 10 or s:match("^table: ") then error("tostring(err) is not readable: " .. s) end
+print("OK net_connect_timeout")
