@@ -148,6 +148,35 @@ class TestRepl(ReplTestCase):
             r.expect(line("12"))
             r.expect_prompt()
 
+    def test_ctrl_c_stops_a_busy_lua_loop(self):
+        # No I/O to cancel here: the count hook set from the signal handler stops it.
+        r = self.repl()
+        r.expect_prompt(timeout=10)
+        r.send("while true do end")
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        r.ctrl_c()
+        r.expect(r"interrupted", timeout=2)
+        r.expect_prompt(timeout=2)
+        self.assertLess(time.monotonic() - t0, 2.0)
+        r.send("3+4")
+        r.expect(line("7"))
+
+    def test_tab_completes_fields_and_methods(self):
+        r = self.repl()
+        r.expect_prompt(timeout=10)
+        r.wait_raw()
+        r.write("net.con\t")
+        r.expect(r"net\.connect", timeout=3)
+        r.write("\x15")  # Ctrl-U: clear the line
+        r.send('s = "x"')
+        r.expect_prompt()
+        r.wait_raw()
+        r.write("s:upp\t")
+        r.expect(r"s:upper", timeout=3)
+        r.write("()\n")
+        r.expect(line('"X"'))
+
     def test_history_saved_and_recalled(self):
         typed = "print(4200+42)"  # no blanks: survives any history file encoding
         r = self.repl(term="xterm")

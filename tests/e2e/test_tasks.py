@@ -63,3 +63,59 @@ class TestTasks(SmtpshTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestTaskEdges(SmtpshTestCase):
+    """What the scheduler does when tasks misbehave: no hang, no silent loss."""
+
+    def test_deadlock_is_an_error_not_a_hang(self):
+        code = ("local a, b\n"
+                "a = task.spawn(function() task.sleep(0.01); return task.wait(b) end)\n"
+                "b = task.spawn(function() task.sleep(0.01); return task.wait(a) end)\n"
+                "local ok, err = task.wait(a)\n")
+        cp, elapsed = timed_run(["-e", code])
+        self.assertExit(cp, 1)
+        self.assertIn("deadlock", cp.stderr, describe(cp))
+        self.assertLess(elapsed, 5.0, describe(cp))
+
+    def test_failed_task_nobody_waited_for_is_reported_and_fails_the_run(self):
+        cp = run_smtpsh(["-e", "task.spawn(function() error('lost-' .. 'task') end)"])
+        self.assertExit(cp, 1)
+        self.assertIn("error in a task nobody waited for", cp.stderr, describe(cp))
+        self.assertIn("lost-task", cp.stderr, describe(cp))
+
+    def test_waited_failure_is_a_value_not_a_report(self):
+        code = ("local t = task.spawn(function() error({code = 7}) end)\n"
+                "local ok, err = task.wait(t)\n"
+                "print(ok, err.code)")
+        cp = run_smtpsh(["-e", code])
+        self.assertExit(cp, 0)
+        self.assertEqual(cp.stdout, "nil\t7\n", describe(cp))
+        self.assertEqual(cp.stderr, "", describe(cp))
+
+    def test_coroutine_yield_in_a_task_gives_others_a_turn(self):
+        code = ("local log = {}\n"
+                "local a = task.spawn(function() for i = 1, 3 do log[#log+1] = 'a' .. i; coroutine.yield() end end)\n"
+                "local b = task.spawn(function() for i = 1, 3 do log[#log+1] = 'b' .. i; coroutine.yield() end end)\n"
+                "task.all{a, b}\n"
+                "print(table.concat(log, ' '))")
+        cp = run_smtpsh(["-e", code])
+        self.assertExit(cp, 0)
+        self.assertEqual(cp.stdout, "a1 b1 a2 b2 a3 b3\n", describe(cp))
+
+    def test_io_from_a_plain_coroutine_is_a_clear_error(self):
+        code = "coroutine.wrap(function() task.sleep(0.1) end)()"
+        cp = run_smtpsh(["-e", code])
+        self.assertExit(cp, 1)
+        self.assertIn("task.sleep must be called from a task", cp.stderr, describe(cp))
+
+    def test_wrong_arguments_raise_with_the_signature(self):
+        cp = run_smtpsh(["-e", "net.connect('127.0.0.1', 99999)"])
+        self.assertExit(cp, 1)
+        self.assertIn("port must be 1..65535", cp.stderr, describe(cp))
+        cp = run_smtpsh(["-e", "net.connect('127.0.0.1', 25, {timeout = -1})"])
+        self.assertExit(cp, 1)
+        self.assertIn("net.connect(host, port [, {timeout=, source=}])", cp.stderr, describe(cp))
+        cp = run_smtpsh(["-e", "task.all{1}"])
+        self.assertExit(cp, 1)
+        self.assertIn("element 1 is a number, not a task", cp.stderr, describe(cp))
