@@ -7,7 +7,7 @@
 namespace smtpsh {
 
 struct EmbeddedFile {
-  std::string_view path;    // relative to the repository root: "stdlib/pretty.lua"
+  std::string_view path;  // relative to the repository root: "stdlib/pretty.lua"
   std::string_view source;
 };
 

@@ -50,7 +50,8 @@ int search_stdlib(lua_State* L) {
   const char* relative = lua_pushfstring(L, "stdlib/%s.lua", lua_tostring(L, -1));
   int status = load_lua_file(L, relative, embedded_stdlib());
   if (status == LUA_ERRFILE) {
-    lua_pushfstring(L, "no file '%s' in SMTPSH_PATH, ~/.config/smtpsh or the embedded stdlib", relative);
+    lua_pushfstring(L, "no file '%s' in SMTPSH_PATH, ~/.config/smtpsh or the embedded stdlib",
+                    relative);
     return 1;
   }
   if (status != LUA_OK) return lua_error(L);
@@ -140,7 +141,8 @@ std::vector<std::string> list_lua_files(lua_State* L, const std::string& folder,
     for (lua_Integer i = 1; i <= luaL_len(L, -1); ++i) {
       lua_geti(L, -1, i);
       std::error_code ec;
-      std::filesystem::directory_iterator it(std::filesystem::path(lua_tostring(L, -1)) / folder, ec);
+      std::filesystem::directory_iterator it(std::filesystem::path(lua_tostring(L, -1)) / folder,
+                                             ec);
       lua_pop(L, 1);
       for (; !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
         const auto& path = it->path();

@@ -40,7 +40,9 @@ AddressText address_text(const std::string& address) {
   return result;
 }
 
-void cancel_io(Task&, void* connection) { static_cast<net::Connection*>(connection)->interrupt(); }
+void cancel_io(Task&, void* connection) {
+  static_cast<net::Connection*>(connection)->interrupt();
+}
 
 // --- net.connect -----------------------------------------------------------------------------
 
@@ -57,8 +59,8 @@ int connect_done(lua_State* L, int, lua_KContext) {
 }
 
 // Kept apart from net_connect so its C++ temporaries are gone before Lua may yield or raise.
-bool start_connect(lua_State* L, LuaConn& wrapper, Task& task, const char* host,
-                   std::uint16_t port, const char* source, double timeout) {
+bool start_connect(lua_State* L, LuaConn& wrapper, Task& task, const char* host, std::uint16_t port,
+                   const char* source, double timeout) {
   try {
     net::ConnectOptions options;
     if (source) options.source = source;
@@ -126,7 +128,8 @@ int conn_send(lua_State* L) {
   size_t length = 0;
   const char* bytes = luaL_checklstring(L, 2, &length);
   lua_settop(L, 2);  // the string stays on this stack, alive until the write ends
-  if (conn.writing()) return luaL_error(L, "conn:send: another task is already sending on this connection");
+  if (conn.writing())
+    return luaL_error(L, "conn:send: another task is already sending on this connection");
   if (!conn.is_open()) return push_closed(L, "send");
   if (length == 0) {
     lua_pushinteger(L, 0);
@@ -172,8 +175,10 @@ int conn_receive(lua_State* L) {
       return luaL_argerror(L, 2, "conn:receive([\"l\" | n]): expected \"l\" or a byte count");
   }
   lua_settop(L, 2);
-  if (conn.reading()) return luaL_error(L, "conn:receive: another task is already reading from this connection");
-  if (line ? conn.take_buffered_line() : conn.take_buffered(count)) return push_read_outcome(L, conn);
+  if (conn.reading())
+    return luaL_error(L, "conn:receive: another task is already reading from this connection");
+  if (line ? conn.take_buffered_line() : conn.take_buffered(count))
+    return push_read_outcome(L, conn);
   if (!conn.is_open()) {
     lua_pushnil(L);
     push_error(L, "closed", "receive", "connection is closed");
@@ -222,8 +227,10 @@ int conn_close_scope(lua_State* L) {
 }
 
 int push_address(lua_State* L, const AddressText& address) {
-  if (address.size == 0) lua_pushnil(L);
-  else lua_pushlstring(L, address.text, address.size);
+  if (address.size == 0)
+    lua_pushnil(L);
+  else
+    lua_pushlstring(L, address.text, address.size);
   return 1;
 }
 
@@ -244,8 +251,10 @@ int conn_tostring(lua_State* L) {
 int conn_index(lua_State* L) {
   net::Connection& conn = check_conn(L, 1);
   const char* key = luaL_checkstring(L, 2);
-  if (std::strcmp(key, "local_addr") == 0) return push_address(L, address_text(conn.local_address()));
-  if (std::strcmp(key, "remote_addr") == 0) return push_address(L, address_text(conn.remote_address()));
+  if (std::strcmp(key, "local_addr") == 0)
+    return push_address(L, address_text(conn.local_address()));
+  if (std::strcmp(key, "remote_addr") == 0)
+    return push_address(L, address_text(conn.remote_address()));
   lua_getmetatable(L, 1);
   lua_getfield(L, -1, "__fields");
   lua_getfield(L, -1, key);
@@ -254,8 +263,9 @@ int conn_index(lua_State* L) {
 }
 
 const luaL_Reg conn_methods[] = {
-    {"send", conn_send},   {"receive", conn_receive},       {"close", conn_close},
-    {"settimeout", conn_settimeout}, {nullptr, nullptr},
+    {"send", conn_send},   {"receive", conn_receive},
+    {"close", conn_close}, {"settimeout", conn_settimeout},
+    {nullptr, nullptr},
 };
 
 const luaL_Reg net_functions[] = {

@@ -3,6 +3,7 @@
 #include <asio/post.hpp>
 
 #include <atomic>
+#include <cstdlib>
 #include <new>
 
 namespace smtpsh::lua {
@@ -14,14 +15,16 @@ constexpr const char* unobserved_key = "smtpsh.unobserved";
 constexpr const char* task_metatable = "smtpsh.task";
 
 // Uservalue slots of a task handle.
-constexpr int slot_thread = 1;    // the coroutine, while the task runs
-constexpr int slot_outcome = 2;   // a table of results, or the error value
-constexpr int slot_traceback = 3; // the traceback string of a failure
+constexpr int slot_thread = 1;     // the coroutine, while the task runs
+constexpr int slot_outcome = 2;    // a table of results, or the error value
+constexpr int slot_traceback = 3;  // the traceback string of a failure
 
 // The thread being resumed right now, for the signal handler to hook.
 std::atomic<lua_State*> running_thread{nullptr};
 
-Task*& task_of(lua_State* L) { return *static_cast<Task**>(lua_getextraspace(L)); }
+Task*& task_of(lua_State* L) {
+  return *static_cast<Task**>(lua_getextraspace(L));
+}
 
 void interrupt_hook(lua_State* L, lua_Debug*) {
   lua_sethook(L, nullptr, 0, 0);
@@ -77,15 +80,19 @@ Scheduler& Scheduler::get(lua_State* L) {
   return *scheduler;
 }
 
-Task* Scheduler::current(lua_State* L) { return task_of(L); }
+Task* Scheduler::current(lua_State* L) {
+  return task_of(L);
+}
 
 Task& Scheduler::require_current(lua_State* L, const char* name) {
   Task* task = task_of(L);
-  if (task == nullptr || task->thread != L)
+  if (task == nullptr || task->thread != L) {
     luaL_error(L,
                "%s must be called from a task, not from the main thread or a coroutine it made "
                "(wrap the code in task.spawn)",
                name);
+    std::abort();  // not reached: luaL_error does not return
+  }
   return *task;
 }
 
@@ -124,8 +131,10 @@ void Scheduler::link_live(Task& task) {
 }
 
 void Scheduler::unlink_live(Task& task) {
-  if (task.prev_live) task.prev_live->next_live = task.next_live;
-  else live_head_ = task.next_live;
+  if (task.prev_live)
+    task.prev_live->next_live = task.next_live;
+  else
+    live_head_ = task.next_live;
   if (task.next_live) task.next_live->prev_live = task.prev_live;
   task.prev_live = task.next_live = nullptr;
   --live_count_;
@@ -133,8 +142,8 @@ void Scheduler::unlink_live(Task& task) {
 
 // --- suspending and resuming -----------------------------------------------------------------
 
-int Scheduler::suspend(lua_State* L, Task& task, lua_KFunction k, lua_KContext ctx,
-                       CancelFn cancel, void* cancel_context) {
+int Scheduler::suspend(lua_State* L, Task& task, lua_KFunction k, lua_KContext ctx, CancelFn cancel,
+                       void* cancel_context) {
   task.state = Task::State::waiting;
   task.cancel = cancel;
   task.cancel_context = cancel_context;
@@ -208,7 +217,8 @@ void Scheduler::finish(Task& task, int status, int nresults) {
     lua_createtable(aux_, nresults, 1);
     int results = lua_gettop(aux_);
     lua_xmove(co, aux_, nresults);
-    for (int i = nresults; i >= 1; --i) lua_rawseti(aux_, results, i);
+    for (int i = nresults; i >= 1; --i)
+      lua_rawseti(aux_, results, i);
     lua_pushinteger(aux_, nresults);
     lua_setfield(aux_, results, "n");
     lua_setiuservalue(aux_, handle, slot_outcome);
@@ -311,7 +321,8 @@ int Scheduler::push_results(lua_State* L, int handle_index) {
   auto n = static_cast<int>(lua_tointeger(L, -1));
   lua_pop(L, 1);
   luaL_checkstack(L, n, "too many results to return from a task");
-  for (int i = 1; i <= n; ++i) lua_rawgeti(L, results, i);
+  for (int i = 1; i <= n; ++i)
+    lua_rawgeti(L, results, i);
   lua_remove(L, results);
   return n;
 }
@@ -335,7 +346,8 @@ void Scheduler::drive() {
     if (attempt == 0) {
       interrupt_all(deadlock);
     } else {
-      while (live_head_) abandon(*live_head_, deadlock);
+      while (live_head_)
+        abandon(*live_head_, deadlock);
     }
   }
   interrupt_requested_ = 0;

@@ -39,7 +39,9 @@ int sleeper_gc(lua_State* L) {
   return 0;
 }
 
-void cancel_sleep(Task&, void* sleeper) { static_cast<Sleeper*>(sleeper)->timer.cancel(); }
+void cancel_sleep(Task&, void* sleeper) {
+  static_cast<Sleeper*>(sleeper)->timer.cancel();
+}
 
 int sleep_done(lua_State* L, int, lua_KContext) {
   Scheduler::check_abort(L);
@@ -108,7 +110,8 @@ int all_continue(lua_State* L, int, lua_KContext next) {
     }
     lua_createtable(L, n, 1);
     lua_insert(L, handle + 1);  // handle, pack, results...
-    for (int k = n; k >= 1; --k) lua_rawseti(L, handle + 1, k);
+    for (int k = n; k >= 1; --k)
+      lua_rawseti(L, handle + 1, k);
     lua_pushinteger(L, n);
     lua_setfield(L, handle + 1, "n");
     lua_rawseti(L, results, i);

@@ -58,7 +58,9 @@ void InterruptWatch::arm() {
   armed = 1;
 }
 
-void InterruptWatch::disarm() { armed = 0; }
+void InterruptWatch::disarm() {
+  armed = 0;
+}
 
 void InterruptWatch::wait() {
   wakeup_.async_read_some(asio::buffer(&byte_, 1), [this](std::error_code ec, std::size_t) {

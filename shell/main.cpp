@@ -86,10 +86,16 @@ int run(const std::vector<std::string>& argv) {
   using Mode = Invocation::Mode;
   Invocation invocation = smtpsh::shell::parse_command_line(argv, isatty(STDIN_FILENO) == 1);
   switch (invocation.mode) {
-    case Mode::usage_error: return usage_error(invocation.error);
-    case Mode::help: std::fputs(smtpsh::shell::usage_text().c_str(), stdout); return exit_ok;
-    case Mode::version: std::puts("smtpsh " SMTPSH_VERSION " (" LUA_RELEASE ")"); return exit_ok;
-    default: break;
+    case Mode::usage_error:
+      return usage_error(invocation.error);
+    case Mode::help:
+      std::fputs(smtpsh::shell::usage_text().c_str(), stdout);
+      return exit_ok;
+    case Mode::version:
+      std::puts("smtpsh " SMTPSH_VERSION " (" LUA_RELEASE ")");
+      return exit_ok;
+    default:
+      break;
   }
 
   Runtime runtime;
@@ -108,7 +114,8 @@ int run(const std::vector<std::string>& argv) {
   if (invocation.mode == Mode::script || invocation.mode == Mode::command ||
       invocation.mode == Mode::stdin_script) {
     if (int status = load_main_chunk(L, invocation); status >= 0) return status;
-    for (const std::string& word : invocation.args) lua_pushlstring(L, word.data(), word.size());
+    for (const std::string& word : invocation.args)
+      lua_pushlstring(L, word.data(), word.size());
     if (runtime.run_task(static_cast<int>(invocation.args.size()), "smtpsh: ") < 0)
       return exit_script_error;
     lua_settop(L, 0);
@@ -130,7 +137,8 @@ int run(const std::vector<std::string>& argv) {
     lua_setglobal(L, "demo");
     greeting = demo_greeting(*demo);
   } else if (isatty(STDIN_FILENO)) {
-    greeting = "smtpsh " SMTPSH_VERSION " (" LUA_RELEASE "): Lua with task and net. "
+    greeting = "smtpsh " SMTPSH_VERSION " (" LUA_RELEASE
+               "): Lua with task and net. "
                "Ctrl-D leaves, Ctrl-C interrupts what runs.\n";
   }
   smtpsh::shell::ReplOptions options;

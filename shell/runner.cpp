@@ -28,7 +28,8 @@ int print_values_protected(lua_State* L) {
   lua_getglobal(L, "io");
   lua_getfield(L, -1, "write");
   lua_remove(L, -2);  // io
-  for (int i = 1; i <= count; ++i) lua_pushvalue(L, i);
+  for (int i = 1; i <= count; ++i)
+    lua_pushvalue(L, i);
   lua_call(L, count + 1, 0);
   return 0;
 }
@@ -46,8 +47,8 @@ Runtime::Runtime() {
     lua_close(L_);
     throw std::runtime_error("cannot set up Lua: " + message);
   }
-  interrupts_ = std::make_unique<InterruptWatch>(
-      io(), [this] { lua::Scheduler::get(L_).interrupt_all(); });
+  interrupts_ =
+      std::make_unique<InterruptWatch>(io(), [this] { lua::Scheduler::get(L_).interrupt_all(); });
 }
 
 Runtime::~Runtime() {
@@ -55,7 +56,9 @@ Runtime::~Runtime() {
   lua_close(L_);
 }
 
-asio::io_context& Runtime::io() { return lua::Scheduler::get(L_).io(); }
+asio::io_context& Runtime::io() {
+  return lua::Scheduler::get(L_).io();
+}
 
 void Runtime::print_error(const char* prefix, const char* message) {
   std::fflush(stdout);

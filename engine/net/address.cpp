@@ -56,7 +56,8 @@ std::optional<HostPort> parse_host_port(std::string_view target, std::uint16_t d
   }
   if (result.host.empty()) return bad("empty host");
   for (char c : result.host) {
-    if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f) return bad("control or space character in host");
+    if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f)
+      return bad("control or space character in host");
   }
   if (!port_text.empty()) {
     auto port = parse_port(port_text);

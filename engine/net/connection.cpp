@@ -11,7 +11,7 @@ namespace smtpsh::net {
 namespace {
 // A buffer that once held a long line is given back when it empties, so an idle connection
 // stays small.
-constexpr std::size_t idle_buffer_capacity = 16 * 1024;
+constexpr std::size_t idle_buffer_capacity = std::size_t{16} * 1024;
 // How much one read system call may take in.
 constexpr std::size_t read_chunk = 4096;
 }  // namespace
@@ -117,7 +117,7 @@ void Connection::start_resolve(const std::string& host, std::uint16_t port) {
   resolver_->async_resolve(
       host, std::to_string(port),
       [self = shared_from_this(), generation = connect_generation_, host](
-          const std::error_code& ec, asio::ip::tcp::resolver::results_type results) {
+          const std::error_code& ec, const asio::ip::tcp::resolver::results_type& results) {
         if (generation != self->connect_generation_) return;
         self->write_.deadline.slot().clear();
         self->resolver_.reset();

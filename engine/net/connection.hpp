@@ -36,7 +36,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // A line longer than this (not counting its CRLF) is refused, not buffered without bound.
   static constexpr std::size_t max_line = 65536;
   // The largest byte count one read may ask for.
-  static constexpr std::size_t max_read = 16 * 1024 * 1024;
+  static constexpr std::size_t max_read = std::size_t{16} * 1024 * 1024;
 
   static std::shared_ptr<Connection> create(asio::io_context& io);
 

@@ -1,9 +1,9 @@
 #include "engine/loop/loop.hpp"
 
+#include <doctest/doctest.h>
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/post.hpp>
 #include <asio/steady_timer.hpp>
-#include <doctest/doctest.h>
 
 using namespace smtpsh::engine;
 using namespace std::chrono_literals;
@@ -20,7 +20,8 @@ TEST_CASE("seconds_to_duration rounds up to milliseconds and clamps nonsense") {
 TEST_CASE("run_until stops as soon as the condition holds") {
   Loop loop;
   int steps = 0;
-  for (int i = 0; i < 10; ++i) asio::post(loop.io(), [&] { ++steps; });
+  for (int i = 0; i < 10; ++i)
+    asio::post(loop.io(), [&] { ++steps; });
   CHECK(loop.run_until([&] { return steps == 3; }));
   CHECK(steps == 3);
   CHECK(loop.run_until([&] { return steps == 10; }));

@@ -104,7 +104,8 @@ class RawPeer {
         shutdown(client_, SHUT_WR);
         return;
       }
-      for (int i = 0; i < 500 && !stop_; ++i) std::this_thread::sleep_for(10ms);
+      for (int i = 0; i < 500 && !stop_; ++i)
+        std::this_thread::sleep_for(10ms);
     });
   }
 
@@ -181,7 +182,8 @@ TEST_CASE("a full accept queue makes connect time out at the deadline") {
   auto started = engine::Clock::now();
   auto conn = connect(loop, "127.0.0.1", peer.port(), {.source = {}, .timeout = 300ms});
   auto elapsed = engine::Clock::now() - started;
-  for (int s : fillers) close(s);
+  for (int s : fillers)
+    close(s);
   CHECK(conn->write_outcome().failure == net::Failure::timeout);
   CHECK(conn->write_outcome().message ==
         "connect to 127.0.0.1:" + std::to_string(peer.port()) + " timed out after 0.3 s");
