@@ -97,6 +97,7 @@ void open_modules(lua_State* L, const std::vector<std::string>& dirs) {
 
   add_preload(L, "smtpsh.task", luaopen_smtpsh_task);
   add_preload(L, "smtpsh.net", luaopen_smtpsh_net);
+  add_preload(L, "smtpsh.smtpcore", luaopen_smtpsh_smtpcore);
 
   // Our searcher goes right after the preload one, before package.path.
   lua_getglobal(L, "package");
@@ -112,7 +113,7 @@ void open_modules(lua_State* L, const std::vector<std::string>& dirs) {
 }
 
 void open_globals(lua_State* L) {
-  for (const char* name : {"task", "net"}) {
+  for (const char* name : {"task", "net", "smtp"}) {
     lua_getglobal(L, "require");
     lua_pushfstring(L, "smtpsh.%s", name);
     lua_call(L, 1, 1);

@@ -21,6 +21,7 @@ std::string usage_text() {
          "  -e CODE      run CODE (may be repeated)\n"
          "  -i           enter the REPL after running the script or -e chunks\n"
          "  --demo       start an in-process demo SMTP server on loopback, then the REPL\n"
+         "  --trace      SMTP sessions print their transcript live on stderr\n"
          "  --help       show this help\n"
          "  --version    show the version\n"
          "\n"
@@ -52,6 +53,8 @@ Invocation parse_command_line(const std::vector<std::string>& argv, bool stdin_i
       result.interactive = true;
     } else if (word == "--demo") {
       result.demo = true;
+    } else if (word == "--trace") {
+      result.trace = true;
     } else if (word == "--help" || word == "-h") {
       result.mode = Invocation::Mode::help;
       return result;

@@ -15,6 +15,7 @@ struct Invocation {
   int script_index = 0;             // argv index of the script or command (arg[0])
   bool interactive = false;         // -i: the REPL after the rest
   bool demo = false;                // --demo: start the in-process demo server
+  bool trace = false;               // --trace: SMTP sessions print their transcript live
   std::string error;                // usage_error: one line naming what to fix
 };
 

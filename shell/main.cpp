@@ -75,10 +75,10 @@ std::string demo_greeting(const smtpsh::engine::DemoServer& demo) {
   return "smtpsh " SMTPSH_VERSION " (" LUA_RELEASE ") with a demo SMTP server on " + target +
          " (the table `demo`).\n"
          "Probe it by typing these three lines:\n"
-         "  c = net.connect(demo.host, demo.port)\n"
-         "  c:receive(\"l\")\n"
-         "  c:send(\"EHLO me\\r\\n\") repeat line = c:receive(\"l\") print(line) until "
-         "line:sub(4, 4) == \" \"\n"
+         "  s = smtp.connect(demo.target, {trace = true})\n"
+         "  s:ehlo()\n"
+         "  s:mail(\"me@example.test\") print(s:rcpt(\"greylist@example.test\"))\n"
+         "(the last one shows how a refusal looks: nil and the error, with its reply)\n"
          "Ctrl-D leaves, Ctrl-C interrupts what runs.\n";
 }
 
@@ -101,6 +101,13 @@ int run(const std::vector<std::string>& argv) {
   Runtime runtime;
   lua_State* L = runtime.state();
   set_arg_table(L, argv, invocation.script_index);
+  if (invocation.trace) {
+    lua_getglobal(L, "smtp");
+    lua_getfield(L, -1, "defaults");
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "trace");
+    lua_pop(L, 2);
+  }
 
   for (const std::string& chunk : invocation.chunks) {
     if (luaL_loadbuffer(L, chunk.data(), chunk.size(), "=(command line)") != LUA_OK) {

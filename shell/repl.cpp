@@ -134,6 +134,79 @@ bool is_blank(const std::string& code) {
   return code.find_first_not_of(" \t\r\n") == std::string::npos;
 }
 
+// readline for Lua code the REPL runs (raw mode): (prompt) -> line | nil at end of input.
+int read_line_for_lua(lua_State* L) {
+  const char* prompt = luaL_optstring(L, 1, "smtp> ");
+  char* line = readline(prompt);
+  if (!line) return 0;
+  if (*line) add_history(line);
+  lua_pushstring(L, line);
+  std::free(line);
+  return 1;
+}
+
+constexpr const char* raw_chunk = R"lua(
+local target, read_line = ...
+local s, err = require("smtpsh.raw").run(target, {
+  timeout = 30, output = io.stdout, read_line = function() return read_line("smtp> ") end,
+})
+if not s then
+  io.stdout:write("! ", tostring(err), "\n")
+  return
+end
+last = s
+io.stdout:write("(the session is now `last`: last.transcript, last:noop(), ...)\n")
+)lua";
+
+constexpr const char* repl_help =
+    ":raw HOST[:PORT]  type SMTP lines to a server (:quit leaves; the session becomes `last`)\n"
+    ":quit             leave smtpsh (as Ctrl-D does)\n"
+    ":help             this list\n";
+
+enum class Command { none, handled, quit };
+
+// Lines starting with ':' are the REPL's own commands: no Lua chunk starts with one.
+Command run_command(Runtime& runtime, const std::string& line) {
+  if (line.empty() || line[0] != ':') return Command::none;
+  std::string_view rest(line);
+  rest.remove_prefix(1);
+  auto space = rest.find(' ');
+  std::string name(rest.substr(0, space));
+  std::string argument;
+  if (space != std::string_view::npos) {
+    std::string_view value = rest.substr(space + 1);
+    while (!value.empty() && value.front() == ' ')
+      value.remove_prefix(1);
+    while (!value.empty() && value.back() == ' ')
+      value.remove_suffix(1);
+    argument = value;
+  }
+  if (name == "quit" || name == "q") return Command::quit;
+  if (name == "help" || name == "h") {
+    std::fputs(repl_help, stdout);
+    return Command::handled;
+  }
+  if (name == "raw") {
+    if (argument.empty()) {
+      Runtime::print_error("", "usage: :raw HOST[:PORT]");
+      return Command::handled;
+    }
+    lua_State* L = runtime.state();
+    int base = lua_gettop(L);
+    if (luaL_loadbuffer(L, raw_chunk, std::strlen(raw_chunk), "=:raw") != LUA_OK) {
+      Runtime::print_error("", lua_tostring(L, -1));
+    } else {
+      lua_pushlstring(L, argument.data(), argument.size());
+      lua_pushcfunction(L, read_line_for_lua);
+      runtime.run_task(2, "");
+    }
+    lua_settop(L, base);
+    return Command::handled;
+  }
+  Runtime::print_error("", ("unknown command '" + line + "'; :help lists them").c_str());
+  return Command::handled;
+}
+
 }  // namespace
 
 int run_repl(Runtime& runtime, const ReplOptions& options) {
@@ -166,6 +239,11 @@ int run_repl(Runtime& runtime, const ReplOptions& options) {
     }
     add_history(code.c_str());
     if (!history.empty()) write_history(history.c_str());
+    if (Command command = run_command(runtime, code); command != Command::none) {
+      lua_pop(L, 1);
+      if (command == Command::quit) break;
+      continue;
+    }
     if (!compiled) {
       Runtime::print_error("", lua_tostring(L, -1));
       lua_pop(L, 1);

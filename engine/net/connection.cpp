@@ -167,6 +167,8 @@ void Connection::try_endpoint(std::size_t index) {
                     write_.deadline.slot(), [self = shared_from_this(), index](std::error_code ec) {
                       if (!ec) {
                         self->remote_ = self->endpoints_[index];
+                        std::error_code unknown;
+                        self->local_ = self->socket_.local_endpoint(unknown);
                         self->connected_ = true;
                         self->endpoints_.clear();
                         std::error_code ignored;
@@ -401,10 +403,9 @@ void Connection::detach() {
   write_.notify = nullptr;
 }
 
+// Kept from the moment of connecting, so it can still be told after the socket closed.
 std::string Connection::local_address() const {
-  std::error_code ec;
-  auto endpoint = socket_.local_endpoint(ec);
-  return ec ? std::string() : format_endpoint(endpoint);
+  return connected_ ? format_endpoint(local_) : std::string();
 }
 
 std::string Connection::remote_address() const {

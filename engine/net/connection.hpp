@@ -80,7 +80,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void set_timeout(engine::Duration timeout) { timeout_ = timeout; }
 
   std::string local_address() const;
-  std::string remote_address() const;  // empty until connected
+  std::string remote_address() const;  // empty until connected (kept after close)
 
   explicit Connection(asio::io_context& io);  // use create(): handlers need shared_from_this
 
@@ -135,6 +135,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string source_;
   std::uint32_t connect_generation_ = 0;
   asio::ip::tcp::endpoint remote_;
+  asio::ip::tcp::endpoint local_;
   bool connected_ = false;
 };
 

@@ -1,0 +1,499 @@
+// smtpsh.smtpcore: the SMTP session engine for Lua. It frames commands and reads replies;
+// stdlib/smtp.lua builds the user-facing session (EHLO fallback, AUTH, DATA) on top of it.
+#include "bindings/error.hpp"
+#include "bindings/modules.hpp"
+#include "bindings/scheduler.hpp"
+#include "engine/smtp/auth.hpp"
+#include "engine/smtp/capabilities.hpp"
+#include "engine/smtp/session.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+namespace smtpsh::lua {
+
+namespace {
+
+constexpr const char* session_metatable = "smtpsh.smtp_session";
+constexpr const char* reply_metatable = "smtpsh.reply";
+
+struct LuaSession {
+  std::shared_ptr<smtp::Session> session;
+  bool tracing = false;
+};
+
+smtp::Session& check_session(lua_State* L, int index) {
+  auto* wrapper = static_cast<LuaSession*>(luaL_checkudata(L, index, session_metatable));
+  if (!wrapper->session) luaL_error(L, "SMTP session used after it was collected");
+  return *wrapper->session;
+}
+
+void cancel_session(Task&, void* session) {
+  static_cast<smtp::Session*>(session)->interrupt();
+}
+
+// --- replies as Lua values -------------------------------------------------------------------
+
+int reply_tostring(lua_State* L) {
+  lua_getfield(L, 1, "lines");
+  lua_getfield(L, 1, "code");
+  int code = static_cast<int>(lua_tointeger(L, -1));
+  lua_pop(L, 1);
+  luaL_Buffer buffer;
+  luaL_buffinit(L, &buffer);
+  lua_Integer count = lua_istable(L, 2) ? luaL_len(L, 2) : 0;
+  for (lua_Integer i = 1; i <= count; ++i) {
+    lua_pushfstring(L, "%d%s", code, i == count ? " " : "-");
+    luaL_addvalue(&buffer);
+    lua_geti(L, 2, i);
+    luaL_addvalue(&buffer);
+    if (i < count) luaL_addchar(&buffer, '\n');
+  }
+  if (count == 0) {
+    lua_pushfstring(L, "%d", code);
+    luaL_addvalue(&buffer);
+  }
+  luaL_pushresult(&buffer);
+  return 1;
+}
+
+void push_string(lua_State* L, const std::string& text) {
+  lua_pushlstring(L, text.data(), text.size());
+}
+
+// [-0, +1, m]
+void push_reply(lua_State* L, const smtp::Reply& reply) {
+  lua_createtable(L, 0, 8);
+  lua_pushinteger(L, reply.code);
+  lua_setfield(L, -2, "code");
+  if (!reply.enhanced.empty()) {
+    push_string(L, reply.enhanced);
+    lua_setfield(L, -2, "enhanced");
+  }
+  push_string(L, reply.text());
+  lua_setfield(L, -2, "text");
+  lua_createtable(L, static_cast<int>(reply.lines.size()), 0);
+  for (std::size_t i = 0; i < reply.lines.size(); ++i) {
+    push_string(L, reply.lines[i]);
+    lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+  }
+  lua_setfield(L, -2, "lines");
+  lua_pushboolean(L, reply.ok());
+  lua_setfield(L, -2, "ok");
+  lua_pushboolean(L, reply.transient());
+  lua_setfield(L, -2, "transient");
+  lua_pushboolean(L, reply.permanent());
+  lua_setfield(L, -2, "permanent");
+  luaL_setmetatable(L, reply_metatable);
+}
+
+// [-0, +2, m] nil, err for a transport failure of the last operation.
+int push_failure(lua_State* L, const smtp::Session& session) {
+  lua_pushnil(L);
+  push_error(L, net::failure_name(session.outcome().failure).data(), nullptr,
+             session.outcome().message.c_str());
+  return 2;
+}
+
+// --- the live trace --------------------------------------------------------------------------
+
+void print_trace(void*, const smtp::TranscriptEntry& entry) {
+  static const bool colour = isatty(STDERR_FILENO) == 1 && std::getenv("NO_COLOR") == nullptr;
+  const char* arrow = entry.dir == 'C' ? "->" : entry.dir == 'S' ? "<-" : "==";
+  const char* start = "";
+  if (colour) start = entry.dir == 'C' ? "\033[36m" : entry.dir == 'S' ? "\033[32m" : "\033[33m";
+  std::fprintf(stderr, "%s[%8.3f] %s %s%s\n", start, entry.t, arrow, entry.line.c_str(),
+               colour ? "\033[0m" : "");
+}
+
+// --- operations ------------------------------------------------------------------------------
+
+int connect_done(lua_State* L, int, lua_KContext) {
+  Scheduler::check_abort(L);
+  smtp::Session& session = check_session(L, 4);
+  if (!session.outcome().ok()) {
+    // Connected but no greeting: the failure belongs to the banner stage.
+    bool connected = !session.connection().remote_address().empty();
+    lua_pushnil(L);
+    push_error(L, net::failure_name(session.outcome().failure).data(),
+               connected ? "banner" : "connect", session.outcome().message.c_str());
+    return 2;
+  }
+  lua_pushvalue(L, 4);
+  push_reply(L, session.replies().front());
+  return 2;
+}
+
+bool start_connect(LuaSession& wrapper, Task& task, const char* host, std::uint16_t port,
+                   const char* source, double timeout) {
+  try {
+    net::ConnectOptions options;
+    if (source) options.source = source;
+    if (timeout > 0) options.timeout = engine::seconds_to_duration(timeout);
+    if (wrapper.tracing) wrapper.session->transcript().set_observer(print_trace, nullptr);
+    wrapper.session->connect(host, port, options, &Scheduler::wake_task, &task);
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+// core.connect(host, port, {timeout=, source=, trace=}) -> session, banner | nil, err
+int core_connect(lua_State* L) {
+  const char* host = luaL_checkstring(L, 1);
+  lua_Integer port = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, port >= 1 && port <= 65535, 2, "port must be 1..65535");
+  luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
+  lua_getfield(L, 3, "timeout");
+  double timeout = luaL_optnumber(L, -1, 0);
+  lua_getfield(L, 3, "source");
+  const char* source = luaL_optstring(L, -1, nullptr);
+  lua_getfield(L, 3, "trace");
+  bool trace = lua_toboolean(L, -1);
+  lua_settop(L, 3);
+  Task& task = Scheduler::require_current(L, "smtp.connect");
+  auto* wrapper = static_cast<LuaSession*>(lua_newuserdatauv(L, sizeof(LuaSession), 0));
+  new (wrapper) LuaSession{smtp::Session::create(Scheduler::get(L).io()), trace};
+  luaL_setmetatable(L, session_metatable);
+  // `source` points into the options table at index 3, which stays on this stack.
+  if (!start_connect(*wrapper, task, host, static_cast<std::uint16_t>(port), source, timeout))
+    return luaL_error(L, "smtp.connect: out of memory");
+  return Scheduler::get(L).suspend(L, task, connect_done, 0, cancel_session,
+                                   wrapper->session.get());
+}
+
+int exchange_done(lua_State* L, int, lua_KContext) {
+  Scheduler::check_abort(L);
+  smtp::Session& session = check_session(L, 1);
+  if (!session.outcome().ok()) return push_failure(L, session);
+  const auto& replies = session.replies();
+  lua_createtable(L, static_cast<int>(replies.size()), 0);
+  for (std::size_t i = 0; i < replies.size(); ++i) {
+    push_reply(L, replies[i]);
+    lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+  }
+  return 1;
+}
+
+bool start_exchange(lua_State* L, smtp::Session& session, Task& task) {
+  try {
+    std::vector<std::string> lines;
+    // Raw access only: the tables were checked by the caller, and no metamethod may run
+    // (and raise) while C++ objects are alive here.
+    auto count = static_cast<lua_Integer>(lua_rawlen(L, 2));
+    std::vector<std::size_t> shown(static_cast<std::size_t>(count), std::string::npos);
+    for (lua_Integer i = 1; i <= count; ++i) {
+      lua_rawgeti(L, 2, i);
+      std::size_t length = 0;
+      const char* line = lua_tolstring(L, -1, &length);
+      lines.emplace_back(line ? line : "", line ? length : 0);
+      lua_pop(L, 1);
+      if (lua_istable(L, 3)) {
+        lua_rawgeti(L, 3, i);
+        if (lua_isinteger(L, -1))
+          shown[static_cast<std::size_t>(i - 1)] = static_cast<std::size_t>(lua_tointeger(L, -1));
+        lua_pop(L, 1);
+      }
+    }
+    session.exchange(std::move(lines), std::move(shown), &Scheduler::wake_task, &task);
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+// session:exchange({line, ...} [, {shown_prefix, ...}]) -> {reply, ...} | nil, err
+int session_exchange(lua_State* L) {
+  smtp::Session& session = check_session(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 3);
+  for (lua_Integer i = 1; i <= static_cast<lua_Integer>(lua_rawlen(L, 2)); ++i) {
+    if (lua_rawgeti(L, 2, i) != LUA_TSTRING)
+      return luaL_error(L, "session:exchange: command %d is not a string", static_cast<int>(i));
+    if (std::strpbrk(lua_tostring(L, -1), "\r\n") ||
+        lua_rawlen(L, -1) != std::strlen(lua_tostring(L, -1)))
+      return luaL_error(L, "refusing to send a command with a CR or LF (or NUL) inside: %s",
+                        "split it into separate commands");
+    lua_pop(L, 1);
+  }
+  Task& task = Scheduler::require_current(L, "SMTP commands");
+  if (!start_exchange(L, session, task)) return luaL_error(L, "session:exchange: out of memory");
+  return Scheduler::get(L).suspend(L, task, exchange_done, 0, cancel_session, &session);
+}
+
+int message_done(lua_State* L, int, lua_KContext) {
+  Scheduler::check_abort(L);
+  smtp::Session& session = check_session(L, 1);
+  if (!session.outcome().ok()) return push_failure(L, session);
+  push_reply(L, session.replies().front());
+  return 1;
+}
+
+bool start_message(smtp::Session& session, Task& task, const char* body, std::size_t length,
+                   bool chunk) {
+  try {
+    if (chunk)
+      session.send_chunk(std::string_view(body, length), &Scheduler::wake_task, &task);
+    else
+      session.send_message(std::string_view(body, length), &Scheduler::wake_task, &task);
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+int send_body(lua_State* L, bool chunk) {
+  smtp::Session& session = check_session(L, 1);
+  std::size_t length = 0;
+  const char* body = luaL_checklstring(L, 2, &length);
+  lua_settop(L, 2);
+  Task& task = Scheduler::require_current(L, "SMTP commands");
+  if (!start_message(session, task, body, length, chunk))
+    return luaL_error(L, "session: out of memory");
+  return Scheduler::get(L).suspend(L, task, message_done, 0, cancel_session, &session);
+}
+
+// session:message(text) -> reply | nil, err   (after a 354)
+int session_message(lua_State* L) {
+  return send_body(L, false);
+}
+// session:chunk(text) -> reply | nil, err     (BDAT n LAST)
+int session_chunk(lua_State* L) {
+  return send_body(L, true);
+}
+
+// session:transcript() -> { {t=, dir=, line=}, ... }
+int session_transcript(lua_State* L) {
+  smtp::Session& session = check_session(L, 1);
+  const auto& entries = session.transcript().entries();
+  lua_createtable(L, static_cast<int>(entries.size()), 0);
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    lua_createtable(L, 0, 3);
+    lua_pushnumber(L, entries[i].t);
+    lua_setfield(L, -2, "t");
+    lua_pushlstring(L, &entries[i].dir, 1);
+    lua_setfield(L, -2, "dir");
+    push_string(L, entries[i].line);
+    lua_setfield(L, -2, "line");
+    lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+  }
+  return 1;
+}
+
+// session:note(text): an event line in the transcript ("!"), e.g. "falling back to HELO".
+int session_note(lua_State* L) {
+  smtp::Session& session = check_session(L, 1);
+  std::size_t length = 0;
+  const char* text = luaL_checklstring(L, 2, &length);
+  session.transcript().add('!', std::string_view(text, length));
+  return 0;
+}
+
+int session_closed(lua_State* L) {
+  lua_pushboolean(L, check_session(L, 1).closed());
+  return 1;
+}
+
+int session_close(lua_State* L) {
+  check_session(L, 1).close();
+  return 0;
+}
+
+int push_address_of(lua_State* L, bool local) {
+  smtp::Session& session = check_session(L, 1);
+  char text[80];
+  std::size_t size = 0;
+  {
+    std::string address =
+        local ? session.connection().local_address() : session.connection().remote_address();
+    size = std::min(address.size(), sizeof text);
+    std::memcpy(text, address.data(), size);
+  }
+  if (size == 0)
+    lua_pushnil(L);
+  else
+    lua_pushlstring(L, text, size);
+  return 1;
+}
+
+int session_local_addr(lua_State* L) {
+  return push_address_of(L, true);
+}
+int session_remote_addr(lua_State* L) {
+  return push_address_of(L, false);
+}
+
+int session_gc(lua_State* L) {
+  auto* wrapper = static_cast<LuaSession*>(luaL_checkudata(L, 1, session_metatable));
+  if (wrapper->session) wrapper->session->detach();
+  wrapper->~LuaSession();
+  return 0;
+}
+
+int session_close_scope(lua_State* L) {
+  auto* wrapper = static_cast<LuaSession*>(luaL_checkudata(L, 1, session_metatable));
+  if (wrapper->session) wrapper->session->close();
+  return 0;
+}
+
+// --- SASL helpers ----------------------------------------------------------------------------
+
+int push_optional(lua_State* L, const std::optional<std::string>& text) {
+  if (!text)
+    lua_pushnil(L);
+  else
+    push_string(L, *text);
+  return 1;
+}
+
+int core_b64encode(lua_State* L) {
+  std::size_t length = 0;
+  const char* bytes = luaL_checklstring(L, 1, &length);
+  return push_optional(L, smtp::base64_encode(std::string_view(bytes, length)));
+}
+
+int core_b64decode(lua_State* L) {
+  std::size_t length = 0;
+  const char* text = luaL_checklstring(L, 1, &length);
+  return push_optional(L, smtp::base64_decode(std::string_view(text, length)));
+}
+
+int core_plain(lua_State* L) {
+  std::size_t user_length = 0, secret_length = 0;
+  const char* user = luaL_checklstring(L, 1, &user_length);
+  const char* secret = luaL_checklstring(L, 2, &secret_length);
+  return push_optional(L, smtp::plain_response(std::string_view(user, user_length),
+                                               std::string_view(secret, secret_length)));
+}
+
+int core_cram_md5(lua_State* L) {
+  std::size_t user_length = 0, secret_length = 0, challenge_length = 0;
+  const char* user = luaL_checklstring(L, 1, &user_length);
+  const char* secret = luaL_checklstring(L, 2, &secret_length);
+  const char* challenge = luaL_checklstring(L, 3, &challenge_length);
+  return push_optional(L, smtp::cram_md5_response(std::string_view(user, user_length),
+                                                  std::string_view(secret, secret_length),
+                                                  std::string_view(challenge, challenge_length)));
+}
+
+// core.hostname() -> this machine's name, the EHLO default when nothing better is known
+int core_hostname(lua_State* L) {
+  char name[256] = {};
+  if (gethostname(name, sizeof name - 1) != 0 || name[0] == '\0') std::strcpy(name, "localhost");
+  lua_pushstring(L, name);
+  return 1;
+}
+
+// core.capabilities(ehlo_reply) -> { KEYWORD = {param, ...}, ... } (the AUTH= form merged)
+smtp::Capabilities parse_ehlo_lines(lua_State* L) {
+  smtp::Reply reply;
+  reply.code = 250;
+  lua_getfield(L, 1, "lines");
+  auto count = static_cast<lua_Integer>(lua_rawlen(L, -1));
+  for (lua_Integer i = 1; i <= count; ++i) {
+    lua_rawgeti(L, -1, i);
+    std::size_t length = 0;
+    const char* line = lua_tolstring(L, -1, &length);
+    reply.lines.emplace_back(line ? line : "", line ? length : 0);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return smtp::parse_capabilities(reply);
+}
+
+int push_capabilities(lua_State* L, const smtp::Capabilities& capabilities) {
+  lua_createtable(L, 0, static_cast<int>(capabilities.list.size()));
+  for (const auto& capability : capabilities.list) {
+    if (capability.keyword == "AUTH" || capability.keyword.rfind("AUTH=", 0) == 0) continue;
+    lua_createtable(L, static_cast<int>(capability.params.size()), 0);
+    for (std::size_t i = 0; i < capability.params.size(); ++i) {
+      push_string(L, capability.params[i]);
+      lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+    }
+    lua_setfield(L, -2, capability.keyword.c_str());
+  }
+  if (!capabilities.auth.empty()) {
+    lua_createtable(L, static_cast<int>(capabilities.auth.size()), 0);
+    for (std::size_t i = 0; i < capabilities.auth.size(); ++i) {
+      push_string(L, capabilities.auth[i]);
+      lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+    }
+    lua_setfield(L, -2, "AUTH");
+  }
+  return 1;
+}
+
+// Kept apart so the parsed C++ value is gone before the caller returns into Lua.
+int capabilities_to_lua(lua_State* L) {
+  smtp::Capabilities capabilities = parse_ehlo_lines(L);
+  return push_capabilities(L, capabilities);
+}
+
+int core_capabilities(lua_State* L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  return capabilities_to_lua(L);
+}
+
+// core.error(kind, stage, message [, reply]) -> an error value like every other module's
+int core_error(lua_State* L) {
+  const char* kind = luaL_checkstring(L, 1);
+  const char* stage = luaL_optstring(L, 2, nullptr);
+  const char* message = luaL_checkstring(L, 3);
+  push_error(L, kind, stage, message);
+  if (!lua_isnoneornil(L, 4)) {
+    lua_pushvalue(L, 4);
+    lua_setfield(L, -2, "reply");
+  }
+  return 1;
+}
+
+const luaL_Reg session_methods[] = {
+    {"exchange", session_exchange},
+    {"message", session_message},
+    {"chunk", session_chunk},
+    {"transcript", session_transcript},
+    {"note", session_note},
+    {"closed", session_closed},
+    {"close", session_close},
+    {"local_addr", session_local_addr},
+    {"remote_addr", session_remote_addr},
+    {nullptr, nullptr},
+};
+
+const luaL_Reg core_functions[] = {
+    {"connect", core_connect},   {"b64encode", core_b64encode},       {"b64decode", core_b64decode},
+    {"plain", core_plain},       {"cram_md5", core_cram_md5},         {"error", core_error},
+    {"hostname", core_hostname}, {"capabilities", core_capabilities}, {nullptr, nullptr},
+};
+
+}  // namespace
+
+}  // namespace smtpsh::lua
+
+extern "C" int luaopen_smtpsh_smtpcore(lua_State* L) {
+  using namespace smtpsh::lua;
+  Scheduler::get(L);
+  register_error_metatable(L);
+  if (luaL_newmetatable(L, session_metatable)) {
+    luaL_newlib(L, session_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, session_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, session_close_scope);
+    lua_setfield(L, -2, "__close");
+  }
+  lua_pop(L, 1);
+  if (luaL_newmetatable(L, reply_metatable)) {
+    lua_pushcfunction(L, reply_tostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+  lua_pop(L, 1);
+  luaL_newlib(L, core_functions);
+  return 1;
+}

@@ -1,0 +1,208 @@
+#include "engine/smtp/session.hpp"
+
+#include "engine/smtp/message.hpp"
+
+#include <asio/post.hpp>
+
+namespace smtpsh::smtp {
+
+namespace {
+// A long message is not worth a transcript line per line: the head shows what was sent.
+constexpr std::size_t body_lines_in_transcript = 50;
+}  // namespace
+
+std::shared_ptr<Session> Session::create(asio::io_context& io) {
+  return std::make_shared<Session>(io);
+}
+
+Session::Session(asio::io_context& io) : io_(io), connection_(net::Connection::create(io)) {}
+
+void Session::begin(Notify notify, void* context) {
+  notify_ = notify;
+  context_ = context;
+  self_while_busy_ = shared_from_this();
+  outcome_ = {};
+  replies_.clear();
+}
+
+void Session::complete() {
+  Notify notify = notify_;
+  notify_ = nullptr;
+  auto keep_alive = std::move(self_while_busy_);
+  if (notify) notify(context_);
+}
+
+void Session::fail(net::Failure failure, std::string message) {
+  outcome_ = {failure, std::move(message)};
+  transcript_.add('!', outcome_.message);
+  // Whatever comes next on this connection can no longer be matched to a command.
+  if (!closed_) {
+    closed_ = true;
+    connection_->close();
+  }
+  complete();
+}
+
+void Session::fail_soon(net::Failure failure, std::string message) {
+  outcome_ = {failure, std::move(message)};
+  asio::post(io_, [self = shared_from_this()] { self->complete(); });
+}
+
+// --- connect and the greeting ----------------------------------------------------------------
+
+void Session::connect(std::string_view host, std::uint16_t port, const net::ConnectOptions& options,
+                      Notify notify, void* context) {
+  begin(notify, context);
+  transcript_.start();
+  std::string target = host.find(':') != std::string_view::npos
+                           ? "[" + std::string(host) + "]:" + std::to_string(port)
+                           : std::string(host) + ":" + std::to_string(port);
+  transcript_.add('!', "connecting to " + target);
+  connection_->connect(host, port, options, &Session::on_connected, this);
+}
+
+void Session::on_connected(void* self_pointer) {
+  auto* self = static_cast<Session*>(self_pointer);
+  const net::Outcome& result = self->connection_->write_outcome();
+  if (!result.ok()) return self->fail(result.failure, result.message);
+  self->transcript_.add('!', "connected to " + self->connection_->remote_address() + " from " +
+                                 self->connection_->local_address());
+  self->replies_wanted_ = 1;
+  self->parser_.reset();
+  self->read_next_reply();
+}
+
+// --- commands and replies --------------------------------------------------------------------
+
+void Session::exchange(std::vector<std::string> lines, std::vector<std::size_t> shown_prefix,
+                       Notify notify, void* context) {
+  begin(notify, context);
+  if (closed_) return fail_soon(net::Failure::closed, "the session is closed");
+  outgoing_.clear();
+  for (const std::string& line : lines) {
+    if (has_line_break(line))
+      return fail_soon(net::Failure::protocol, "refused to send a command with a CR or LF inside");
+    outgoing_ += line;
+    outgoing_ += "\r\n";
+  }
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    if (i < shown_prefix.size() && shown_prefix[i] < lines[i].size())
+      transcript_.add('C', lines[i].substr(0, shown_prefix[i]) + "***");
+    else
+      transcript_.add('C', lines[i]);
+  }
+  write_then_read(lines.size());
+}
+
+void Session::send_message(std::string_view message, Notify notify, void* context) {
+  begin(notify, context);
+  if (closed_) return fail_soon(net::Failure::closed, "the session is closed");
+  outgoing_ = frame_for_data(message);
+  add_body_to_transcript(outgoing_);
+  write_then_read(1);
+}
+
+void Session::send_chunk(std::string_view message, Notify notify, void* context) {
+  begin(notify, context);
+  if (closed_) return fail_soon(net::Failure::closed, "the session is closed");
+  std::string body = normalise_line_ends(message);
+  std::string command = "BDAT " + std::to_string(body.size()) + " LAST";
+  transcript_.add('C', command);
+  add_body_to_transcript(body);
+  outgoing_ = command + "\r\n" + body;
+  write_then_read(1);
+}
+
+void Session::add_body_to_transcript(std::string_view framed) {
+  std::size_t shown = 0;
+  std::size_t start = 0;
+  while (start < framed.size()) {
+    std::size_t end = framed.find("\r\n", start);
+    if (end == std::string_view::npos) end = framed.size();
+    if (shown < body_lines_in_transcript) transcript_.add('C', framed.substr(start, end - start));
+    ++shown;
+    start = end + 2;
+  }
+  if (shown > body_lines_in_transcript)
+    transcript_.add(
+        '!', std::to_string(shown - body_lines_in_transcript) + " more message lines not shown");
+}
+
+void Session::write_then_read(std::size_t replies_wanted) {
+  replies_wanted_ = replies_wanted;
+  parser_.reset();
+  connection_->send(outgoing_, &Session::on_written, this);
+}
+
+void Session::on_written(void* self_pointer) {
+  auto* self = static_cast<Session*>(self_pointer);
+  self->outgoing_.clear();
+  const net::Outcome& result = self->connection_->write_outcome();
+  if (!result.ok()) return self->fail(result.failure, result.message);
+  self->read_next_reply();
+}
+
+void Session::read_next_reply() {
+  while (connection_->take_buffered_line()) {
+    if (!take_line()) return;
+  }
+  connection_->read_line(&Session::on_line_read, this);
+}
+
+void Session::on_line_read(void* self_pointer) {
+  auto* self = static_cast<Session*>(self_pointer);
+  if (self->take_line()) self->read_next_reply();
+}
+
+// Takes the line the connection just delivered. Returns true while more lines are wanted.
+bool Session::take_line() {
+  const net::Outcome& read = connection_->read_outcome();
+  if (!read.ok()) {
+    std::string_view partial = connection_->data();
+    if (!partial.empty()) transcript_.add('S', partial);
+    std::string message = read.message;
+    if (read.failure == net::Failure::closed)
+      message = "connection closed by " + connection_->remote_address() + " without a reply";
+    fail(read.failure, std::move(message));
+    return false;
+  }
+  std::string_view line = connection_->data();
+  transcript_.add('S', line);
+  ReplyParser::Status status = parser_.feed_line(line);
+  if (status == ReplyParser::Status::error) {
+    fail(net::Failure::protocol, "malformed reply: " + parser_.error());
+    return false;
+  }
+  if (status == ReplyParser::Status::need_more) return true;
+  replies_.push_back(parser_.reply());
+  parser_.reset();
+  if (replies_.back().code == 421) {
+    // RFC 5321 section 3.8: the server is closing the transmission channel.
+    transcript_.add('!', "421: the server closes the session");
+    closed_ = true;
+    connection_->close();
+    complete();
+    return false;
+  }
+  if (replies_.size() >= replies_wanted_) {
+    complete();
+    return false;
+  }
+  return true;
+}
+
+void Session::close() {
+  if (!closed_) {
+    closed_ = true;
+    transcript_.add('!', "closed");
+  }
+  connection_->close();
+}
+
+// The owner is gone: nobody is told about the operation in flight, which the close ends.
+void Session::detach() {
+  notify_ = nullptr;
+  close();
+}
+
+}  // namespace smtpsh::smtp

@@ -1,0 +1,271 @@
+-- smtp: SMTP client sessions for scripts and the REPL.
+--
+--   local s, err = smtp.connect("mx.example:25", {helo = "probe.example", timeout = 10, trace = true})
+--   s:ehlo(); s:mail("a@example"); s:rcpt("b@example"); s:data("Subject: hi\n\nbody\n"); s:quit()
+--
+-- Every method returns the reply, or nil, err (err.kind "reply" when the server said 4xx/5xx,
+-- with err.reply; "closed", "timeout", "protocol" otherwise; err.stage names the step). The
+-- engine (smtpsh.smtpcore) frames commands, reads replies and keeps the transcript; this
+-- module decides what to send: EHLO with its HELO fallback, AUTH exchanges, DATA.
+
+local core = require "smtpsh.smtpcore"
+
+local type, tostring, tonumber, pairs, ipairs, error, setmetatable, rawget, select =
+  type, tostring, tonumber, pairs, ipairs, error, setmetatable, rawget, select
+local string_find, string_match, string_upper, string_gsub, string_format =
+  string.find, string.match, string.upper, string.gsub, string.format
+local table_concat, table_sort, math_tointeger = table.concat, table.sort, math.tointeger
+
+local smtp = {}
+local Session = {}
+
+-- What connect uses when its options do not say: the shell's --trace sets trace.
+smtp.defaults = { trace = false }
+
+-- Computed on access (the transcript is copied out of the engine each time).
+local computed = {
+  transcript = function(s) return s.core:transcript() end,
+  closed = function(s) return s.core:closed() end,
+  local_addr = function(s) return s.core:local_addr() end,
+  remote_addr = function(s) return s.core:remote_addr() end,
+}
+
+local session_meta = {
+  __index = function(s, key)
+    local get = computed[key]
+    if get then return get(s) end
+    return Session[key]
+  end,
+  __tostring = function(s)
+    return string_format("smtp.session (%s -> %s%s)", tostring(s.core:local_addr()),
+      tostring(s.core:remote_addr()), s.core:closed() and ", closed" or "")
+  end,
+  __close = function(s) s.core:close() end,
+  __name = "smtp.session",
+}
+-- For the REPL's completion: the methods and computed fields of a session.
+session_meta.__fields = {}
+for name in pairs(computed) do session_meta.__fields[name] = true end
+
+-- Refuses a CR or LF in anything that goes into a command line (command injection).
+local function checked(what, value)
+  if type(value) ~= "string" then
+    error(what .. " must be a string, got " .. type(value), 3)
+  end
+  if string_find(value, "[\r\n%z]") then
+    error("refusing " .. what .. " with a CR or LF (or NUL) inside: it would smuggle another SMTP command", 3)
+  end
+  return value
+end
+
+local function format_params(params)
+  if params == nil then return "" end
+  if type(params) == "string" then
+    checked("params", params)
+    return params == "" and "" or " " .. params
+  end
+  if type(params) ~= "table" then error("params must be a string or a table", 3) end
+  local keys = {}
+  for key in pairs(params) do keys[#keys + 1] = tostring(key) end
+  table_sort(keys)
+  local words = {}
+  for _, key in ipairs(keys) do
+    local value = params[key]
+    checked("params", key)
+    if value == true then
+      words[#words + 1] = string_upper(key)
+    elseif value ~= false then
+      words[#words + 1] = string_upper(key) .. "=" .. checked("params", tostring(value))
+    end
+  end
+  return #words > 0 and " " .. table_concat(words, " ") or ""
+end
+
+local function path(address, what)
+  checked(what, address)
+  if string_match(address, "^<.*>$") then return address end
+  return "<" .. address .. ">"
+end
+
+local function one_line(reply)
+  return (string_gsub(tostring(reply), "\n", " | "))
+end
+
+-- Sends one command; a 4xx/5xx reply becomes nil, err (kind "reply").
+local function command(s, stage, line, shown)
+  local replies, err = s.core:exchange({ line }, shown and { shown })
+  if not replies then
+    err.stage = stage
+    return nil, err
+  end
+  local reply = replies[1]
+  if reply.code >= 400 then
+    return nil, core.error("reply", stage, stage .. " refused: " .. one_line(reply), reply)
+  end
+  return reply
+end
+
+-- smtp.connect(target [, opts]) -> session | nil, err
+function smtp.connect(target, opts)
+  checked("target", target)
+  opts = opts or {}
+  if type(opts) ~= "table" then error("smtp.connect(target [, {helo=, timeout=, source=, trace=}])", 2) end
+  local host, port = string_match(target, "^%[(.+)%]:(%d+)$")
+  if not host then host = string_match(target, "^%[(.+)%]$") end
+  if not host and select(2, string_gsub(target, ":", "")) == 1 then
+    host, port = string_match(target, "^(.+):(%d+)$")
+    if not host then error("bad target '" .. target .. "': expected HOST, HOST:PORT or [IPV6]:PORT", 2) end
+  end
+  host = host or target
+  port = math_tointeger(tonumber(port or 25))
+  if not port or port < 1 or port > 65535 then error("bad port in target '" .. target .. "'", 2) end
+  if opts.helo ~= nil then checked("helo name", opts.helo) end
+
+  local engine, banner = core.connect(host, port, {
+    timeout = opts.timeout, source = opts.source,
+    trace = opts.trace == nil and smtp.defaults.trace or opts.trace,
+  })
+  if not engine then return nil, banner end
+  local s = setmetatable({ core = engine, banner = banner, caps = {}, helo_name = opts.helo }, session_meta)
+  if banner.code >= 400 then
+    engine:close()
+    return nil, core.error("reply", "banner", "greeting refused: " .. one_line(banner), banner)
+  end
+  return s
+end
+
+function Session:ehlo(name)
+  name = checked("EHLO name", name or self.helo_name or core.hostname())
+  local reply, err = command(self, "ehlo", "EHLO " .. name)
+  if not reply and err.kind == "reply" and err.reply.permanent then
+    -- RFC 5321 section 3.2: a server without ESMTP refuses EHLO; HELO still works.
+    self.core:note("EHLO refused; falling back to HELO")
+    return self:helo(name)
+  end
+  if not reply then return nil, err end
+  self.caps = core.capabilities(reply)
+  self.ehlo_reply = reply
+  return reply
+end
+
+function Session:helo(name)
+  name = checked("HELO name", name or self.helo_name or core.hostname())
+  local reply, err = command(self, "helo", "HELO " .. name)
+  if reply then self.caps = {} end
+  return reply, err
+end
+
+function Session:mail(from, params)
+  return command(self, "mail", "MAIL FROM:" .. path(from, "sender") .. format_params(params))
+end
+
+function Session:rcpt(to, params)
+  return command(self, "rcpt", "RCPT TO:" .. path(to, "recipient") .. format_params(params))
+end
+
+function Session:data(message)
+  if type(message) ~= "string" then error("s:data(message): message must be a string", 2) end
+  local reply, err = command(self, "data", "DATA")
+  if not reply then return nil, err end
+  if reply.code ~= 354 then
+    return nil, core.error("protocol", "data", "expected 354 after DATA, got " .. one_line(reply), reply)
+  end
+  local final, ferr = self.core:message(message)
+  if not final then
+    ferr.stage = "data"
+    return nil, ferr
+  end
+  if final.code >= 400 then
+    return nil, core.error("reply", "data", "message refused: " .. one_line(final), final)
+  end
+  return final
+end
+
+function Session:bdat(message)
+  if type(message) ~= "string" then error("s:bdat(message): message must be a string", 2) end
+  if not rawget(self.caps, "CHUNKING") then
+    return nil, core.error("protocol", "bdat", "the server does not offer CHUNKING (say EHLO first)")
+  end
+  local reply, err = self.core:chunk(message)
+  if not reply then
+    err.stage = "bdat"
+    return nil, err
+  end
+  if reply.code >= 400 then
+    return nil, core.error("reply", "bdat", "message refused: " .. one_line(reply), reply)
+  end
+  return reply
+end
+
+function Session:rset() return command(self, "rset", "RSET") end
+function Session:noop() return command(self, "noop", "NOOP") end
+function Session:vrfy(who) return command(self, "vrfy", "VRFY " .. checked("VRFY argument", who)) end
+function Session:expn(list) return command(self, "expn", "EXPN " .. checked("EXPN argument", list)) end
+
+function Session:help(topic)
+  if topic == nil then return command(self, "help", "HELP") end
+  return command(self, "help", "HELP " .. checked("HELP topic", topic))
+end
+
+function Session:quit()
+  local reply, err = command(self, "quit", "QUIT")
+  self.core:close()
+  return reply, err
+end
+
+function Session:cmd(line)
+  return command(self, "cmd", checked("command", line))
+end
+
+-- s:auth(mech, user, secret): PLAIN, LOGIN or CRAM-MD5. The secret, and anything derived from
+-- it, is shown as *** in the transcript.
+function Session:auth(mech, user, secret)
+  mech = string_upper(checked("mechanism", mech))
+  checked("user", user)
+  checked("secret", secret)
+  if mech == "PLAIN" then
+    local prefix = "AUTH PLAIN "
+    return command(self, "auth", prefix .. core.plain(user, secret), #prefix)
+  elseif mech == "LOGIN" then
+    local reply, err = command(self, "auth", "AUTH LOGIN")
+    if not reply then return nil, err end
+    reply, err = command(self, "auth", core.b64encode(user))
+    if not reply then return nil, err end
+    return command(self, "auth", core.b64encode(secret), 0)
+  elseif mech == "CRAM-MD5" then
+    local reply, err = command(self, "auth", "AUTH CRAM-MD5")
+    if not reply then return nil, err end
+    local answer = core.cram_md5(user, secret, reply.text)
+    if not answer then
+      return nil, core.error("protocol", "auth", "the CRAM-MD5 challenge is not base64: " .. one_line(reply), reply)
+    end
+    return command(self, "auth", answer, 0)
+  end
+  error("s:auth(mech, user, secret): mechanism must be PLAIN, LOGIN or CRAM-MD5, got " .. mech, 2)
+end
+
+-- s:pipeline{line, ...} -> {reply, ...} | nil, err. One write when PIPELINING is offered,
+-- one command at a time otherwise; a 4xx/5xx is just a reply in the list.
+function Session:pipeline(lines)
+  if type(lines) ~= "table" then error("s:pipeline{line, ...}: expected a list of command lines", 2) end
+  for i, line in ipairs(lines) do checked("pipelined command " .. i, line) end
+  if rawget(self.caps, "PIPELINING") then
+    local replies, err = self.core:exchange(lines)
+    if not replies then err.stage = "pipeline" end
+    return replies, err
+  end
+  local replies = {}
+  for _, line in ipairs(lines) do
+    local got, err = self.core:exchange({ line })
+    if not got then
+      err.stage = "pipeline"
+      return nil, err
+    end
+    replies[#replies + 1] = got[1]
+  end
+  return replies
+end
+
+for name in pairs(Session) do session_meta.__fields[name] = Session[name] end
+
+return smtp

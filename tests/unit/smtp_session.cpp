@@ -1,0 +1,145 @@
+// engine/smtp/session against Postfix's smtp-sink on loopback.
+#include "engine/smtp/session.hpp"
+#include "tests/support/subprocess.hpp"
+
+#include <doctest/doctest.h>
+#include <asio/steady_timer.hpp>
+
+using namespace smtpsh;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct Op {
+  bool done = false;
+  static void notify(void* op) { static_cast<Op*>(op)->done = true; }
+};
+
+void wait(engine::Loop& loop, Op& op) {
+  auto deadline = engine::Clock::now() + 10s;
+  asio::steady_timer guard(loop.io(), deadline);
+  guard.async_wait([](std::error_code) {});
+  loop.run_until([&] { return op.done || engine::Clock::now() >= deadline; });
+  REQUIRE(op.done);
+  guard.cancel();
+}
+
+std::shared_ptr<smtp::Session> connect(engine::Loop& loop, std::uint16_t port,
+                                       engine::Duration timeout = 5s) {
+  auto session = smtp::Session::create(loop.io());
+  Op op;
+  session->connect("127.0.0.1", port, {.source = {}, .timeout = timeout}, &Op::notify, &op);
+  wait(loop, op);
+  return session;
+}
+
+const std::vector<smtp::Reply>& exchange(engine::Loop& loop, smtp::Session& session,
+                                         std::vector<std::string> lines,
+                                         std::vector<std::size_t> shown = {}) {
+  Op op;
+  session.exchange(std::move(lines), std::move(shown), &Op::notify, &op);
+  CHECK_FALSE(op.done);
+  wait(loop, op);
+  return session.replies();
+}
+
+std::vector<std::string> client_lines(smtp::Session& session) {
+  std::vector<std::string> lines;
+  for (const auto& entry : session.transcript().entries())
+    if (entry.dir == 'C') lines.push_back(entry.line);
+  return lines;
+}
+
+}  // namespace
+
+TEST_CASE("banner, EHLO, a pipelined envelope, a message and QUIT") {
+  auto port = test::free_loopback_port();
+  auto sink = test::start_smtp_sink(port);
+  engine::Loop loop;
+  auto session = connect(loop, port);
+  REQUIRE(session->outcome().ok());
+  REQUIRE(session->replies().size() == 1);
+  CHECK(session->replies()[0].code == 220);
+
+  auto& ehlo = exchange(loop, *session, {"EHLO probe.example.test"});
+  REQUIRE(ehlo.size() == 1);
+  CHECK(ehlo[0].code == 250);
+  CHECK(ehlo[0].lines.size() > 3);
+
+  auto& envelope =
+      exchange(loop, *session, {"MAIL FROM:<a@example.test>", "RCPT TO:<b@example.test>", "DATA"});
+  REQUIRE(envelope.size() == 3);
+  CHECK(envelope[0].code == 250);
+  CHECK(envelope[1].code == 250);
+  CHECK(envelope[2].code == 354);
+
+  Op sent;
+  session->send_message("Subject: t\n\n.dot line\nbody\n", &Op::notify, &sent);
+  wait(loop, sent);
+  REQUIRE(session->outcome().ok());
+  CHECK(session->replies().at(0).code == 250);
+
+  CHECK(exchange(loop, *session, {"QUIT"}).at(0).code == 221);
+  CHECK(client_lines(*session) ==
+        std::vector<std::string>{"EHLO probe.example.test", "MAIL FROM:<a@example.test>",
+                                 "RCPT TO:<b@example.test>", "DATA", "Subject: t", "", "..dot line",
+                                 "body", ".", "QUIT"});
+  double previous = 0;
+  for (const auto& entry : session->transcript().entries()) {
+    CHECK(entry.t >= previous);
+    previous = entry.t;
+  }
+}
+
+TEST_CASE("a 421 closes the session; later commands fail as closed") {
+  auto port = test::free_loopback_port();
+  auto sink = test::start_smtp_sink(port, {"-Q", "MAIL"});
+  engine::Loop loop;
+  auto session = connect(loop, port);
+  exchange(loop, *session, {"EHLO x"});
+  auto& replies = exchange(loop, *session, {"MAIL FROM:<a@example.test>"});
+  REQUIRE(replies.size() == 1);
+  CHECK(replies[0].code == 421);
+  CHECK(session->closed());
+  Op after;
+  session->exchange({"NOOP"}, {}, &Op::notify, &after);
+  wait(loop, after);
+  CHECK(session->outcome().failure == net::Failure::closed);
+}
+
+TEST_CASE("a silent disconnect and a slow reply are failures with their kind") {
+  auto port = test::free_loopback_port();
+  auto sink = test::start_smtp_sink(port, {"-q", "RCPT", "-W", "MAIL:3"});
+  engine::Loop loop;
+  auto session = connect(loop, port, 1s);
+  exchange(loop, *session, {"EHLO x"});
+  auto started = engine::Clock::now();
+  exchange(loop, *session, {"MAIL FROM:<a@example.test>"});
+  CHECK(session->outcome().failure == net::Failure::timeout);
+  CHECK(engine::Clock::now() - started < 2500ms);
+  CHECK(session->closed());
+
+  auto second = connect(loop, port);
+  exchange(loop, *second, {"HELO x"});
+  exchange(loop, *second, {"RCPT TO:<b@example.test>"});
+  CHECK(second->outcome().failure == net::Failure::closed);
+  CHECK(second->outcome().message.find("without a reply") != std::string::npos);
+}
+
+TEST_CASE("secrets are cut from the transcript; CR/LF in a command is refused") {
+  auto port = test::free_loopback_port();
+  auto sink = test::start_smtp_sink(port);
+  engine::Loop loop;
+  auto session = connect(loop, port);
+  exchange(loop, *session, {"AUTH PLAIN AGFsaWNlAHMzY3JldA=="}, {11});
+  auto lines = client_lines(*session);
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0] == "AUTH PLAIN ***");
+
+  Op refused;
+  session->exchange({"RCPT TO:<a@b>\r\nRSET"}, {}, &Op::notify, &refused);
+  wait(loop, refused);
+  CHECK(session->outcome().failure == net::Failure::protocol);
+  CHECK(client_lines(*session).size() == 1);  // nothing more was sent
+  CHECK(exchange(loop, *session, {"NOOP"}).at(0).code == 250);
+}
