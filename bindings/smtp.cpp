@@ -6,6 +6,7 @@
 #include "engine/smtp/auth.hpp"
 #include "engine/smtp/capabilities.hpp"
 #include "engine/smtp/session.hpp"
+#include "engine/smtp/status_codes.hpp"
 
 #include <unistd.h>
 
@@ -82,6 +83,14 @@ void push_reply(lua_State* L, const smtp::Reply& reply) {
     lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
   }
   lua_setfield(L, -2, "lines");
+  // What the code means in words: the enhanced code is the more precise when known.
+  std::optional<smtp::CodeMeaning> meaning;
+  if (!reply.enhanced.empty()) meaning = smtp::describe_enhanced(reply.enhanced);
+  if (!meaning) meaning = smtp::describe_reply_code(reply.code);
+  if (meaning) {
+    lua_pushlstring(L, meaning->meaning.data(), meaning->meaning.size());
+    lua_setfield(L, -2, "meaning");
+  }
   lua_pushboolean(L, reply.ok());
   lua_setfield(L, -2, "ok");
   lua_pushboolean(L, reply.transient());
@@ -440,6 +449,23 @@ int core_capabilities(lua_State* L) {
   return capabilities_to_lua(L);
 }
 
+// core.describe(code | "x.y.z") -> meaning, "positive"|"intermediate"|"transient"|"permanent"
+int core_describe(lua_State* L) {
+  std::optional<smtp::CodeMeaning> meaning;
+  if (lua_type(L, 1) == LUA_TNUMBER) {
+    meaning = smtp::describe_reply_code(static_cast<int>(luaL_checkinteger(L, 1)));
+  } else {
+    std::size_t length = 0;
+    const char* code = luaL_checklstring(L, 1, &length);
+    meaning = smtp::describe_enhanced(std::string_view(code, length));
+  }
+  if (!meaning) return 0;
+  static const char* const severities[] = {"positive", "intermediate", "transient", "permanent"};
+  lua_pushlstring(L, meaning->meaning.data(), meaning->meaning.size());
+  lua_pushstring(L, severities[static_cast<int>(meaning->severity)]);
+  return 2;
+}
+
 // core.error(kind, stage, message [, reply]) -> an error value like every other module's
 int core_error(lua_State* L) {
   const char* kind = luaL_checkstring(L, 1);
@@ -469,7 +495,8 @@ const luaL_Reg session_methods[] = {
 const luaL_Reg core_functions[] = {
     {"connect", core_connect},   {"b64encode", core_b64encode},       {"b64decode", core_b64decode},
     {"plain", core_plain},       {"cram_md5", core_cram_md5},         {"error", core_error},
-    {"hostname", core_hostname}, {"capabilities", core_capabilities}, {nullptr, nullptr},
+    {"hostname", core_hostname}, {"capabilities", core_capabilities}, {"describe", core_describe},
+    {nullptr, nullptr},
 };
 
 }  // namespace

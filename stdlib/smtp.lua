@@ -105,6 +105,9 @@ local function command(s, stage, line, shown)
   return reply
 end
 
+-- smtp.describe(421) / smtp.describe("4.7.1") -> meaning in words, severity
+smtp.describe = core.describe
+
 -- smtp.connect(target [, opts]) -> session | nil, err
 function smtp.connect(target, opts)
   checked("target", target)
