@@ -468,11 +468,12 @@ int core_describe(lua_State* L) {
 
 // core.error(kind, stage, message [, reply]) -> an error value like every other module's
 int core_error(lua_State* L) {
+  lua_settop(L, 4);  // the reply, or nil, stays at 4 below the error pushed next
   const char* kind = luaL_checkstring(L, 1);
   const char* stage = luaL_optstring(L, 2, nullptr);
   const char* message = luaL_checkstring(L, 3);
   push_error(L, kind, stage, message);
-  if (!lua_isnoneornil(L, 4)) {
+  if (!lua_isnil(L, 4)) {
     lua_pushvalue(L, 4);
     lua_setfield(L, -2, "reply");
   }
