@@ -112,13 +112,46 @@ void open_modules(lua_State* L, const std::vector<std::string>& dirs) {
   lua_pop(L, 2);
 }
 
-void open_globals(lua_State* L) {
-  for (const char* name : {"task", "net", "smtp"}) {
+namespace {
+// The globals the shell offers, each `require "smtpsh.NAME"`d on first use: start-up then pays
+// for none of them, and a script that never speaks SMTP never compiles stdlib/smtp.lua.
+constexpr const char* lazy_globals[] = {"task", "net", "smtp"};
+
+int index_lazy_global(lua_State* L) {
+  const char* key = lua_tostring(L, 2);
+  if (!key) return 0;
+  for (const char* name : lazy_globals) {
+    if (std::strcmp(key, name) != 0) continue;
     lua_getglobal(L, "require");
     lua_pushfstring(L, "smtpsh.%s", name);
     lua_call(L, 1, 1);
-    lua_setglobal(L, name);
+    lua_pushstring(L, name);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, 1);  // a plain global from now on
+    return 1;
   }
+  return 0;
+}
+}  // namespace
+
+void open_globals(lua_State* L) {
+  lua_pushglobaltable(L);
+  if (lua_getmetatable(L, -1)) {
+    // Someone else owns _G's metatable: load the modules now instead.
+    lua_pop(L, 2);
+    for (const char* name : lazy_globals) {
+      lua_getglobal(L, "require");
+      lua_pushfstring(L, "smtpsh.%s", name);
+      lua_call(L, 1, 1);
+      lua_setglobal(L, name);
+    }
+    return;
+  }
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, index_lazy_global);
+  lua_setfield(L, -2, "__index");
+  lua_setmetatable(L, -2);
+  lua_pop(L, 1);
 }
 
 int load_lua_file(lua_State* L, const char* relative, std::span<const EmbeddedFile> embedded) {

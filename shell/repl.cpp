@@ -220,6 +220,12 @@ int run_repl(Runtime& runtime, const ReplOptions& options) {
   rl_basic_word_break_characters = word_breaks;
   rl_completion_append_character = '\0';
 
+  // Globals load on first use; completion reads them raw, so the REPL loads them up front.
+  for (const char* name : {"task", "net", "smtp"}) {
+    lua_getglobal(L, name);
+    lua_pop(L, 1);
+  }
+
   std::string history = history_path();
   using_history();
   stifle_history(history_size);
