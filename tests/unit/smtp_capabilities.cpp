@@ -33,6 +33,14 @@ std::vector<std::string> keywords(const Capabilities& capabilities) {
 
 using Words = std::vector<std::string>;
 
+// The parameters of a keyword that must be there.
+Words params(const Capabilities& capabilities, std::string_view keyword) {
+  const Capability* capability = capabilities.find(keyword);
+  INFO(keyword);
+  REQUIRE(capability != nullptr);
+  return capability->params;
+}
+
 }  // namespace
 
 TEST_CASE("Postfix") {
@@ -54,8 +62,8 @@ TEST_CASE("Postfix") {
                                 "ENHANCEDSTATUSCODES", "8BITMIME", "DSN", "SMTPUTF8", "CHUNKING"});
   CHECK(caps.size == 10240000u);
   REQUIRE(caps.find("SIZE") != nullptr);
-  CHECK(caps.find("SIZE")->params == Words{"10240000"});
-  CHECK(caps.find("PIPELINING")->params.empty());
+  CHECK(params(caps, "SIZE") == Words{"10240000"});
+  CHECK(params(caps, "PIPELINING").empty());
   for (const char* keyword : {"STARTTLS", "PIPELINING", "8BITMIME", "SMTPUTF8", "CHUNKING", "DSN",
                               "ENHANCEDSTATUSCODES", "starttls", "Chunking"}) {
     CAPTURE(keyword);
@@ -86,7 +94,7 @@ TEST_CASE("Exim: greeting, AUTH and unknown keywords") {
   CHECK(caps.size == 52428800u);
   CHECK(caps.auth == Words{"PLAIN", "LOGIN"});
   CHECK(caps.has("AUTH"));
-  CHECK(caps.find("auth")->params == Words{"PLAIN", "LOGIN"});
+  CHECK(params(caps, "auth") == Words{"PLAIN", "LOGIN"});
   CHECK(caps.has("PIPE_CONNECT"));
   CHECK(caps.has("PRDR"));
   CHECK(caps.has("HELP"));
@@ -141,8 +149,8 @@ TEST_CASE("smtp-sink: the empty last line is skipped, SIZE without a number") {
       "250 \r\n");
   CHECK(keywords(caps) == Words{"PIPELINING", "8BITMIME", "AUTH", "XCLIENT", "XFORWARD",
                                 "ENHANCEDSTATUSCODES", "SMTPUTF8", "SIZE"});
-  CHECK(caps.find("XCLIENT")->params == Words{"NAME", "ADDR"});
-  CHECK(caps.find("XFORWARD")->params == Words{"NAME", "ADDR", "PROTO", "HELO"});
+  CHECK(params(caps, "XCLIENT") == Words{"NAME", "ADDR"});
+  CHECK(params(caps, "XFORWARD") == Words{"NAME", "ADDR", "PROTO", "HELO"});
   CHECK(caps.has("SIZE"));
   CHECK_FALSE(caps.size.has_value());
   CHECK(caps.auth == Words{"PLAIN", "LOGIN"});
@@ -153,9 +161,9 @@ TEST_CASE("the old AUTH= form, merged with AUTH, unique and upper-cased") {
                            "AUTH=login", "auth digest-md5 plain"});
   CHECK(caps.auth == Words{"LOGIN", "PLAIN", "CRAM-MD5", "DIGEST-MD5"});
   CHECK(keywords(caps) == Words{"AUTH=LOGIN", "AUTH", "AUTH=LOGIN", "AUTH"});
-  CHECK(caps.find("AUTH=login")->params == Words{"PLAIN"});
+  CHECK(params(caps, "AUTH=login") == Words{"PLAIN"});
   // find() gives the first of repeated keywords.
-  CHECK(caps.find("AUTH")->params == Words{"LOGIN", "PLAIN", "CRAM-MD5"});
+  CHECK(params(caps, "AUTH") == Words{"LOGIN", "PLAIN", "CRAM-MD5"});
 
   auto old_only = parse_lines({"mx.example.test", "AUTH=LOGIN"});
   CHECK(old_only.auth == Words{"LOGIN"});
@@ -174,11 +182,11 @@ TEST_CASE("lower-case keywords and extra spaces") {
   CHECK(caps.greeting == "Hello  there");
   CHECK(keywords(caps) == Words{"SIZE", "STARTTLS", "XCLIENT", "AUTH", "PIPELINING"});
   CHECK(caps.size == 1000u);
-  CHECK(caps.find("SIZE")->params == Words{"1000"});
+  CHECK(params(caps, "SIZE") == Words{"1000"});
   // Parameters are kept as sent; only keywords and mechanisms are upper-cased.
-  CHECK(caps.find("XCLIENT")->params == Words{"name", "addr"});
+  CHECK(params(caps, "XCLIENT") == Words{"name", "addr"});
   CHECK(caps.auth == Words{"PLAIN", "LOGIN"});
-  CHECK(caps.find("pipelining")->params.empty());
+  CHECK(params(caps, "pipelining").empty());
 }
 
 TEST_CASE("SIZE: a number, 0, nothing or nonsense") {
@@ -208,8 +216,8 @@ TEST_CASE("the rest of RFC 5321's extensions and REQUIRETLS") {
     CAPTURE(keyword);
     CHECK(caps.has(keyword));
   }
-  CHECK(caps.find("X-UNKNOWN-THING")->params == Words{"1", "2", "3"});
-  CHECK(caps.find("MT-PRIORITY")->params == Words{"MIXER"});
+  CHECK(params(caps, "X-UNKNOWN-THING") == Words{"1", "2", "3"});
+  CHECK(params(caps, "MT-PRIORITY") == Words{"MIXER"});
 }
 
 TEST_CASE("short and odd replies") {

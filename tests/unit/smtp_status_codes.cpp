@@ -49,14 +49,15 @@ TEST_CASE("every reply code of RFC 5321 and RFC 4954 has a meaning and its class
 }
 
 TEST_CASE("reply code meanings") {
-  CHECK(describe_reply_code(421)->meaning == "service not available, closing transmission channel");
-  CHECK(describe_reply_code(250)->meaning == "requested mail action okay, completed");
-  CHECK(describe_reply_code(354)->severity == Severity::intermediate);
-  CHECK(describe_reply_code(334)->severity == Severity::intermediate);
-  CHECK(describe_reply_code(535)->meaning == "authentication credentials invalid");
-  CHECK(describe_reply_code(221)->severity == Severity::positive);
-  CHECK(describe_reply_code(450)->severity == Severity::transient);
-  CHECK(describe_reply_code(554)->severity == Severity::permanent);
+  CHECK(describe_reply_code(421).value().meaning ==
+        "service not available, closing transmission channel");
+  CHECK(describe_reply_code(250).value().meaning == "requested mail action okay, completed");
+  CHECK(describe_reply_code(354).value().severity == Severity::intermediate);
+  CHECK(describe_reply_code(334).value().severity == Severity::intermediate);
+  CHECK(describe_reply_code(535).value().meaning == "authentication credentials invalid");
+  CHECK(describe_reply_code(221).value().severity == Severity::positive);
+  CHECK(describe_reply_code(450).value().severity == Severity::transient);
+  CHECK(describe_reply_code(554).value().severity == Severity::permanent);
 }
 
 TEST_CASE("unknown reply codes have no meaning") {
@@ -81,9 +82,9 @@ TEST_CASE("enhanced codes: meanings and severity from the class") {
   CHECK(meaning("5.7.30") == "REQUIRETLS support required");
   CHECK(meaning("5.1.10") == "recipient address has null MX");
 
-  CHECK(describe_enhanced("2.1.5")->severity == Severity::positive);
-  CHECK(describe_enhanced("4.2.2")->severity == Severity::transient);
-  CHECK(describe_enhanced("5.2.2")->severity == Severity::permanent);
+  CHECK(describe_enhanced("2.1.5").value().severity == Severity::positive);
+  CHECK(describe_enhanced("4.2.2").value().severity == Severity::transient);
+  CHECK(describe_enhanced("5.2.2").value().severity == Severity::permanent);
 }
 
 TEST_CASE("every registered subject.detail has a meaning of its own") {
@@ -122,7 +123,7 @@ TEST_CASE("unknown details fall back to their subject, unknown subjects to X.0.0
   CHECK(meaning("5.7.999") == meaning("5.7.0"));
   CHECK(meaning("5.8.1") == "other undefined status");
   CHECK(meaning("4.999.999") == meaning("4.0.0"));
-  CHECK(describe_enhanced("4.4.99")->severity == Severity::transient);
+  CHECK(describe_enhanced("4.4.99").value().severity == Severity::transient);
   // Leading zeros are digits like any other.
   CHECK(meaning("4.04.002") == "bad connection");
 }
