@@ -1,4 +1,5 @@
 // net: TCP connections for scripts — net.connect, conn:send, conn:receive, conn:close.
+#include "bindings/address_text.hpp"
 #include "bindings/error.hpp"
 #include "bindings/modules.hpp"
 #include "bindings/scheduler.hpp"
@@ -24,20 +25,6 @@ net::Connection& check_conn(lua_State* L, int index) {
   auto* wrapper = static_cast<LuaConn*>(luaL_checkudata(L, index, conn_metatable));
   if (!wrapper->conn) luaL_error(L, "connection used after it was collected");
   return *wrapper->conn;
-}
-
-// Addresses copied out of std::string into plain storage, so that pushing them to Lua (which
-// may raise) leaves no C++ object to unwind.
-struct AddressText {
-  char text[80];
-  std::size_t size;
-};
-
-AddressText address_text(const std::string& address) {
-  AddressText result{};
-  result.size = std::min(address.size(), sizeof result.text);
-  std::memcpy(result.text, address.data(), result.size);
-  return result;
 }
 
 void cancel_io(Task&, void* connection) {
@@ -226,14 +213,6 @@ int conn_close_scope(lua_State* L) {
   return 0;
 }
 
-int push_address(lua_State* L, const AddressText& address) {
-  if (address.size == 0)
-    lua_pushnil(L);
-  else
-    lua_pushlstring(L, address.text, address.size);
-  return 1;
-}
-
 int conn_tostring(lua_State* L) {
   net::Connection& conn = check_conn(L, 1);
   if (!conn.is_open()) {
@@ -251,10 +230,14 @@ int conn_tostring(lua_State* L) {
 int conn_index(lua_State* L) {
   net::Connection& conn = check_conn(L, 1);
   const char* key = luaL_checkstring(L, 2);
-  if (std::strcmp(key, "local_addr") == 0)
-    return push_address(L, address_text(conn.local_address()));
-  if (std::strcmp(key, "remote_addr") == 0)
-    return push_address(L, address_text(conn.remote_address()));
+  if (std::strcmp(key, "local_addr") == 0) {
+    AddressText local = address_text(conn.local_address());  // the std::string dies here
+    return push_address(L, local);
+  }
+  if (std::strcmp(key, "remote_addr") == 0) {
+    AddressText remote = address_text(conn.remote_address());
+    return push_address(L, remote);
+  }
   lua_getmetatable(L, 1);
   lua_getfield(L, -1, "__fields");
   lua_getfield(L, -1, key);

@@ -1,5 +1,6 @@
 // smtpsh.smtpcore: the SMTP session engine for Lua. It frames commands and reads replies;
 // stdlib/smtp.lua builds the user-facing session (EHLO fallback, AUTH, DATA) on top of it.
+#include "bindings/address_text.hpp"
 #include "bindings/error.hpp"
 #include "bindings/modules.hpp"
 #include "bindings/scheduler.hpp"
@@ -315,19 +316,9 @@ int session_close(lua_State* L) {
 
 int push_address_of(lua_State* L, bool local) {
   smtp::Session& session = check_session(L, 1);
-  char text[80];
-  std::size_t size = 0;
-  {
-    std::string address =
-        local ? session.connection().local_address() : session.connection().remote_address();
-    size = std::min(address.size(), sizeof text);
-    std::memcpy(text, address.data(), size);
-  }
-  if (size == 0)
-    lua_pushnil(L);
-  else
-    lua_pushlstring(L, text, size);
-  return 1;
+  net::Connection& connection = session.connection();
+  AddressText text = address_text(local ? connection.local_address() : connection.remote_address());
+  return push_address(L, text);  // the std::string is gone before Lua may raise
 }
 
 int session_local_addr(lua_State* L) {

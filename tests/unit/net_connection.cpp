@@ -2,6 +2,7 @@
 // sockets that play a fixed byte sequence (for what no server does on purpose: bare LF,
 // a line over the limit, a close in the middle of a line, a full accept queue).
 #include "engine/net/connection.hpp"
+#include "tests/support/operation.hpp"
 #include "tests/support/subprocess.hpp"
 
 #include <arpa/inet.h>
@@ -19,20 +20,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct Op {
-  bool done = false;
-  static void notify(void* op) { static_cast<Op*>(op)->done = true; }
-};
-
-// Runs the loop until the operation notifies, failing the test after 10 s.
-void wait(engine::Loop& loop, Op& op) {
-  auto deadline = engine::Clock::now() + 10s;
-  asio::steady_timer guard(loop.io(), deadline);
-  guard.async_wait([](std::error_code) {});
-  REQUIRE(loop.run_until([&] { return op.done || engine::Clock::now() >= deadline; }));
-  REQUIRE(op.done);
-  guard.cancel();
-}
+using Op = test::Operation;
+using test::wait;
 
 std::shared_ptr<net::Connection> connect(engine::Loop& loop, const std::string& host,
                                          std::uint16_t port, net::ConnectOptions options = {}) {

@@ -1,5 +1,6 @@
 // engine/smtp/session against Postfix's smtp-sink on loopback.
 #include "engine/smtp/session.hpp"
+#include "tests/support/operation.hpp"
 #include "tests/support/subprocess.hpp"
 
 #include <doctest/doctest.h>
@@ -10,19 +11,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct Op {
-  bool done = false;
-  static void notify(void* op) { static_cast<Op*>(op)->done = true; }
-};
-
-void wait(engine::Loop& loop, Op& op) {
-  auto deadline = engine::Clock::now() + 10s;
-  asio::steady_timer guard(loop.io(), deadline);
-  guard.async_wait([](std::error_code) {});
-  loop.run_until([&] { return op.done || engine::Clock::now() >= deadline; });
-  REQUIRE(op.done);
-  guard.cancel();
-}
+using Op = test::Operation;
+using test::wait;
 
 std::shared_ptr<smtp::Session> connect(engine::Loop& loop, std::uint16_t port,
                                        engine::Duration timeout = 5s) {
