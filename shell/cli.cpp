@@ -25,6 +25,8 @@ std::string usage_text() {
          "  --help       show this help\n"
          "  --version    show the version\n"
          "\n"
+         "commands built in: banner HOST[:PORT], raw HOST[:PORT], send --server ... (each has --help)\n"
+         "\n"
          "Lua files are found in each directory of SMTPSH_PATH (colon separated), then in\n"
          "~/.config/smtpsh, then in the copies built into smtpsh: DIR/scripts/NAME.lua for\n"
          "subcommands, DIR/stdlib/NAME.lua for require \"smtpsh.NAME\".\n"
