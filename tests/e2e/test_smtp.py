@@ -925,3 +925,23 @@ class TestSend(SmtpTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestBdatWithChunking(harness.SmtpshTestCase):
+    """s:bdat against a server that offers CHUNKING: smtpsh's own demo server (--demo)."""
+
+    def test_bdat_sends_a_chunk_and_the_transcript_shows_it(self):
+        lines = "\n".join([
+            's = assert(smtp.connect(demo.target, {timeout = 5}))',
+            'assert(s:ehlo("x")) assert(s.caps.CHUNKING, "CHUNKING offered")',
+            'assert(s:mail("a@example.test")) assert(s:rcpt("b@example.test"))',
+            'r, err = s:bdat("Subject: t\\n\\n.kept as is\\n") print("BDAT-RESULT", r and r.code, r and r.text or tostring(err))',
+            'for _, e in ipairs(s.transcript) do if e.dir == "C" then print("C-LINE", e.line) end end',
+            '',
+        ])
+        cp = harness.run_smtpsh(["--demo"], stdin=lines)
+        self.assertEqual(cp.returncode, 0, harness.describe(cp))
+        self.assertRegex(cp.stdout, r"BDAT-RESULT\t250\tOk: 27 octets, queued as DEMO\d+", harness.describe(cp))
+        client = [line.split("\t", 1)[1] for line in cp.stdout.splitlines() if line.startswith("C-LINE\t")]
+        self.assertEqual(client, ["EHLO x", "MAIL FROM:<a@example.test>", "RCPT TO:<b@example.test>",
+                                  "BDAT 27 LAST", "Subject: t", "", ".kept as is"], harness.describe(cp))

@@ -286,8 +286,9 @@ TEST_CASE("demo server: swaks up to RCPT") {
        {"<-  220 demo.smtpsh.test ESMTP smtpsh demo server ready", " -> EHLO swaks.example.test",
         "<-  250-demo.smtpsh.test greets swaks.example.test", "<-  250-PIPELINING",
         "<-  250-SIZE 10240000", "<-  250-8BITMIME", "<-  250-ENHANCEDSTATUSCODES",
-        "<-  250-SMTPUTF8", "<-  250 HELP", " -> MAIL FROM:<y@example.test>", "<-  250 2.1.0 Ok",
-        " -> RCPT TO:<x@example.test>", "<-  250 2.1.5 Ok", " -> QUIT", "<-  221 2.0.0 Bye"}) {
+        "<-  250-SMTPUTF8", "<-  250-CHUNKING", "<-  250 HELP", " -> MAIL FROM:<y@example.test>",
+        "<-  250 2.1.0 Ok", " -> RCPT TO:<x@example.test>", "<-  250 2.1.5 Ok", " -> QUIT",
+        "<-  221 2.0.0 Bye"}) {
     CHECK_MESSAGE(has(result.out, line), "missing: " << line << "\n" << result.out);
   }
 }
@@ -325,9 +326,10 @@ with smtplib.SMTP("127.0.0.1", port, local_hostname="py.example.test", timeout=1
         print(name + "=" + s.esmtp_features[name])
 )");
   CHECK_MESSAGE(result.exit_code == 0, result.err);
-  CHECK(result.out ==
-        "250 demo.smtpsh.test greets py.example.test\n"
-        "8bitmime=\nenhancedstatuscodes=\nhelp=\npipelining=\nsize=10240000\nsmtputf8=\n");
+  CHECK(
+      result.out ==
+      "250 demo.smtpsh.test greets py.example.test\n"
+      "8bitmime=\nchunking=\nenhancedstatuscodes=\nhelp=\npipelining=\nsize=10240000\nsmtputf8=\n");
 }
 
 TEST_CASE("demo server: smtplib sends a message with dot lines, and the framing holds") {
@@ -514,4 +516,21 @@ TEST_CASE("demo server: the destructor returns promptly with clients connected")
   // The listening socket is closed too: the port can be bound again at once.
   engine::DemoServer again("127.0.0.1", port);
   CHECK(again.port() == port);
+}
+
+TEST_CASE("demo server: BDAT chunks, in order and out of order") {
+  engine::DemoServer server("127.0.0.1", 0);
+  RawClient client(server.port());
+  CHECK(has(client.reply(), "220 "));
+  CHECK(has(client.ask("EHLO raw.example.test"), "250-CHUNKING"));
+  CHECK(client.ask("BDAT 3 LAST") == "503 5.5.1 Error: need MAIL command");
+  CHECK(client.ask("MAIL FROM:<a@example.test>") == "250 2.1.0 Ok");
+  CHECK(client.ask("RCPT TO:<b@example.test>") == "250 2.1.5 Ok");
+  CHECK(client.ask("BDAT x") == "501 5.5.4 Syntax: BDAT size [LAST]");
+  // A chunk's bytes may hold anything, line ends and "." included.
+  client.send("BDAT 7\r\n.\r\nab\r\n");
+  CHECK(client.reply() == "250 2.0.0 Ok: 7 octets received");
+  client.send("BDAT 4 LAST\r\nxyz\n");
+  CHECK(has(client.reply(), "250 2.0.0 Ok: 4 octets, queued as DEMO"));
+  CHECK(client.ask("NOOP") == "250 2.0.0 Ok");
 }

@@ -1,4 +1,5 @@
 // engine/smtp/session against Postfix's smtp-sink on loopback.
+#include "engine/server/demo_server.hpp"
 #include "engine/smtp/session.hpp"
 #include "tests/support/operation.hpp"
 #include "tests/support/subprocess.hpp"
@@ -132,4 +133,23 @@ TEST_CASE("secrets are cut from the transcript; CR/LF in a command is refused") 
   CHECK(session->outcome().failure == net::Failure::protocol);
   CHECK(client_lines(*session).size() == 1);  // nothing more was sent
   CHECK(exchange(loop, *session, {"NOOP"}).at(0).code == 250);
+}
+
+TEST_CASE("BDAT chunks against a server that offers CHUNKING (the demo server)") {
+  engine::DemoServer demo("127.0.0.1", 0);
+  engine::Loop loop;
+  auto session = connect(loop, demo.port());
+  auto& ehlo = exchange(loop, *session, {"EHLO x"});
+  REQUIRE(ehlo.size() == 1);
+  CHECK(std::find(ehlo[0].lines.begin(), ehlo[0].lines.end(), "CHUNKING") != ehlo[0].lines.end());
+  exchange(loop, *session, {"MAIL FROM:<a@example.test>", "RCPT TO:<b@example.test>"});
+  Op sent;
+  session->send_chunk("Subject: t\n\n.not stuffed\n", &Op::notify, &sent);
+  wait(loop, sent);
+  REQUIRE(session->outcome().ok());
+  // 12 + 2 + 14 bytes: CRLF line ends, and no dot doubled in a chunk.
+  CHECK(session->replies().at(0).code == 250);
+  CHECK(session->replies().at(0).text().find("28 octets, queued as DEMO") != std::string::npos);
+  CHECK(client_lines(*session).at(3) == "BDAT 28 LAST");
+  CHECK(exchange(loop, *session, {"NOOP"}).at(0).code == 250);  // still in step
 }
