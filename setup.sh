@@ -7,7 +7,7 @@
 # Idempotent: a second run installs nothing. Uses sudo when not run as root.
 set -euo pipefail
 
-build_packages=(g++ cmake pkg-config liblua5.4-dev libasio-dev libssl-dev libldns-dev
+build_packages=(g++ make cmake pkg-config liblua5.4-dev libasio-dev libssl-dev libldns-dev
                 libedit-dev doctest-dev)
 # Real peers and reference tools of the test suite and benchmarks (see tests/README.md).
 test_packages=(python3 postfix python3-aiosmtpd swaks ldnsutils nsd lua5.4 openssl
