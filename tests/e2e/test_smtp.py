@@ -945,3 +945,36 @@ class TestBdatWithChunking(harness.SmtpshTestCase):
         client = [line.split("\t", 1)[1] for line in cp.stdout.splitlines() if line.startswith("C-LINE\t")]
         self.assertEqual(client, ["EHLO x", "MAIL FROM:<a@example.test>", "RCPT TO:<b@example.test>",
                                   "BDAT 27 LAST", "Subject: t", "", ".kept as is"], harness.describe(cp))
+
+
+class TestMalformedServers(harness.SmtpshTestCase):
+    """Servers that do not speak SMTP: a clear protocol error naming the stage, never a hang."""
+
+    def connect_error(self, *lines):
+        with harness.peer("lines", *lines) as port:
+            code = (f'local s, err = smtp.connect("127.0.0.1:{port}", {{timeout = 3}}) '
+                    'print("RESULT", s, err and err.kind, err and err.stage, tostring(err))')
+            cp = harness.run_smtpsh(["-e", code], timeout=15)
+        self.assertEqual(cp.returncode, 0, harness.describe(cp))
+        result = [line for line in cp.stdout.splitlines() if line.startswith("RESULT\t")]
+        self.assertEqual(len(result), 1, harness.describe(cp))
+        return result[0].split("\t")[1:]
+
+    def test_a_greeting_that_is_not_a_reply(self):
+        session, kind, stage, message = self.connect_error("hello from a web server")
+        self.assertEqual((session, kind, stage), ("nil", "protocol", "banner"))
+        self.assertIn("does not start with a code from 200 to 599", message)
+
+    def test_a_reply_whose_lines_disagree_on_the_code(self):
+        session, kind, stage, message = self.connect_error("220-mx.example.test", "550 go away")
+        self.assertEqual((session, kind, stage), ("nil", "protocol", "banner"))
+        self.assertIn("has code 550, the reply began with 220", message)
+
+    def test_a_command_answered_with_garbage(self):
+        # The peer echoes what it gets: "EHLO x" is not a reply either.
+        with harness.peer("lines", "220 mx.example.test ESMTP") as port:
+            code = (f'local s = assert(smtp.connect("127.0.0.1:{port}", {{timeout = 3}})) '
+                    'local r, err = s:ehlo("x") '
+                    'print("RESULT", r, err.kind, err.stage, s.closed)')
+            cp = harness.run_smtpsh(["-e", code], timeout=15)
+        self.assertIn("RESULT\tnil\tprotocol\tehlo\ttrue", cp.stdout, harness.describe(cp))
