@@ -200,8 +200,10 @@ void Scheduler::resume(Task& task, int nargs) {
   finish(task, status, nresults);
 }
 
+// Fails a task that is not running: never started, or suspended where it cannot go on.
 void Scheduler::fail_unstarted(Task& task) {
-  if (task.state == Task::State::waiting) lua_resetthread(task.thread);
+  // A suspended body may hold `<close>` variables (a connection): close them now.
+  if (task.started) lua_resetthread(task.thread);
   lua_settop(task.thread, 0);
   lua_pushstring(task.thread, task.abort_reason);
   finish(task, LUA_ERRRUN, 0);

@@ -162,6 +162,20 @@ class TestRepl(ReplTestCase):
         r.send("3+4")
         r.expect(line("7"))
 
+    def test_ctrl_c_closes_what_an_interrupted_task_held(self):
+        # A task that only yields to the others is interrupted between turns; its <close>
+        # variables (a connection, say) must still be closed.
+        r = self.repl()
+        r.expect_prompt(timeout=10)
+        r.send('task.spawn(function() local g <close> = setmetatable({}, {__close = function() '
+               'print("guard" .. "-closed") end}) while true do coroutine.yield() end end)')
+        time.sleep(0.5)
+        r.ctrl_c()
+        r.expect(r"guard-closed", timeout=3)
+        r.expect_prompt(timeout=3)
+        r.send("1+2")
+        r.expect(line("3"))
+
     def test_tab_completes_fields_and_methods(self):
         r = self.repl()
         r.expect_prompt(timeout=10)
