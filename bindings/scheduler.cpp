@@ -201,9 +201,8 @@ void Scheduler::resume(Task& task, int nargs) {
 }
 
 // Fails a task that is not running: never started, or suspended where it cannot go on.
+// finish() resets the thread, which closes the `<close>` variables a suspended body holds.
 void Scheduler::fail_unstarted(Task& task) {
-  // A suspended body may hold `<close>` variables (a connection): close them now.
-  if (task.started) lua_resetthread(task.thread);
   lua_settop(task.thread, 0);
   lua_pushstring(task.thread, task.abort_reason);
   finish(task, LUA_ERRRUN, 0);

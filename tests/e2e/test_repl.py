@@ -163,15 +163,19 @@ class TestRepl(ReplTestCase):
         r.expect(line("7"))
 
     def test_ctrl_c_closes_what_an_interrupted_task_held(self):
-        # A task that only yields to the others is interrupted between turns; its <close>
-        # variables (a connection, say) must still be closed.
+        # Two tasks take turns: when Ctrl-C comes one is running (stopped by the hook) and the
+        # other waits for its turn (failed without running). Both must close their <close>
+        # variables (a connection, say).
         r = self.repl()
         r.expect_prompt(timeout=10)
-        r.send('task.spawn(function() local g <close> = setmetatable({}, {__close = function() '
-               'print("guard" .. "-closed") end}) while true do coroutine.yield() end end)')
+        r.send('for _, name in ipairs{"a", "b"} do task.spawn(function() local g <close> = '
+               'setmetatable({}, {__close = function() print("guard-" .. name .. "-" .. "closed") end}) '
+               'while true do coroutine.yield() end end) end')
         time.sleep(0.5)
         r.ctrl_c()
-        r.expect(r"guard-closed", timeout=3)
+        got = r.expect(r"guard-(a|b)-closed[\s\S]*guard-(a|b)-closed", timeout=3)
+        self.assertIn("guard-a-closed", got)
+        self.assertIn("guard-b-closed", got)
         r.expect_prompt(timeout=3)
         r.send("1+2")
         r.expect(line("3"))
