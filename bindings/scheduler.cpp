@@ -244,6 +244,8 @@ void Scheduler::finish(Task& task, int status, int nresults) {
     lua_setiuservalue(aux_, handle, slot_outcome);
     lua_settop(aux_, handle);
     // Close the to-be-closed variables the error skipped (a `local c <close>` connection).
+    // An interrupt hook the signal handler left on this thread would fire inside them.
+    lua_sethook(co, nullptr, 0, 0);
     lua_resetthread(co);
 
     lua_getfield(aux_, LUA_REGISTRYINDEX, unobserved_key);
