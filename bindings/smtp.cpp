@@ -4,6 +4,7 @@
 #include "bindings/error.hpp"
 #include "bindings/modules.hpp"
 #include "bindings/scheduler.hpp"
+#include "engine/net/address.hpp"
 #include "engine/smtp/auth.hpp"
 #include "engine/smtp/capabilities.hpp"
 #include "engine/smtp/session.hpp"
@@ -457,6 +458,38 @@ int core_describe(lua_State* L) {
   return 2;
 }
 
+// core.parse_target("host[:port]" | "[v6]:port" [, default_port]) -> host, port | nil, message
+bool parse_target(const char* target, std::size_t length, lua_Integer default_port,
+                  char (&host)[256], std::uint16_t& port, char (&error)[256]) {
+  std::string why;
+  auto parsed = net::parse_host_port(std::string_view(target, length),
+                                     static_cast<std::uint16_t>(default_port), why);
+  const std::string& out = parsed ? parsed->host : why;
+  std::size_t size = std::min(out.size(), sizeof host - 1);
+  std::memcpy(parsed ? host : error, out.data(), size);
+  (parsed ? host : error)[size] = '\0';
+  if (parsed) port = parsed->port;
+  return parsed.has_value();
+}
+
+int core_parse_target(lua_State* L) {
+  std::size_t length = 0;
+  const char* target = luaL_checklstring(L, 1, &length);
+  lua_Integer default_port = luaL_optinteger(L, 2, 25);
+  luaL_argcheck(L, default_port >= 1 && default_port <= 65535, 2, "port must be 1..65535");
+  char host[256];
+  char error[256];
+  std::uint16_t port = 0;
+  if (!parse_target(target, length, default_port, host, port, error)) {
+    lua_pushnil(L);
+    lua_pushstring(L, error);
+    return 2;
+  }
+  lua_pushstring(L, host);
+  lua_pushinteger(L, port);
+  return 2;
+}
+
 // core.error(kind, stage, message [, reply]) -> an error value like every other module's
 int core_error(lua_State* L) {
   lua_settop(L, 4);  // the reply, or nil, stays at 4 below the error pushed next
@@ -485,9 +518,16 @@ const luaL_Reg session_methods[] = {
 };
 
 const luaL_Reg core_functions[] = {
-    {"connect", core_connect},   {"b64encode", core_b64encode},       {"b64decode", core_b64decode},
-    {"plain", core_plain},       {"cram_md5", core_cram_md5},         {"error", core_error},
-    {"hostname", core_hostname}, {"capabilities", core_capabilities}, {"describe", core_describe},
+    {"connect", core_connect},
+    {"b64encode", core_b64encode},
+    {"b64decode", core_b64decode},
+    {"plain", core_plain},
+    {"cram_md5", core_cram_md5},
+    {"error", core_error},
+    {"hostname", core_hostname},
+    {"capabilities", core_capabilities},
+    {"describe", core_describe},
+    {"parse_target", core_parse_target},
     {nullptr, nullptr},
 };
 

@@ -10,11 +10,11 @@
 
 local core = require "smtpsh.smtpcore"
 
-local type, tostring, tonumber, pairs, ipairs, error, setmetatable, rawget, select =
-  type, tostring, tonumber, pairs, ipairs, error, setmetatable, rawget, select
+local type, tostring, pairs, ipairs, error, setmetatable, rawget =
+  type, tostring, pairs, ipairs, error, setmetatable, rawget
 local string_find, string_match, string_upper, string_gsub, string_format =
   string.find, string.match, string.upper, string.gsub, string.format
-local table_concat, table_sort, math_tointeger = table.concat, table.sort, math.tointeger
+local table_concat, table_sort = table.concat, table.sort
 
 local smtp = {}
 local Session = {}
@@ -113,15 +113,8 @@ function smtp.connect(target, opts)
   checked("target", target)
   opts = opts or {}
   if type(opts) ~= "table" then error("smtp.connect(target [, {helo=, timeout=, source=, trace=}])", 2) end
-  local host, port = string_match(target, "^%[(.+)%]:(%d+)$")
-  if not host then host = string_match(target, "^%[(.+)%]$") end
-  if not host and select(2, string_gsub(target, ":", "")) == 1 then
-    host, port = string_match(target, "^(.+):(%d+)$")
-    if not host then error("bad target '" .. target .. "': expected HOST, HOST:PORT or [IPV6]:PORT", 2) end
-  end
-  host = host or target
-  port = math_tointeger(tonumber(port or 25))
-  if not port or port < 1 or port > 65535 then error("bad port in target '" .. target .. "'", 2) end
+  local host, port = core.parse_target(target, 25)
+  if not host then error(port, 2) end
   if opts.helo ~= nil then checked("helo name", opts.helo) end
 
   local engine, banner = core.connect(host, port, {
