@@ -31,6 +31,11 @@ std::shared_ptr<Connection> Connection::create(asio::io_context& io) {
 
 Connection::Connection(asio::io_context& io) : io_(io), socket_(io), read_(io), write_(io) {}
 
+// A look-up in flight holds a raw pointer to us as its callback context.
+Connection::~Connection() {
+  if (lookup_) lookup_->detach();
+}
+
 void Connection::begin(Direction& direction, Notify notify, void* context) {
   direction.busy = true;
   direction.interrupted = false;
@@ -93,7 +98,43 @@ void Connection::connect(std::string_view host, std::uint16_t port, const Connec
     endpoints_.assign(1, asio::ip::tcp::endpoint(address, port));
     return try_endpoint(0);
   }
+  if (options.resolver) return start_lookup(options.resolver, std::string(host), port);
   start_resolve(std::string(host), port);
+}
+
+void Connection::start_lookup(const std::shared_ptr<dns::Resolver>& resolver,
+                              const std::string& host, std::uint16_t port) {
+  port_ = port;
+  write_.deadline.slot().assign([this](asio::cancellation_type) {
+    write_.deadline.slot().clear();
+    if (!lookup_) return;
+    lookup_->detach();
+    lookup_.reset();
+    if (write_.deadline.expired())
+      write_.outcome.fail(Failure::timeout, "resolving " + target_ + " timed out after " +
+                                                describe_duration(timeout_));
+    else if (closed_locally_)
+      write_.outcome.fail(Failure::closed,
+                          "connect to " + target_ + " abandoned: connection closed");
+    else
+      write_.outcome.fail(Failure::interrupted, "connect to " + target_ + " interrupted");
+    finish_soon(write_);
+  });
+  lookup_ = dns::AddressLookup::start(resolver, host, &Connection::on_lookup, this);
+}
+
+void Connection::on_lookup(void* self_pointer) {
+  auto self = static_cast<Connection*>(self_pointer)->shared_from_this();
+  self->write_.deadline.slot().clear();
+  auto lookup = std::move(self->lookup_);
+  if (!lookup->ok()) {
+    self->write_.outcome.fail(Failure::dns, lookup->error());
+    return self->finish(self->write_);
+  }
+  self->endpoints_.clear();
+  for (const auto& address : lookup->addresses())
+    self->endpoints_.emplace_back(address, self->port_);
+  self->try_endpoint(0);
 }
 
 void Connection::start_resolve(const std::string& host, std::uint16_t port) {
@@ -390,7 +431,7 @@ void Connection::interrupt() {
 
 void Connection::close() {
   closed_locally_ = true;
-  if (resolver_) {
+  if (resolver_ || lookup_) {
     // A pending resolve ends through the cancellation handler installed for it.
     write_.deadline.cancel_now();
   }

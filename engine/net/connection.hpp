@@ -10,6 +10,7 @@
 //
 // One read and one write (or connect) may be in flight at once; the caller enforces that.
 
+#include "engine/dns/address_lookup.hpp"
 #include "engine/loop/loop.hpp"
 #include "engine/net/failure.hpp"
 
@@ -27,6 +28,9 @@ namespace smtpsh::net {
 struct ConnectOptions {
   std::string source;  // local address to bind, empty for any
   engine::Duration timeout = std::chrono::seconds(30);
+  // Host names go through this resolver (so a probe uses one resolver end to end); without
+  // one, through the system's (getaddrinfo).
+  std::shared_ptr<dns::Resolver> resolver = nullptr;
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {
@@ -40,7 +44,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   static std::shared_ptr<Connection> create(asio::io_context& io);
 
-  // Resolves `host` (system resolver; addresses are used as they are), then tries each address
+  // Resolves `host` (options.resolver, else the system's; addresses are used as they are), then
+  // tries each address
   // in turn until one accepts, all under options.timeout. Outcome: write_outcome().
   void connect(std::string_view host, std::uint16_t port, const ConnectOptions& options,
                Notify notify, void* context);
@@ -83,6 +88,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string remote_address() const;  // empty until connected (kept after close)
 
   explicit Connection(asio::io_context& io);  // use create(): handlers need shared_from_this
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
 
  private:
   struct Direction {
@@ -101,6 +109,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Failure failure_of(const Direction& direction, const std::error_code& ec) const;
 
   void start_resolve(const std::string& host, std::uint16_t port);
+  void start_lookup(const std::shared_ptr<dns::Resolver>& resolver, const std::string& host,
+                    std::uint16_t port);
+  static void on_lookup(void* self);
   void try_endpoint(std::size_t index);
   void fail_connect(const Direction& direction, const std::error_code& ec);
 
@@ -129,6 +140,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Only while connecting: the addresses to try and why the last one failed.
   std::unique_ptr<asio::ip::tcp::resolver> resolver_;
+  std::shared_ptr<dns::AddressLookup> lookup_;
+  std::uint16_t port_ = 0;
   std::vector<asio::ip::tcp::endpoint> endpoints_;
   std::error_code last_connect_error_;
   std::string target_;  // "host:port" as asked, for messages

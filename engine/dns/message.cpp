@@ -1,0 +1,275 @@
+#include "engine/dns/message.hpp"
+
+#include <arpa/inet.h>
+#include <ldns/ldns.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+
+namespace smtpsh::dns {
+
+namespace {
+
+struct LdnsFree {
+  void operator()(ldns_pkt* p) const { ldns_pkt_free(p); }
+  void operator()(ldns_rdf* r) const { ldns_rdf_deep_free(r); }
+  void operator()(char* s) const { std::free(s); }
+  void operator()(std::uint8_t* b) const { std::free(b); }
+};
+template <class T>
+using Owned = std::unique_ptr<T, LdnsFree>;
+
+std::string owned_text(char* text) {
+  Owned<char> holder(text);
+  return text ? std::string(text) : std::string();
+}
+
+char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+std::string lowercase(std::string text) {
+  std::transform(text.begin(), text.end(), text.begin(), lower);
+  return text;
+}
+
+// Names as ldns prints them end with a dot; ours do not, except the root.
+std::string name_text(const ldns_rdf* rdf) {
+  std::string text = lowercase(owned_text(ldns_rdf2str(rdf)));
+  if (text.size() > 1 && text.back() == '.') text.pop_back();
+  return text.empty() ? "." : text;
+}
+
+std::string hex(const std::uint8_t* data, std::size_t size) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(size * 2);
+  for (std::size_t i = 0; i < size; ++i) {
+    out.push_back(digits[data[i] >> 4]);
+    out.push_back(digits[data[i] & 15]);
+  }
+  return out;
+}
+
+std::string field_text(const ldns_rdf* rdf) {
+  const std::uint8_t* data = ldns_rdf_data(rdf);
+  std::size_t size = ldns_rdf_size(rdf);
+  char address[INET6_ADDRSTRLEN] = {};
+  switch (ldns_rdf_get_type(rdf)) {
+    case LDNS_RDF_TYPE_DNAME:
+      return name_text(rdf);
+    case LDNS_RDF_TYPE_A:
+      if (size == 4 && inet_ntop(AF_INET, data, address, sizeof address)) return address;
+      break;
+    case LDNS_RDF_TYPE_AAAA:
+      if (size == 16 && inet_ntop(AF_INET6, data, address, sizeof address)) return address;
+      break;
+    case LDNS_RDF_TYPE_STR:
+      // A character-string: a length byte, then that many raw bytes.
+      if (size >= 1 && data[0] <= size - 1)
+        return std::string(reinterpret_cast<const char*>(data) + 1, data[0]);
+      break;
+    case LDNS_RDF_TYPE_INT8:
+      if (size == 1) return std::to_string(data[0]);
+      break;
+    case LDNS_RDF_TYPE_INT16:
+      if (size == 2) return std::to_string((data[0] << 8) | data[1]);
+      break;
+    case LDNS_RDF_TYPE_INT32:
+    case LDNS_RDF_TYPE_PERIOD:
+      if (size == 4)
+        return std::to_string((std::uint32_t{data[0]} << 24) | (std::uint32_t{data[1]} << 16) |
+                              (std::uint32_t{data[2]} << 8) | data[3]);
+      break;
+    case LDNS_RDF_TYPE_HEX:
+      return hex(data, size);
+    default:
+      break;
+  }
+  return owned_text(ldns_rdf2str(rdf));
+}
+
+Record decode_record(const ldns_rr* rr) {
+  Record record;
+  record.name = name_text(ldns_rr_owner(rr));
+  record.type = static_cast<std::uint16_t>(ldns_rr_get_type(rr));
+  record.ttl = ldns_rr_ttl(rr);
+  for (std::size_t i = 0; i < ldns_rr_rd_count(rr); ++i) {
+    const ldns_rdf* rdf = ldns_rr_rdf(rr, i);
+    if (!rdf) continue;
+    record.fields.push_back(field_text(rdf));
+    if (!record.presentation.empty()) record.presentation += ' ';
+    record.presentation += owned_text(ldns_rdf2str(rdf));
+  }
+  return record;
+}
+
+void decode_section(const ldns_rr_list* list, std::vector<Record>& out) {
+  if (!list) return;
+  for (std::size_t i = 0; i < ldns_rr_list_rr_count(list); ++i) {
+    const ldns_rr* rr = ldns_rr_list_rr(list, i);
+    // OPT and other meta records carry no data for callers.
+    if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_OPT) continue;
+    out.push_back(decode_record(rr));
+  }
+}
+
+bool same_name(std::string_view a, std::string_view b) {
+  return a.size() == b.size() &&
+         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
+}
+
+}  // namespace
+
+std::optional<std::uint16_t> type_from_name(std::string_view name) {
+  std::string upper(name);
+  for (char& c : upper)
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+  if (upper.empty()) return std::nullopt;
+  ldns_rr_type type = ldns_get_rr_type_by_name(upper.c_str());
+  if (type == 0) return std::nullopt;
+  return static_cast<std::uint16_t>(type);
+}
+
+std::string type_name(std::uint16_t type) {
+  return owned_text(ldns_rr_type2str(static_cast<ldns_rr_type>(type)));
+}
+
+std::string rcode_name(int rcode) {
+  const ldns_lookup_table* entry = ldns_lookup_by_id(ldns_rcodes, rcode);
+  if (entry && entry->name) return entry->name;
+  return "RCODE" + std::to_string(rcode);
+}
+
+std::optional<std::string> canonical_name(std::string_view name, std::string& error) {
+  if (name.empty()) {
+    error = "empty domain name";
+    return std::nullopt;
+  }
+  if (name == ".") return std::string(".");
+  if (name.back() == '.') name.remove_suffix(1);
+  if (name.size() > 253) {
+    error = "domain name longer than 253 characters";
+    return std::nullopt;
+  }
+  std::string out;
+  out.reserve(name.size());
+  std::size_t label = 0;
+  for (char c : name) {
+    auto byte = static_cast<unsigned char>(c);
+    if (c == '.') {
+      if (label == 0) {
+        error = "empty label in domain name '" + std::string(name) + "'";
+        return std::nullopt;
+      }
+      label = 0;
+    } else {
+      if (byte <= ' ' || byte == 0x7f || c == '\\' || c == '"' || c == '(' || c == ')' ||
+          c == ';') {
+        error = "domain name '" + std::string(name) + "' holds a space, control or quoting character";
+        return std::nullopt;
+      }
+      if (byte >= 0x80) {
+        error = "domain name '" + std::string(name) +
+                "' is not ASCII: give its A-label (xn--) form";
+        return std::nullopt;
+      }
+      if (++label > 63) {
+        error = "a label of domain name '" + std::string(name) + "' is longer than 63 characters";
+        return std::nullopt;
+      }
+    }
+    out.push_back(lower(c));
+  }
+  if (label == 0) {
+    error = "empty label in domain name '" + std::string(name) + "'";
+    return std::nullopt;
+  }
+  return out;
+}
+
+std::string build_query(std::string_view name, std::uint16_t qtype, std::uint16_t id,
+                        std::uint16_t udp_size) {
+  std::string fqdn = name == "." ? std::string(".") : std::string(name) + ".";
+  ldns_rdf* owner = ldns_dname_new_frm_str(fqdn.c_str());
+  if (!owner) return {};
+  // The packet takes the name over.
+  Owned<ldns_pkt> packet(ldns_pkt_query_new(owner, static_cast<ldns_rr_type>(qtype),
+                                            LDNS_RR_CLASS_IN, LDNS_RD));
+  if (!packet) return {};
+  ldns_pkt_set_id(packet.get(), id);
+  ldns_pkt_set_ad(packet.get(), true);
+  ldns_pkt_set_edns_udp_size(packet.get(), udp_size);
+  std::uint8_t* wire = nullptr;
+  std::size_t size = 0;
+  if (ldns_pkt2wire(&wire, packet.get(), &size) != LDNS_STATUS_OK) return {};
+  Owned<std::uint8_t> holder(wire);
+  return std::string(reinterpret_cast<const char*>(wire), size);
+}
+
+Verdict parse_answer(std::string_view wire, std::uint16_t id, std::string_view name,
+                     std::uint16_t qtype, Answer& answer) {
+  answer = Answer{};
+  // Before decoding anything: a datagram that is not a response with our ID is not ours.
+  if (wire.size() < 12) return Verdict::unrelated;
+  auto byte = [&](std::size_t i) { return static_cast<std::uint8_t>(wire[i]); };
+  if (((byte(0) << 8) | byte(1)) != id || (byte(2) & 0x80) == 0) return Verdict::unrelated;
+
+  ldns_pkt* raw = nullptr;
+  if (ldns_wire2pkt(&raw, reinterpret_cast<const std::uint8_t*>(wire.data()), wire.size()) !=
+      LDNS_STATUS_OK)
+    return Verdict::malformed;
+  Owned<ldns_pkt> packet(raw);
+  if (ldns_pkt_get_opcode(packet.get()) != LDNS_PACKET_QUERY) return Verdict::unrelated;
+
+  const ldns_rr_list* question = ldns_pkt_question(packet.get());
+  std::size_t questions = question ? ldns_rr_list_rr_count(question) : 0;
+  int rcode = ldns_pkt_get_rcode(packet.get());
+  if (questions == 0) {
+    // Some servers leave the question out of a refusal; anything else must echo it.
+    if (rcode == rcode::NOERROR || rcode == rcode::NXDOMAIN) return Verdict::unrelated;
+  } else {
+    const ldns_rr* q = ldns_rr_list_rr(question, 0);
+    if (questions != 1 || ldns_rr_get_type(q) != qtype || ldns_rr_get_class(q) != LDNS_RR_CLASS_IN ||
+        !same_name(name_text(ldns_rr_owner(q)), name))
+      return Verdict::unrelated;
+  }
+
+  answer.rcode = rcode;
+  answer.truncated = ldns_pkt_tc(packet.get());
+  answer.authenticated = ldns_pkt_ad(packet.get());
+  answer.authoritative = ldns_pkt_aa(packet.get());
+  decode_section(ldns_pkt_answer(packet.get()), answer.answer);
+  decode_section(ldns_pkt_authority(packet.get()), answer.authority);
+  return Verdict::accepted;
+}
+
+std::vector<const Record*> records_for(const Answer& answer, std::string_view name,
+                                       std::uint16_t qtype, std::string& canonical) {
+  std::vector<const Record*> out;
+  canonical.assign(name);
+  for (int links = 0; links <= 16; ++links) {
+    const Record* alias = nullptr;
+    for (const Record& record : answer.answer) {
+      if (!same_name(record.name, canonical)) continue;
+      if (record.type == qtype || qtype == type::ANY)
+        out.push_back(&record);
+      else if (record.type == type::CNAME && !record.fields.empty())
+        alias = &record;
+    }
+    if (!out.empty() || !alias || qtype == type::CNAME) break;
+    canonical = alias->fields[0];
+  }
+  return out;
+}
+
+std::optional<std::uint32_t> negative_ttl(const Answer& answer) {
+  for (const Record& record : answer.authority) {
+    if (record.type != type::SOA || record.fields.size() < 7) continue;
+    std::uint32_t minimum = static_cast<std::uint32_t>(std::strtoul(record.fields[6].c_str(), nullptr, 10));
+    return std::min(record.ttl, minimum);
+  }
+  return std::nullopt;
+}
+
+}  // namespace smtpsh::dns

@@ -1,0 +1,432 @@
+#include "engine/dns/resolver.hpp"
+
+#include "engine/net/connection.hpp"
+
+#include <asio/connect.hpp>
+#include <asio/post.hpp>
+#include <asio/read.hpp>
+#include <asio/write.hpp>
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <random>
+
+namespace smtpsh::dns {
+
+namespace {
+// The largest datagram we read; a server must not send more than we advertised, and one that
+// does is asked again over TCP.
+constexpr std::size_t udp_buffer = 4096;
+// Answers are kept at most a day, whatever their TTL says, and the cache stays bounded.
+constexpr std::uint32_t max_cache_ttl = 86400;
+constexpr std::size_t max_cache_entries = 100000;
+
+// Which failure tells the user most, when every try failed: a server's own words first.
+int weight(Status status) {
+  switch (status) {
+    case Status::servfail:
+    case Status::refused:
+    case Status::other_rcode:
+      return 4;
+    case Status::malformed:
+      return 3;
+    case Status::timeout:
+      return 2;
+    case Status::unreachable:
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+double seconds_since(engine::Clock::time_point start) {
+  return std::chrono::duration<double>(engine::Clock::now() - start).count();
+}
+}  // namespace
+
+std::string_view status_text(Status status) {
+  switch (status) {
+    case Status::ok: return "NOERROR";
+    case Status::nxdomain: return "NXDOMAIN";
+    case Status::servfail: return "SERVFAIL";
+    case Status::refused: return "REFUSED";
+    case Status::other_rcode: return "RCODE";
+    case Status::timeout: return "timeout";
+    case Status::unreachable: return "unreachable";
+    case Status::malformed: return "malformed";
+    case Status::interrupted: return "interrupted";
+  }
+  return "unknown";
+}
+
+// --- Resolver --------------------------------------------------------------------------------
+
+std::shared_ptr<Resolver> Resolver::create(asio::io_context& io, ServerSet servers) {
+  return std::make_shared<Resolver>(io, std::move(servers));
+}
+
+Resolver::Resolver(asio::io_context& io, ServerSet servers)
+    : io_(io), servers_(std::move(servers)), hosts_(HostsFile::load()) {}
+
+void Resolver::set_servers(ServerSet servers) {
+  servers_ = std::move(servers);
+  cache_.clear();  // answers of other servers are not answers of these
+}
+
+void Resolver::set_cache(bool enabled) {
+  cache_enabled_ = enabled;
+  if (!enabled) cache_.clear();
+}
+
+std::shared_ptr<Query> Resolver::query(std::string_view name, std::uint16_t qtype,
+                                       Query::Notify notify, void* context) {
+  auto query = std::make_shared<Query>(shared_from_this(), std::string(name), qtype, notify, context);
+  query->start();
+  return query;
+}
+
+std::string Resolver::cache_key(std::string_view name, std::uint16_t qtype) {
+  std::string key(name);
+  key += '/';
+  key += std::to_string(qtype);
+  return key;
+}
+
+bool Resolver::from_cache(Query& query) {
+  if (!cache_enabled_) return false;
+  auto it = cache_.find(cache_key(query.name_, query.qtype_));
+  if (it == cache_.end()) return false;
+  auto now = engine::Clock::now();
+  if (now >= it->second.expires) {
+    cache_.erase(it);
+    return false;
+  }
+  query.result_ = it->second.result;
+  query.result_.from_cache = true;
+  query.result_.seconds = 0;
+  auto aged = static_cast<std::uint32_t>(
+      std::chrono::duration_cast<std::chrono::seconds>(now - it->second.stored).count());
+  for (Record& record : query.result_.records)
+    record.ttl = record.ttl > aged ? record.ttl - aged : 0;
+  return true;
+}
+
+void Resolver::store(const Query& query, std::uint32_t ttl) {
+  if (!cache_enabled_ || ttl == 0) return;
+  if (cache_.size() >= max_cache_entries) {
+    auto now = engine::Clock::now();
+    std::erase_if(cache_, [&](const auto& entry) { return entry.second.expires <= now; });
+    if (cache_.size() >= max_cache_entries) cache_.clear();
+  }
+  auto now = engine::Clock::now();
+  ttl = std::min(ttl, max_cache_ttl);
+  cache_[cache_key(query.name_, query.qtype_)] =
+      CacheEntry{query.result_, now, now + std::chrono::seconds(ttl)};
+}
+
+std::uint16_t Resolver::random_id() {
+  unsigned char bytes[2];
+  if (RAND_bytes(bytes, sizeof bytes) == 1) return static_cast<std::uint16_t>((bytes[0] << 8) | bytes[1]);
+  static std::mt19937 fallback{std::random_device{}()};
+  return static_cast<std::uint16_t>(fallback());
+}
+
+// --- Query -----------------------------------------------------------------------------------
+
+Query::Query(std::shared_ptr<Resolver> resolver, std::string name, std::uint16_t qtype,
+             Notify notify, void* context)
+    : resolver_(std::move(resolver)),
+      name_(std::move(name)),
+      qtype_(qtype),
+      notify_(notify),
+      context_(context),
+      udp_(resolver_->io()),
+      timer_(resolver_->io()),
+      started_(engine::Clock::now()) {
+  failure_.status = Status::timeout;
+  failure_.rcode = "timeout";
+}
+
+void Query::start() {
+  if (resolver_->from_cache(*this)) return finish_soon();
+  id_ = resolver_->random_id();
+  wire_ = build_query(name_, qtype_, id_, Resolver::udp_payload);
+  if (wire_.empty()) {
+    result_.status = Status::malformed;
+    result_.rcode = "malformed";
+    result_.message = "cannot build a DNS query for '" + name_ + "'";
+    return finish_soon();
+  }
+  // Later tries get fresh IDs; the first goes out on the next turn of the loop, so nothing
+  // completes inside the call that started it.
+  asio::post(resolver_->io(), [self = shared_from_this()] { self->next_try(); });
+}
+
+std::string Query::server_text() const {
+  const auto& servers = resolver_->servers().servers;
+  if (servers.empty()) return "no server";
+  return format_server(servers[server_index_ % servers.size()]);
+}
+
+void Query::next_try() {
+  if (done_) return;
+  close_sockets();
+  const ServerSet& set = resolver_->servers();
+  std::size_t total = set.servers.size() * static_cast<std::size_t>(std::max(1, set.attempts));
+  if (set.servers.empty() || try_ >= total) {
+    result_ = failure_;
+    if (set.servers.empty()) {
+      result_.status = Status::unreachable;
+      result_.rcode = "unreachable";
+      result_.message = "no DNS server configured";
+    }
+    return finish();
+  }
+  server_index_ = try_ % set.servers.size();
+  ++try_;
+  ++generation_;
+  if (try_ > 1) {
+    id_ = resolver_->random_id();
+    wire_[0] = static_cast<char>(id_ >> 8);
+    wire_[1] = static_cast<char>(id_ & 0xff);
+  }
+  send_udp();
+}
+
+void Query::arm_timer() {
+  timer_.expires_after(resolver_->servers().timeout);
+  timer_.async_wait([self = shared_from_this(), generation = generation_](std::error_code ec) {
+    if (ec || self->done_ || generation != self->generation_) return;
+    self->remember_failure(Status::timeout, "timeout",
+                           "no answer from DNS server " + self->server_text() + " within " +
+                               net::describe_duration(self->resolver_->servers().timeout));
+    self->next_try();
+  });
+}
+
+void Query::send_udp() {
+  const auto& server = resolver_->servers().servers[server_index_];
+  std::error_code ec;
+  udp_.open(server.protocol(), ec);
+  // A connected socket only receives datagrams from the server it asked.
+  if (!ec) udp_.connect(server, ec);
+  if (ec) {
+    remember_failure(Status::unreachable, "unreachable",
+                     "cannot reach DNS server " + server_text() + ": " + ec.message());
+    return asio::post(resolver_->io(), [self = shared_from_this()] { self->next_try(); });
+  }
+  arm_timer();
+  udp_.async_send(asio::buffer(wire_), [self = shared_from_this(), generation = generation_](
+                                           std::error_code ec, std::size_t) {
+    if (self->done_ || generation != self->generation_) return;
+    if (ec) {
+      self->remember_failure(Status::unreachable, "unreachable",
+                             "cannot send to DNS server " + self->server_text() + ": " + ec.message());
+      return self->next_try();
+    }
+  });
+  buffer_.resize(udp_buffer);
+  receive_udp();
+}
+
+void Query::receive_udp() {
+  udp_.async_receive(asio::buffer(buffer_), [self = shared_from_this(), generation = generation_](
+                                                std::error_code ec, std::size_t size) {
+    if (self->done_ || generation != self->generation_) return;
+    self->on_udp(ec, size);
+  });
+}
+
+void Query::on_udp(const std::error_code& ec, std::size_t size) {
+  if (ec) {
+    if (ec == asio::error::operation_aborted) return;  // a new try or the end closed it
+    // ICMP port unreachable comes back as "connection refused" on a connected UDP socket.
+    remember_failure(Status::unreachable, "unreachable",
+                     "DNS server " + server_text() + " is not reachable: " + ec.message());
+    return next_try();
+  }
+  Answer answer;
+  switch (parse_answer(std::string_view(buffer_.data(), size), id_, name_, qtype_, answer)) {
+    case Verdict::unrelated:
+      return receive_udp();  // a stray or spoofed datagram: keep waiting for ours
+    case Verdict::malformed:
+      remember_failure(Status::malformed, "malformed",
+                       "DNS server " + server_text() + " sent an answer that does not decode");
+      return next_try();
+    case Verdict::accepted:
+      break;
+  }
+  if (answer.truncated) return start_tcp();
+  take(answer, std::string_view(buffer_.data(), size), false);
+}
+
+void Query::start_tcp() {
+  udp_.close();
+  const auto& server = resolver_->servers().servers[server_index_];
+  tcp_ = std::make_unique<asio::ip::tcp::socket>(resolver_->io());
+  ++generation_;  // the UDP try is over; the TCP one gets a deadline of its own
+  arm_timer();
+  tcp_->async_connect(
+      asio::ip::tcp::endpoint(server.address(), server.port()),
+      [self = shared_from_this(), generation = generation_](std::error_code ec) {
+        if (self->done_ || generation != self->generation_) return;
+        if (ec) {
+          self->remember_failure(Status::unreachable, "unreachable",
+                                 "answer truncated, and DNS server " + self->server_text() +
+                                     " refuses TCP: " + ec.message());
+          return self->next_try();
+        }
+        // Two length bytes, then the same query.
+        self->buffer_.assign(2, '\0');
+        self->buffer_[0] = static_cast<char>(self->wire_.size() >> 8);
+        self->buffer_[1] = static_cast<char>(self->wire_.size() & 0xff);
+        self->buffer_ += self->wire_;
+        asio::async_write(*self->tcp_, asio::buffer(self->buffer_),
+                          [self, generation](std::error_code ec, std::size_t) {
+                            if (self->done_ || generation != self->generation_) return;
+                            if (ec) return self->on_tcp_length(ec);
+                            asio::async_read(*self->tcp_, asio::buffer(self->length_),
+                                             [self, generation](std::error_code ec, std::size_t) {
+                                               if (self->done_ || generation != self->generation_)
+                                                 return;
+                                               self->on_tcp_length(ec);
+                                             });
+                          });
+      });
+}
+
+void Query::on_tcp_length(const std::error_code& ec) {
+  if (ec) {
+    remember_failure(Status::unreachable, "unreachable",
+                     "DNS server " + server_text() + " closed the TCP connection: " + ec.message());
+    return next_try();
+  }
+  std::size_t size = (std::size_t{length_[0]} << 8) | length_[1];
+  buffer_.resize(size);
+  asio::async_read(*tcp_, asio::buffer(buffer_),
+                   [self = shared_from_this(), generation = generation_](std::error_code ec, std::size_t) {
+                     if (self->done_ || generation != self->generation_) return;
+                     self->on_tcp_body(ec);
+                   });
+}
+
+void Query::on_tcp_body(const std::error_code& ec) {
+  if (ec) return on_tcp_length(ec);
+  Answer answer;
+  if (parse_answer(buffer_, id_, name_, qtype_, answer) != Verdict::accepted) {
+    remember_failure(Status::malformed, "malformed",
+                     "DNS server " + server_text() + " sent a TCP answer that does not match the query");
+    return next_try();
+  }
+  take(answer, buffer_, true);
+}
+
+void Query::take(const Answer& answer, std::string_view wire, bool tcp) {
+  std::string server = server_text();
+  if (answer.rcode == rcode::SERVFAIL || answer.rcode == rcode::REFUSED ||
+      (answer.rcode != rcode::NOERROR && answer.rcode != rcode::NXDOMAIN)) {
+    Status status = answer.rcode == rcode::SERVFAIL  ? Status::servfail
+                    : answer.rcode == rcode::REFUSED ? Status::refused
+                                                     : Status::other_rcode;
+    std::string rcode = rcode_name(answer.rcode);
+    remember_failure(status, rcode, "DNS server " + server + " answered " + rcode + " for " + name_ + " " + type_name(qtype_));
+    failure_.server = server;
+    failure_.tcp = tcp;
+    if (resolver_->observer_) {
+      // Each server's refusal is part of the story a recording tells.
+      Result kept = std::move(result_);
+      result_ = failure_;
+      result_.seconds = seconds_since(started_);
+      resolver_->observe(*this, wire);
+      result_ = std::move(kept);
+    }
+    return next_try();
+  }
+
+  result_ = Result{};
+  result_.server = std::move(server);
+  result_.tcp = tcp;
+  result_.authenticated = answer.authenticated;
+  std::string canonical;
+  for (const Record* record : records_for(answer, name_, qtype_, canonical))
+    result_.records.push_back(*record);
+  // The aliases walked on the way to `canonical`.
+  std::string step = name_;
+  for (int links = 0; links < 16 && step != canonical; ++links) {
+    auto alias = std::find_if(answer.answer.begin(), answer.answer.end(), [&](const Record& r) {
+      return r.type == type::CNAME && r.name == step && !r.fields.empty();
+    });
+    if (alias == answer.answer.end()) break;
+    result_.aliases.push_back(*alias);
+    step = alias->fields[0];
+  }
+  result_.canonical = canonical;
+
+  std::uint32_t ttl = 0;
+  if (answer.rcode == rcode::NXDOMAIN) {
+    result_.status = Status::nxdomain;
+    result_.rcode = "NXDOMAIN";
+    result_.message = name_ + " does not exist (NXDOMAIN from " + result_.server + ")";
+    ttl = negative_ttl(answer).value_or(0);
+  } else {
+    result_.status = Status::ok;
+    result_.rcode = "NOERROR";
+    if (result_.records.empty()) {
+      ttl = negative_ttl(answer).value_or(0);
+    } else {
+      ttl = result_.records.front().ttl;
+      for (const Record& record : result_.records) ttl = std::min(ttl, record.ttl);
+    }
+  }
+  result_.seconds = seconds_since(started_);
+  resolver_->store(*this, ttl);
+  done_ = true;
+  close_sockets();
+  resolver_->observe(*this, wire);
+  Notify notify = notify_;
+  notify_ = nullptr;
+  if (notify) notify(context_);
+}
+
+void Query::remember_failure(Status status, std::string rcode, std::string message) {
+  if (weight(status) < weight(failure_.status)) return;
+  failure_.status = status;
+  failure_.rcode = std::move(rcode);
+  failure_.message = std::move(message);
+}
+
+void Query::close_sockets() {
+  std::error_code ignored;
+  timer_.cancel();
+  udp_.close(ignored);
+  if (tcp_) tcp_->close(ignored);
+}
+
+void Query::interrupt() {
+  if (done_) return;
+  result_ = Result{};
+  result_.status = Status::interrupted;
+  result_.rcode = "interrupted";
+  result_.message = "DNS query for " + name_ + " interrupted";
+  ++generation_;
+  close_sockets();
+  finish_soon();
+}
+
+void Query::finish() {
+  if (done_) return;
+  done_ = true;
+  close_sockets();
+  result_.seconds = seconds_since(started_);
+  resolver_->observe(*this, {});
+  Notify notify = notify_;
+  notify_ = nullptr;
+  if (notify) notify(context_);
+}
+
+void Query::finish_soon() {
+  ++generation_;
+  asio::post(resolver_->io(), [self = shared_from_this()] { self->finish(); });
+}
+
+}  // namespace smtpsh::dns
