@@ -98,6 +98,7 @@ void open_modules(lua_State* L, const std::vector<std::string>& dirs) {
   add_preload(L, "smtpsh.task", luaopen_smtpsh_task);
   add_preload(L, "smtpsh.net", luaopen_smtpsh_net);
   add_preload(L, "smtpsh.smtpcore", luaopen_smtpsh_smtpcore);
+  add_preload(L, "smtpsh.dnscore", luaopen_smtpsh_dnscore);
 
   // Our searcher goes right after the preload one, before package.path.
   lua_getglobal(L, "package");
@@ -115,7 +116,7 @@ void open_modules(lua_State* L, const std::vector<std::string>& dirs) {
 namespace {
 // The globals the shell offers, each `require "smtpsh.NAME"`d on first use: start-up then pays
 // for none of them, and a script that never speaks SMTP never compiles stdlib/smtp.lua.
-constexpr const char* lazy_globals[] = {"task", "net", "smtp"};
+constexpr const char* lazy_globals[] = {"task", "net", "smtp", "dns"};
 
 int index_lazy_global(lua_State* L) {
   const char* key = lua_tostring(L, 2);

@@ -2,6 +2,7 @@
 #include "bindings/address_text.hpp"
 #include "bindings/error.hpp"
 #include "bindings/modules.hpp"
+#include "bindings/resolver_state.hpp"
 #include "bindings/scheduler.hpp"
 #include "engine/net/connection.hpp"
 
@@ -47,9 +48,10 @@ int connect_done(lua_State* L, int, lua_KContext) {
 
 // Kept apart from net_connect so its C++ temporaries are gone before Lua may yield or raise.
 bool start_connect(lua_State* L, LuaConn& wrapper, Task& task, const char* host, std::uint16_t port,
-                   const char* source, double timeout) {
+                   const char* source, double timeout, dns::Resolver& resolver) {
   try {
     net::ConnectOptions options;
+    options.resolver = resolver.shared_from_this();
     if (source) options.source = source;
     if (timeout > 0) options.timeout = engine::seconds_to_duration(timeout);
     wrapper.conn->connect(host, port, options, &Scheduler::wake_task, &task);
@@ -81,11 +83,13 @@ int net_connect(lua_State* L) {
   }
   lua_settop(L, 3);
   Task& task = Scheduler::require_current(L, "net.connect");
+  dns::Resolver& resolver = resolver_of(L);
 
   auto* wrapper = static_cast<LuaConn*>(lua_newuserdatauv(L, sizeof(LuaConn), 0));
   new (wrapper) LuaConn{net::Connection::create(Scheduler::get(L).io())};
   luaL_setmetatable(L, conn_metatable);
-  if (!start_connect(L, *wrapper, task, host, static_cast<std::uint16_t>(port), source, timeout))
+  if (!start_connect(L, *wrapper, task, host, static_cast<std::uint16_t>(port), source, timeout,
+                     resolver))
     return luaL_error(L, "net.connect: out of memory");
   return Scheduler::get(L).suspend(L, task, connect_done, 0, cancel_io, wrapper->conn.get());
 }

@@ -3,6 +3,7 @@
 #include "bindings/address_text.hpp"
 #include "bindings/error.hpp"
 #include "bindings/modules.hpp"
+#include "bindings/resolver_state.hpp"
 #include "bindings/scheduler.hpp"
 #include "engine/net/address.hpp"
 #include "engine/smtp/auth.hpp"
@@ -140,9 +141,10 @@ int connect_done(lua_State* L, int, lua_KContext) {
 }
 
 bool start_connect(LuaSession& wrapper, Task& task, const char* host, std::uint16_t port,
-                   const char* source, double timeout) {
+                   const char* source, double timeout, dns::Resolver& resolver) {
   try {
     net::ConnectOptions options;
+    options.resolver = resolver.shared_from_this();
     if (source) options.source = source;
     if (timeout > 0) options.timeout = engine::seconds_to_duration(timeout);
     if (wrapper.tracing) wrapper.session->transcript().set_observer(print_trace, nullptr);
@@ -168,11 +170,13 @@ int core_connect(lua_State* L) {
   bool trace = lua_toboolean(L, -1);
   lua_settop(L, 3);
   Task& task = Scheduler::require_current(L, "smtp.connect");
+  dns::Resolver& resolver = resolver_of(L);
   auto* wrapper = static_cast<LuaSession*>(lua_newuserdatauv(L, sizeof(LuaSession), 0));
   new (wrapper) LuaSession{smtp::Session::create(Scheduler::get(L).io()), trace};
   luaL_setmetatable(L, session_metatable);
   // `source` points into the options table at index 3, which stays on this stack.
-  if (!start_connect(*wrapper, task, host, static_cast<std::uint16_t>(port), source, timeout))
+  if (!start_connect(*wrapper, task, host, static_cast<std::uint16_t>(port), source, timeout,
+                     resolver))
     return luaL_error(L, "smtp.connect: out of memory");
   return Scheduler::get(L).suspend(L, task, connect_done, 0, cancel_session,
                                    wrapper->session.get());

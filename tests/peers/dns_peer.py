@@ -124,9 +124,13 @@ def wait_until_stopped(extra_check=None):
     sel = selectors.DefaultSelector()
     if watch_stdin:
         sel.register(0, selectors.EVENT_READ)
+    wakeup_read, wakeup_write = os.pipe()  # a signal writes to it: no waiting for the timeout
+    os.set_blocking(wakeup_write, False)
+    signal.set_wakeup_fd(wakeup_write)
+    sel.register(wakeup_read, selectors.EVENT_READ)
     while not stop_requested:
-        for _ in sel.select(timeout=0.2):
-            if not os.read(0, 4096):
+        for key, _ in sel.select(timeout=0.2):
+            if not os.read(key.fd, 4096) and key.fd == 0:
                 return
         if os.getppid() != parent:
             return
@@ -259,10 +263,13 @@ def start_nsd(tmp, opts, zones):
         if answers(opts.host, port, 0.2):
             return proc, port, None
         time.sleep(0.05)
-    why = f"nsd exited with status {proc.returncode}" if proc.poll() is not None else \
-        f"nsd did not answer within {START_TIMEOUT:g} s"
+    if proc.poll() is not None:
+        why = f"nsd exited with status {proc.returncode}"
+    else:
+        why = f"nsd did not answer within {START_TIMEOUT:g} s"
     stop_nsd(proc)
-    log = f"dns_peer.py: {why}; its output and log:\n" + read_text(os.path.join(tmp, "nsd.out")) + read_text(os.path.join(tmp, "nsd.log"))
+    log = (f"dns_peer.py: {why}; its output and log:\n" + read_text(os.path.join(tmp, "nsd.out"))
+           + read_text(os.path.join(tmp, "nsd.log")))
     return None, None, log
 
 
@@ -318,7 +325,7 @@ def serve_scripted(udp, mode):
             udp.sendto(first, peer)
         except OSError:
             pass
-        timer = threading.Timer(0.1, lambda r=correct, p=peer: send_quietly(udp, r, p))
+        timer = threading.Timer(0.1, send_quietly, args=(udp, correct, peer))
         timer.daemon = True
         timer.start()
 

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -62,8 +63,8 @@ void move_fd(int from, int to) {
 }
 
 // Between fork and exec: async-signal-safe calls only.
-[[noreturn]] void exec_child(char* const* argv, const std::string& failure, pid_t parent,
-                             int in, int out, int err) {
+[[noreturn]] void exec_child(char* const* argv, const std::string& failure, pid_t parent, int in,
+                             int out, int err) {
   setpgid(0, 0);
   prctl(PR_SET_PDEATHSIG, SIGTERM);  // the script stops NSD and cleans up on SIGTERM
   if (getppid() != parent) _exit(127);
@@ -113,7 +114,8 @@ std::uint16_t parse_port_line(const std::string& line) {
   const std::string prefix = "PORT ";
   if (line.rfind(prefix, 0) != 0) return 0;
   std::string digits = line.substr(prefix.size());
-  if (digits.empty() || digits.size() > 5 || digits.find_first_not_of("0123456789") != std::string::npos) {
+  if (digits.empty() || digits.size() > 5 ||
+      digits.find_first_not_of("0123456789") != std::string::npos) {
     return 0;
   }
   unsigned long value = std::stoul(digits);
@@ -123,9 +125,21 @@ std::uint16_t parse_port_line(const std::string& line) {
 }  // namespace
 
 std::string DnsPeer::script_path() {
-  // This file is <repo>/tests/support/nsd.cpp. A relative __FILE__ (compiled from the repo
-  // root) is taken relative to the current directory.
-  std::filesystem::path here = std::filesystem::absolute(__FILE__);
+  // This file is <repo>/tests/support/nsd.cpp. CMake compiles it by its absolute path; a
+  // relative __FILE__ (compiled by hand from the repo root) is looked for in the current
+  // directory and its parents.
+  std::filesystem::path here = __FILE__;
+  if (here.is_relative()) {
+    std::error_code ec;
+    for (auto dir = std::filesystem::current_path(ec); !ec && !dir.empty();
+         dir = dir.parent_path()) {
+      if (std::filesystem::exists(dir / here, ec)) {
+        here = dir / here;
+        break;
+      }
+      if (dir == dir.parent_path()) break;
+    }
+  }
   return (here.parent_path().parent_path() / "peers" / "dns_peer.py").string();
 }
 
@@ -137,11 +151,13 @@ DnsPeer::DnsPeer(const std::vector<std::string>& mode_args) {
   std::vector<std::string> args{kPython, script};
   args.insert(args.end(), mode_args.begin(), mode_args.end());
   std::vector<char*> argv;
-  for (auto& arg : args) argv.push_back(arg.data());
+  for (auto& arg : args)
+    argv.push_back(arg.data());
   argv.push_back(nullptr);
   std::string failure = "DnsPeer: cannot execute " + std::string(kPython) + "\n";
   std::string what = "dns_peer.py";
-  for (const auto& arg : mode_args) what += " " + arg;
+  for (const auto& arg : mode_args)
+    what += " " + arg;
 
   char name[] = "/tmp/smtpsh-dnspeer-XXXXXX";
   log_fd_ = mkostemp(name, O_CLOEXEC | O_APPEND);
@@ -178,8 +194,9 @@ DnsPeer::DnsPeer(const std::vector<std::string>& mode_args) {
 
   bool complete = false;
   std::string line;
+  auto deadline = Clock::now() + kStartTimeout;
   try {
-    line = read_first_line(stdout_fd_, Clock::now() + kStartTimeout, complete);
+    line = read_first_line(stdout_fd_, deadline, complete);
   } catch (...) {
     stop();
     throw;
@@ -187,14 +204,20 @@ DnsPeer::DnsPeer(const std::vector<std::string>& mode_args) {
   port_ = complete ? parse_port_line(line) : 0;
   if (port_ != 0) return;
 
-  std::string reason = !complete && has_exited(pid_) ? "exited"
-                       : !complete                    ? "printed no PORT line within 15 s"
-                                                      : "printed \"" + line + "\"";
-  stop();  // reaps it, so the log is complete
+  std::string reason;
+  if (complete) {
+    reason = "printed \"" + line + "\"";
+  } else if (Clock::now() < deadline) {
+    reason = "exited without printing PORT";  // its stdout reached end of file
+  } else {
+    reason = "printed no PORT line within 15 s";
+  }
+  int status = stop();  // reaps it, so the log is complete
+  if (status >= 0) reason += ", exit status " + std::to_string(status);
   std::string err = log();
   close_fd(log_fd_);
-  throw std::runtime_error("DnsPeer: " + what + " did not come up (" + reason +
-                           "); stderr:\n" + err);
+  throw std::runtime_error("DnsPeer: " + what + " did not come up (" + reason + "); stderr:\n" +
+                           err);
 }
 
 DnsPeer::~DnsPeer() {
@@ -202,18 +225,20 @@ DnsPeer::~DnsPeer() {
   close_fd(log_fd_);
 }
 
-void DnsPeer::stop() {
-  if (pid_ <= 0) return;
+int DnsPeer::stop() {
+  if (pid_ <= 0) return -1;
   if (!has_exited(pid_)) {
     kill(pid_, SIGTERM);  // the script alone: it stops NSD in order
     auto deadline = Clock::now() + kStopTimeout;
-    while (!has_exited(pid_) && Clock::now() < deadline) std::this_thread::sleep_for(10ms);
+    while (!has_exited(pid_) && Clock::now() < deadline)
+      std::this_thread::sleep_for(10ms);
   }
   kill(-pid_, SIGKILL);  // whatever is left of the group (nothing, normally)
-  reap(pid_);
+  int status = reap(pid_);
   pid_ = -1;
   close_fd(stdin_fd_);
   close_fd(stdout_fd_);
+  return status;
 }
 
 bool DnsPeer::running() const {

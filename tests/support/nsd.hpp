@@ -33,7 +33,7 @@ class DnsPeer {
   static std::string script_path();  // <repo>/tests/peers/dns_peer.py
 
  private:
-  void stop();
+  int stop();  // returns the exit status as subprocess.hpp reports it, -1 if not running
 
   pid_t pid_ = -1;
   std::uint16_t port_ = 0;

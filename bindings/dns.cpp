@@ -1,0 +1,481 @@
+// smtpsh.dnscore: DNS queries for Lua on the engine's resolver. stdlib/dns.lua builds the
+// user-facing `dns` module (mx, ptr, fcrdns, dnsbl, spf, ...) on top of query().
+#include "bindings/error.hpp"
+#include "bindings/modules.hpp"
+#include "bindings/resolver_state.hpp"
+#include "bindings/scheduler.hpp"
+#include "engine/dns/names.hpp"
+
+#include <cstring>
+#include <memory>
+#include <new>
+
+namespace smtpsh::lua {
+
+namespace {
+
+constexpr const char* resolver_key = "smtpsh.resolver";
+constexpr const char* resolver_metatable = "smtpsh.resolver";
+constexpr const char* query_metatable = "smtpsh.dns_query";
+constexpr const char* query_signature = "dns.query(name [, type])";
+constexpr const char* servers_signature =
+    "dns.servers([{\"ADDR[:PORT]\", ... [, timeout = SECONDS] [, attempts = N]}])";
+
+struct LuaResolver {
+  std::shared_ptr<dns::Resolver> resolver;
+};
+
+struct LuaQuery {
+  std::shared_ptr<dns::Query> query;
+};
+
+// Names and types copied into plain storage, so a Lua error cannot skip a destructor.
+struct NameText {
+  char text[256];
+  char error[200];
+  bool ok;
+};
+
+NameText canonical_text(const char* name) {
+  NameText out{};
+  try {
+    std::string problem;
+    auto canonical = dns::canonical_name(name, problem);
+    if (canonical) {
+      std::snprintf(out.text, sizeof out.text, "%s", canonical->c_str());
+      out.ok = true;
+    } else {
+      std::snprintf(out.error, sizeof out.error, "%s", problem.c_str());
+    }
+  } catch (const std::exception&) {
+    std::snprintf(out.error, sizeof out.error, "out of memory");
+  }
+  return out;
+}
+
+int resolver_gc(lua_State* L) {
+  auto* wrapper = static_cast<LuaResolver*>(luaL_checkudata(L, 1, resolver_metatable));
+  wrapper->~LuaResolver();
+  return 0;
+}
+
+int query_gc(lua_State* L) {
+  auto* wrapper = static_cast<LuaQuery*>(luaL_checkudata(L, 1, query_metatable));
+  if (wrapper->query) wrapper->query->detach();
+  wrapper->~LuaQuery();
+  return 0;
+}
+
+void cancel_query(Task&, void* query) { static_cast<dns::Query*>(query)->interrupt(); }
+
+void push_string(lua_State* L, const std::string& text) {
+  lua_pushlstring(L, text.data(), text.size());
+}
+
+void set_string(lua_State* L, const char* key, const std::string& value) {
+  push_string(L, value);
+  lua_setfield(L, -2, key);
+}
+
+void set_integer(lua_State* L, const char* key, const std::string& value) {
+  lua_Integer number = 0;
+  if (lua_stringtonumber(L, value.c_str()) != 0) {
+    number = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+  }
+  lua_pushinteger(L, number);
+  lua_setfield(L, -2, key);
+}
+
+// The typed fields of a record, named after the RFC that defines its type.  [-0, +0, m]
+void set_typed_fields(lua_State* L, const dns::Record& record) {
+  const auto& f = record.fields;
+  auto has = [&](std::size_t n) { return f.size() >= n; };
+  switch (record.type) {
+    case dns::type::A:
+    case dns::type::AAAA:
+      if (has(1)) set_string(L, "address", f[0]);
+      break;
+    case dns::type::MX:
+      if (has(2)) {
+        set_integer(L, "preference", f[0]);
+        set_string(L, "host", f[1]);
+      }
+      break;
+    case dns::type::NS:
+    case dns::type::PTR:
+      if (has(1)) set_string(L, "host", f[0]);
+      break;
+    case dns::type::CNAME:
+      if (has(1)) set_string(L, "target", f[0]);
+      break;
+    case dns::type::TXT:
+    case 99: {  // SPF
+      lua_createtable(L, static_cast<int>(f.size()), 0);
+      luaL_Buffer joined;
+      for (std::size_t i = 0; i < f.size(); ++i) {
+        push_string(L, f[i]);
+        lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+      }
+      lua_setfield(L, -2, "strings");
+      // RFC 7208 section 3.3: the strings of one record are joined without spaces.
+      luaL_buffinit(L, &joined);
+      for (const std::string& piece : f)
+        luaL_addlstring(&joined, piece.data(), piece.size());
+      luaL_pushresult(&joined);
+      lua_setfield(L, -2, "text");
+      break;
+    }
+    case dns::type::SOA:
+      if (has(7)) {
+        set_string(L, "mname", f[0]);
+        set_string(L, "rname", f[1]);
+        const char* numbers[] = {"serial", "refresh", "retry", "expire", "minimum"};
+        for (std::size_t i = 0; i < 5; ++i)
+          set_integer(L, numbers[i], f[i + 2]);
+      }
+      break;
+    case dns::type::SRV:
+      if (has(4)) {
+        set_integer(L, "priority", f[0]);
+        set_integer(L, "weight", f[1]);
+        set_integer(L, "port", f[2]);
+        set_string(L, "target", f[3]);
+      }
+      break;
+    case dns::type::TLSA:
+      if (has(4)) {
+        set_integer(L, "usage", f[0]);
+        set_integer(L, "selector", f[1]);
+        set_integer(L, "matching_type", f[2]);
+        set_string(L, "data", f[3]);
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+// [-0, +1, m]
+void push_record(lua_State* L, const dns::Record& record) {
+  lua_createtable(L, 0, 6);
+  set_string(L, "name", record.name);
+  set_string(L, "type", dns::type_name(record.type));
+  lua_pushinteger(L, record.ttl);
+  lua_setfield(L, -2, "ttl");
+  set_string(L, "rdata", record.presentation);
+  set_typed_fields(L, record);
+}
+
+// The records, with what the answer says about itself as fields of the list.  [-0, +1, m]
+void push_records(lua_State* L, const dns::Result& result) {
+  lua_createtable(L, static_cast<int>(result.records.size()), 5);
+  for (std::size_t i = 0; i < result.records.size(); ++i) {
+    push_record(L, result.records[i]);
+    lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+  }
+  lua_pushboolean(L, result.authenticated);
+  lua_setfield(L, -2, "ad");
+  if (!result.aliases.empty()) {
+    set_string(L, "canonical", result.canonical);
+    lua_createtable(L, static_cast<int>(result.aliases.size()), 0);
+    for (std::size_t i = 0; i < result.aliases.size(); ++i) {
+      push_record(L, result.aliases[i]);
+      lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+    }
+    lua_setfield(L, -2, "aliases");
+  }
+  if (!result.server.empty()) set_string(L, "server", result.server);
+  lua_pushboolean(L, result.tcp);
+  lua_setfield(L, -2, "tcp");
+  lua_pushboolean(L, result.from_cache);
+  lua_setfield(L, -2, "cached");
+  lua_pushnumber(L, result.seconds);
+  lua_setfield(L, -2, "seconds");
+}
+
+// [-0, +1, m]
+void push_dns_error(lua_State* L, const char* rcode, const char* message, const char* name,
+                    const char* qtype) {
+  push_error(L, "dns", "dns", message);
+  lua_pushstring(L, rcode);
+  lua_setfield(L, -2, "rcode");
+  lua_pushstring(L, name);
+  lua_setfield(L, -2, "name");
+  lua_pushstring(L, qtype);
+  lua_setfield(L, -2, "type");
+}
+
+int query_done(lua_State* L, int, lua_KContext) {
+  Scheduler::check_abort(L);
+  auto* wrapper = static_cast<LuaQuery*>(luaL_checkudata(L, 3, query_metatable));
+  const dns::Result& result = wrapper->query->result();
+  if (result.ok()) {
+    push_records(L, result);
+    return 1;
+  }
+  lua_pushnil(L);
+  push_dns_error(L, result.rcode.c_str(), result.message.c_str(), wrapper->query->name().c_str(),
+                 lua_tostring(L, 2));
+  return 2;
+}
+
+bool start_query(LuaQuery& wrapper, dns::Resolver& resolver, const char* name, std::uint16_t qtype,
+                 Task& task) {
+  try {
+    wrapper.query = resolver.query(name, qtype, &Scheduler::wake_task, &task);
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+struct TypeText {
+  std::uint16_t number;
+  char name[32];
+};
+
+TypeText check_type(lua_State* L, int index) {
+  TypeText out{dns::type::A, "A"};
+  if (lua_isnoneornil(L, index)) return out;
+  std::optional<std::uint16_t> number;
+  if (lua_type(L, index) == LUA_TNUMBER) {
+    lua_Integer n = luaL_checkinteger(L, index);
+    luaL_argcheck(L, n >= 1 && n <= 65535, index, "record type number must be 1..65535");
+    number = static_cast<std::uint16_t>(n);
+  } else {
+    const char* name = luaL_checkstring(L, index);
+    try {
+      number = dns::type_from_name(name);
+    } catch (const std::exception&) {
+    }
+    if (!number) luaL_error(L, "%s: unknown record type '%s' (use a name such as \"MX\" or a number)", query_signature, name);
+  }
+  out.number = *number;
+  try {
+    std::snprintf(out.name, sizeof out.name, "%s", dns::type_name(out.number).c_str());
+  } catch (const std::exception&) {
+  }
+  return out;
+}
+
+// dnscore.query(name [, type]) -> records | nil, err
+int dns_query(lua_State* L) {
+  const char* name = luaL_checkstring(L, 1);
+  TypeText qtype = check_type(L, 2);
+  lua_settop(L, 1);
+  lua_pushstring(L, qtype.name);  // index 2: the type's name, for the results
+  NameText canonical = canonical_text(name);
+  if (!canonical.ok) {
+    lua_pushnil(L);
+    push_dns_error(L, "invalid_name", canonical.error, name, qtype.name);
+    return 2;
+  }
+  Task& task = Scheduler::require_current(L, "dns.query");
+  dns::Resolver& resolver = resolver_of(L);
+  auto* wrapper = static_cast<LuaQuery*>(lua_newuserdatauv(L, sizeof(LuaQuery), 0));  // index 3
+  new (wrapper) LuaQuery{};
+  luaL_setmetatable(L, query_metatable);
+  if (!start_query(*wrapper, resolver, canonical.text, qtype.number, task))
+    return luaL_error(L, "dns.query: out of memory");
+  return Scheduler::get(L).suspend(L, task, query_done, 0, cancel_query, wrapper->query.get());
+}
+
+// [-0, +1, m]
+void push_server_set(lua_State* L, const dns::ServerSet& set) {
+  lua_createtable(L, static_cast<int>(set.servers.size()), 2);
+  for (std::size_t i = 0; i < set.servers.size(); ++i) {
+    push_string(L, dns::format_server(set.servers[i]));
+    lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+  }
+  lua_pushnumber(L, static_cast<double>(set.timeout.count()) / 1000.0);
+  lua_setfield(L, -2, "timeout");
+  lua_pushinteger(L, set.attempts);
+  lua_setfield(L, -2, "attempts");
+}
+
+// Applies a table of servers; returns an error message, or nullptr.
+const char* apply_servers(lua_State* L, dns::Resolver& resolver, int table, char* error,
+                          std::size_t error_size) {
+  try {
+    dns::ServerSet set;
+    set.timeout = resolver.servers().timeout;
+    set.attempts = resolver.servers().attempts;
+    lua_Integer count = luaL_len(L, table);
+    for (lua_Integer i = 1; i <= count; ++i) {
+      lua_geti(L, table, i);
+      const char* text = lua_tostring(L, -1);
+      lua_pop(L, 1);
+      if (!text) {
+        std::snprintf(error, error_size, "server %lld is not a string", static_cast<long long>(i));
+        return error;
+      }
+      std::string problem;
+      auto server = dns::parse_server(text, problem);
+      if (!server) {
+        std::snprintf(error, error_size, "%s", problem.c_str());
+        return error;
+      }
+      set.servers.push_back(*server);
+    }
+    if (lua_getfield(L, table, "timeout") != LUA_TNIL) {
+      double seconds = lua_tonumber(L, -1);
+      if (!lua_isnumber(L, -1) || seconds <= 0) {
+        lua_pop(L, 1);
+        std::snprintf(error, error_size, "timeout must be a number of seconds above 0");
+        return error;
+      }
+      set.timeout = engine::seconds_to_duration(seconds);
+    }
+    lua_pop(L, 1);
+    if (lua_getfield(L, table, "attempts") != LUA_TNIL) {
+      lua_Integer attempts = lua_tointeger(L, -1);
+      if (!lua_isinteger(L, -1) || attempts < 1 || attempts > 10) {
+        lua_pop(L, 1);
+        std::snprintf(error, error_size, "attempts must be an integer from 1 to 10");
+        return error;
+      }
+      set.attempts = static_cast<int>(attempts);
+    }
+    lua_pop(L, 1);
+    if (set.servers.empty()) set.servers = resolver.servers().servers;
+    resolver.set_servers(std::move(set));
+    return nullptr;
+  } catch (const std::exception&) {
+    std::snprintf(error, error_size, "out of memory");
+    return error;
+  }
+}
+
+// dnscore.servers([{...}]) -> the servers in use (after applying the argument)
+int dns_servers(lua_State* L) {
+  dns::Resolver& resolver = resolver_of(L);
+  if (!lua_isnoneornil(L, 1)) {
+    if (lua_type(L, 1) == LUA_TSTRING) {
+      // dns.servers("127.0.0.1:5353"): one server.
+      lua_createtable(L, 1, 0);
+      lua_pushvalue(L, 1);
+      lua_rawseti(L, -2, 1);
+      lua_replace(L, 1);
+    }
+    luaL_checktype(L, 1, LUA_TTABLE);
+    char error[240];
+    if (apply_servers(L, resolver, 1, error, sizeof error))
+      return luaL_error(L, "%s: %s", servers_signature, error);
+  }
+  push_server_set(L, resolver.servers());
+  return 1;
+}
+
+// dnscore.cache([enabled]) -> whether answers are cached; dnscore.cache("clear") empties it
+int dns_cache(lua_State* L) {
+  dns::Resolver& resolver = resolver_of(L);
+  if (lua_type(L, 1) == LUA_TSTRING && std::strcmp(lua_tostring(L, 1), "clear") == 0)
+    resolver.clear_cache();
+  else if (!lua_isnoneornil(L, 1))
+    resolver.set_cache(lua_toboolean(L, 1));
+  lua_pushboolean(L, resolver.cache_enabled());
+  return 1;
+}
+
+struct ReverseText {
+  char text[128];
+  bool ok;
+};
+
+ReverseText reverse_text(const char* ip, bool full) {
+  ReverseText out{};
+  try {
+    auto name = full ? dns::reverse_name(ip) : dns::reversed_labels(ip);
+    if (name) {
+      std::snprintf(out.text, sizeof out.text, "%s", name->c_str());
+      out.ok = true;
+    }
+  } catch (const std::exception&) {
+  }
+  return out;
+}
+
+// dnscore.reverse_name(ip [, labels_only]) -> "2.0.0.127.in-addr.arpa" | nil
+int dns_reverse_name(lua_State* L) {
+  const char* ip = luaL_checkstring(L, 1);
+  ReverseText name = reverse_text(ip, !lua_toboolean(L, 2));
+  if (!name.ok) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "'%s' is not an IPv4 or IPv6 address", ip);
+    return 2;
+  }
+  lua_pushstring(L, name.text);
+  return 1;
+}
+
+// dnscore.canonical(name) -> "example.com" | nil, message
+int dns_canonical(lua_State* L) {
+  NameText name = canonical_text(luaL_checkstring(L, 1));
+  if (!name.ok) {
+    lua_pushnil(L);
+    lua_pushstring(L, name.error);
+    return 2;
+  }
+  lua_pushstring(L, name.text);
+  return 1;
+}
+
+const luaL_Reg dns_functions[] = {
+    {"query", dns_query},
+    {"servers", dns_servers},
+    {"cache", dns_cache},
+    {"reverse_name", dns_reverse_name},
+    {"canonical", dns_canonical},
+    {nullptr, nullptr},
+};
+
+bool create_resolver(LuaResolver& wrapper, asio::io_context& io) {
+  try {
+    new (&wrapper) LuaResolver{dns::Resolver::create(io, dns::system_servers())};
+    return true;
+  } catch (const std::exception&) {
+    new (&wrapper) LuaResolver{};
+    return false;
+  }
+}
+
+}  // namespace
+
+dns::Resolver& resolver_of(lua_State* L) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, resolver_key) == LUA_TUSERDATA) {
+    auto* wrapper = static_cast<LuaResolver*>(lua_touserdata(L, -1));
+    lua_pop(L, 1);
+    return *wrapper->resolver;
+  }
+  lua_pop(L, 1);
+  asio::io_context& io = Scheduler::get(L).io();
+  auto* wrapper = static_cast<LuaResolver*>(lua_newuserdatauv(L, sizeof(LuaResolver), 0));
+  bool created = create_resolver(*wrapper, io);
+  if (luaL_newmetatable(L, resolver_metatable)) {
+    lua_pushcfunction(L, resolver_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  if (!created) luaL_error(L, "cannot create the DNS resolver: out of memory");
+  lua_setfield(L, LUA_REGISTRYINDEX, resolver_key);
+  lua_getfield(L, LUA_REGISTRYINDEX, resolver_key);
+  auto* stored = static_cast<LuaResolver*>(lua_touserdata(L, -1));
+  lua_pop(L, 1);
+  return *stored->resolver;
+}
+
+}  // namespace smtpsh::lua
+
+extern "C" int luaopen_smtpsh_dnscore(lua_State* L) {
+  using namespace smtpsh::lua;
+  Scheduler::get(L);
+  register_error_metatable(L);
+  if (luaL_newmetatable(L, query_metatable)) {
+    lua_pushcfunction(L, query_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  luaL_newlib(L, dns_functions);
+  return 1;
+}

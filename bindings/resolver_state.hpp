@@ -1,0 +1,14 @@
+#pragma once
+// The one DNS resolver of a Lua state, shared by dns.*, net.connect and smtp.connect so a
+// probe asks the same servers end to end. Created on first use from /etc/resolv.conf.
+
+#include "engine/dns/resolver.hpp"
+
+#include <lua.hpp>
+
+namespace smtpsh::lua {
+
+// The state's resolver (kept alive by the registry).  [-0, +0, m]
+dns::Resolver& resolver_of(lua_State* L);
+
+}  // namespace smtpsh::lua
