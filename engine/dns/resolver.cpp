@@ -87,6 +87,9 @@ std::shared_ptr<Query> Resolver::query(std::string_view name, std::uint16_t qtyp
 
 std::string Resolver::cache_key(std::string_view name, std::uint16_t qtype) {
   std::string key(name);
+  // Names are canonical already when they come from the bindings; callers in C++ may differ.
+  for (char& c : key)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   key += '/';
   key += std::to_string(qtype);
   return key;
@@ -143,8 +146,8 @@ Query::Query(std::shared_ptr<Resolver> resolver, std::string name, std::uint16_t
       udp_(resolver_->io()),
       timer_(resolver_->io()),
       started_(engine::Clock::now()) {
-  failure_.status = Status::timeout;
-  failure_.rcode = "timeout";
+  // Status::ok stands for "no failure seen yet" until a try fails.
+  failure_.status = Status::ok;
 }
 
 void Query::start() {
@@ -175,6 +178,11 @@ void Query::next_try() {
   std::size_t total = set.servers.size() * static_cast<std::size_t>(std::max(1, set.attempts));
   if (set.servers.empty() || try_ >= total) {
     result_ = failure_;
+    if (result_.status == Status::ok) {
+      result_.status = Status::timeout;
+      result_.rcode = "timeout";
+      result_.message = "no answer for " + name_ + " from any DNS server";
+    }
     if (set.servers.empty()) {
       result_.status = Status::unreachable;
       result_.rcode = "unreachable";
