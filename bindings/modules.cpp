@@ -99,6 +99,7 @@ void open_modules(lua_State* L, const std::vector<std::string>& dirs) {
   add_preload(L, "smtpsh.net", luaopen_smtpsh_net);
   add_preload(L, "smtpsh.smtpcore", luaopen_smtpsh_smtpcore);
   add_preload(L, "smtpsh.dnscore", luaopen_smtpsh_dnscore);
+  add_preload(L, "smtpsh.sys", luaopen_smtpsh_sys);
 
   // Our searcher goes right after the preload one, before package.path.
   lua_getglobal(L, "package");

@@ -1,37 +1,19 @@
 -- banner: connect to an SMTP server and print its greeting line, with the time it took.
 --
--- usage:  smtpsh banner HOST[:PORT] [--timeout SECONDS]
+-- usage:  smtpsh banner HOST[:PORT] [--timeout SECONDS] [--resolver ADDR[:PORT]]
 -- output: the greeting line on stdout; timing on stderr
 -- exit:   0 when a greeting arrived, 1 when it did not, 2 on bad usage
 
-local usage = "usage: smtpsh banner HOST[:PORT] [--timeout SECONDS]"
+local cli = require "smtpsh.cli"
 
-local function fail_usage(message)
-  io.stderr:write("smtpsh banner: ", message, "\n", usage, "\n")
-  os.exit(2)
-end
+local usage = "usage: smtpsh banner HOST[:PORT] [--timeout SECONDS] [--resolver ADDR[:PORT]]"
+local options, words = cli.parse({ ... }, {
+  name = "banner", usage = usage, min = 1, max = 1, missing = "missing HOST[:PORT]; see --help",
+})
+cli.apply_resolver(options, "banner")
+local target, timeout = words[1], options.timeout
 
-local target, timeout
-local i = 1
-while i <= select("#", ...) do
-  local word = select(i, ...)
-  if word == "--timeout" then
-    i = i + 1
-    timeout = tonumber((select(i, ...)))
-    if not timeout or timeout <= 0 then fail_usage("--timeout needs a number of seconds above 0") end
-  elseif word == "--help" then
-    print(usage)
-    os.exit(0)
-  elseif word:sub(1, 1) == "-" then
-    fail_usage("unknown option '" .. word .. "'")
-  elseif target then
-    fail_usage("one target only, got '" .. target .. "' and '" .. word .. "'")
-  else
-    target = word
-  end
-  i = i + 1
-end
-if not target then fail_usage("missing HOST[:PORT]") end
+local function fail_usage(message) cli.fail("banner", message) end
 
 local host, port = target:match("^%[(.+)%]:(%d+)$")
 if not host then host, port = target:match("^([^:]+):(%d+)$") end

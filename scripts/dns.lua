@@ -1,0 +1,207 @@
+-- dns: the mail DNS of a domain checked in one go: the MX set in order with each host's
+-- addresses and their PTR names, SPF, DMARC, MTA-STS, and TLSA (DANE) per MX host, each
+-- marked ok / warn / fail with the reason.
+--
+-- usage:  smtpsh dns DOMAIN [--json] [--resolver ADDR[:PORT][,...]] [--timeout SECONDS]
+--                    [--no-color]
+-- output: a checklist on stdout, or with --json one object:
+--         {domain, resolver, ok, mx = [...], spf, dmarc, mta_sts, checks = [{name, status, detail}]}
+-- exit:   0 healthy (warnings allowed), 1 problems found, 2 on bad usage
+
+local cli = require "smtpsh.cli"
+local dns = require "smtpsh.dns"
+local json = require "smtpsh.json"
+local report = require "smtpsh.report"
+
+local usage = [==[usage: smtpsh dns DOMAIN [--json] [--resolver ADDR[:PORT][,...]] [--timeout SECONDS] [--no-color]
+  Checks DOMAIN's MX hosts (addresses, PTR, TLSA), SPF, DMARC and MTA-STS.
+  Exit 0 healthy, 1 problems found, 2 bad usage.]==]
+
+local options, words = cli.parse({ ... }, {
+  name = "dns", usage = usage, min = 1, max = 1, missing = "missing DOMAIN; see --help",
+})
+cli.apply_resolver(options, "dns")
+local domain, problem = require("smtpsh.dnscore").canonical(words[1])
+if not domain then cli.fail("dns", problem) end
+
+local checks = report.checklist()
+local servers = dns.servers()
+local result = { domain = domain, mx = json.array(),
+                 resolver = { servers = json.array { table.unpack(servers) }, timeout = servers.timeout,
+                              attempts = servers.attempts } }
+
+-- A DNS error as a check's words.
+local function failed(err) return err.message or tostring(err) end
+
+-- The MX set --------------------------------------------------------------------------------
+
+local mx, mx_err = dns.mx(domain)
+if not mx then
+  if mx_err.rcode == "NXDOMAIN" then
+    checks:add("mx", "fail", domain .. " does not exist (NXDOMAIN)")
+  else
+    checks:add("mx", "fail", "MX look-up failed: " .. failed(mx_err))
+  end
+elseif mx.null then
+  checks:add("mx", "warn", "null MX (MX 0 .): " .. domain .. " accepts no mail (RFC 7505)")
+elseif #mx == 0 then
+  checks:add("mx", "fail", "no MX record and no address to fall back to: nobody can deliver mail to " .. domain)
+else
+  if mx.implicit then
+    checks:add("mx", "warn", "no MX record: mail goes to " .. domain ..
+      "'s own address (implicit MX, RFC 5321 section 5.1)")
+  else
+    local listed = {}
+    for _, entry in ipairs(mx) do listed[#listed + 1] = entry.preference .. " " .. entry.host end
+    checks:add("mx", mx.mixed_null and "fail" or "ok",
+      (mx.mixed_null and "a null MX beside real ones (RFC 7505 section 3): " or "") ..
+      #mx .. (#mx == 1 and " host: " or " hosts: ") .. table.concat(listed, ", "))
+  end
+
+  -- Each host's addresses, their PTR names and TLSA, all hosts at once.
+  local jobs = {}
+  for i, entry in ipairs(mx) do
+    jobs[i] = task.spawn(function()
+      local host = { preference = entry.preference, host = entry.host, implicit = entry.implicit,
+                     addresses = json.array(), tlsa = json.array() }
+      if entry.error then host.error = failed(entry.error) end
+      if entry.canonical then host.cname = entry.canonical end
+      local reverse = {}
+      for j, address in ipairs(entry.addresses or {}) do
+        reverse[j] = task.spawn(dns.fcrdns, address)
+      end
+      for j, address in ipairs(entry.addresses or {}) do
+        local fc, ferr = task.wait(reverse[j])
+        host.addresses[j] = { address = address, ptr = fc and fc.names or json.array(),
+                              confirmed = fc and fc.ok or false,
+                              error = (not fc) and failed(ferr) or nil }
+      end
+      if not entry.implicit then
+        local tlsa, terr = dns.tlsa(entry.host, 25)
+        if tlsa then
+          for _, record in ipairs(tlsa) do
+            host.tlsa[#host.tlsa + 1] = { usage = record.usage, selector = record.selector,
+                                          matching_type = record.matching_type, data = record.data }
+          end
+          host.tlsa_ad = tlsa.ad
+        elseif terr.rcode ~= "NXDOMAIN" then
+          host.tlsa_error = failed(terr)
+        end
+      end
+      return host
+    end)
+  end
+  for i, job in ipairs(jobs) do
+    local host = task.wait(job)
+    result.mx[i] = host
+    local name = "mx " .. host.host
+    if host.error then
+      checks:add(name, "fail", "does not resolve: " .. host.error)
+    elseif #host.addresses == 0 then
+      checks:add(name, "fail", "has no A or AAAA record: senders cannot reach it")
+    elseif host.cname then
+      checks:add(name, "fail", "is an alias (CNAME) of " .. host.cname ..
+        ": an MX must name a host, not an alias (RFC 2181 section 10.3)")
+    else
+      local addresses = {}
+      for _, a in ipairs(host.addresses) do addresses[#addresses + 1] = a.address end
+      checks:add(name, "ok", table.concat(addresses, ", "))
+    end
+    for _, a in ipairs(host.addresses) do
+      local check = "ptr " .. a.address
+      if a.error then
+        checks:add(check, "warn", "PTR look-up failed: " .. a.error)
+      elseif #a.ptr == 0 then
+        checks:add(check, "warn", "no PTR record: receivers that check reverse DNS distrust this host")
+      elseif not a.confirmed then
+        checks:add(check, "warn", table.concat(a.ptr, ", ") .. " does not resolve back to " ..
+          a.address .. " (not forward-confirmed)")
+      else
+        checks:add(check, "ok", table.concat(a.ptr, ", ") .. " (forward-confirmed)")
+      end
+    end
+    if host.tlsa_error then
+      checks:add("tlsa " .. host.host, "warn", "TLSA look-up failed: " .. host.tlsa_error)
+    elseif #host.tlsa > 0 then
+      if host.tlsa_ad then
+        checks:add("tlsa " .. host.host, "ok", #host.tlsa .. " TLSA record(s), DNSSEC-validated (AD)")
+      else
+        checks:add("tlsa " .. host.host, "warn", #host.tlsa ..
+          " TLSA record(s), but the resolver did not validate them (no AD bit): DANE senders need DNSSEC")
+      end
+    elseif not host.implicit and not host.error then
+      checks:add("tlsa " .. host.host, "skip", "no TLSA record (no DANE)")
+    end
+  end
+end
+
+-- Policies ----------------------------------------------------------------------------------
+
+local spf, spf_err = dns.spf(domain)
+if spf then
+  result.spf = { record = spf.record, lookups = spf.lookups, terms = json.array(spf.terms),
+                 errors = json.array(spf.errors) }
+  local all
+  for _, term in ipairs(spf.terms) do if term.mechanism == "all" then all = term.qualifier end end
+  if spf.lookups > 10 then
+    checks:add("spf", "fail", "needs " .. spf.lookups ..
+      " DNS look-ups; RFC 7208 section 4.6.4 allows 10 (receivers answer permerror)")
+  elseif #spf.errors > 0 then
+    checks:add("spf", "warn", table.concat(spf.errors, "; "))
+  elseif all == "+" then
+    checks:add("spf", "warn", "ends in +all: anyone may send as " .. domain)
+  else
+    checks:add("spf", "ok", spf.record .. " (" .. spf.lookups .. " DNS look-ups)")
+  end
+else
+  result.spf = { error = failed(spf_err), rcode = spf_err.rcode }
+  if spf_err.rcode == "none" then
+    checks:add("spf", "warn", "no SPF record: receivers cannot tell who may send as " .. domain)
+  else
+    checks:add("spf", "fail", failed(spf_err))
+  end
+end
+
+local dmarc, dmarc_err = dns.dmarc(domain)
+if dmarc then
+  result.dmarc = { record = dmarc.record, tags = dmarc.tags }
+  local policy = dmarc.tags.p
+  if not policy then
+    checks:add("dmarc", "fail", "the record has no p= tag (RFC 7489 section 6.3)")
+  elseif policy == "none" then
+    checks:add("dmarc", "warn", "p=none: reports only, nothing is enforced")
+  else
+    checks:add("dmarc", "ok", dmarc.record)
+  end
+else
+  result.dmarc = { error = failed(dmarc_err), rcode = dmarc_err.rcode }
+  checks:add("dmarc", dmarc_err.rcode == "none" and "warn" or "fail",
+    dmarc_err.rcode == "none" and ("no DMARC record at _dmarc." .. domain) or failed(dmarc_err))
+end
+
+local sts, sts_err = dns.mta_sts(domain)
+if sts then
+  result.mta_sts = { record = sts.record, tags = sts.tags }
+  checks:add("mta-sts", sts.tags.id and "ok" or "warn",
+    sts.tags.id and ("policy id " .. sts.tags.id) or "the record has no id= tag (RFC 8461 section 3.1)")
+else
+  result.mta_sts = { error = failed(sts_err), rcode = sts_err.rcode }
+  if sts_err.rcode == "none" then
+    checks:add("mta-sts", "skip", "no MTA-STS record")
+  else
+    checks:add("mta-sts", "warn", failed(sts_err))
+  end
+end
+
+-- Output ------------------------------------------------------------------------------------
+
+result.checks = checks:list()
+result.ok = checks:worst() ~= "fail"
+if options.json then
+  io.write(json.encode(result), "\n")
+else
+  io.write("smtpsh dns ", domain, " (resolver ", table.concat(result.resolver.servers, ", "), ")\n")
+  io.write(report.render(checks, { colour = cli.colour(options) }))
+  io.write(domain, ": ", report.summary(checks), "\n")
+end
+os.exit(result.ok and 0 or 1)

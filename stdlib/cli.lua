@@ -1,0 +1,135 @@
+-- cli: command-line parsing for subcommands, and the options every probing subcommand
+-- honours (DESIGN.md, "The command-line contract").
+--
+--   local cli = require "smtpsh.cli"
+--   local opts, words = cli.parse({...}, {
+--     name = "dns", usage = "usage: smtpsh dns DOMAIN [--json]",
+--     options = { json = "flag", dnsbl = "string", timeout = "seconds", port = "port" },
+--     min = 1, max = 1,
+--   })
+--   cli.apply_resolver(opts)   -- --resolver and --timeout reach the DNS engine
+--
+-- A bad command line prints one line naming what to fix on stderr and exits 2; --help prints
+-- the usage on stdout and exits 0.
+
+local dns = require "smtpsh.dns"
+local sys = require "smtpsh.sys"
+
+local type, pairs, ipairs, tonumber, tostring, pcall, error =
+  type, pairs, ipairs, tonumber, tostring, pcall, error
+local string_match, string_gmatch, string_gsub = string.match, string.gmatch, string.gsub
+local math_type, io_stderr, io_stdout, os_exit, os_getenv =
+  math.type, io.stderr, io.stdout, os.exit, os.getenv
+
+local cli = {}
+
+-- Options of every probing subcommand; a subcommand's own spec adds to them.
+cli.common = {
+  resolver = "list", timeout = "seconds", json = "flag", trace = "flag", ["no-color"] = "flag",
+}
+
+local function fail(name, message)
+  io_stderr:write("smtpsh ", name, ": ", message, "\n")
+  os_exit(2)
+end
+cli.fail = fail
+
+local converters = {
+  flag = function() return true end,
+  string = function(value) return value end,
+  list = function(value) return value end,
+  seconds = function(value)
+    local n = tonumber(value)
+    if not n or n <= 0 or n ~= n or n == 1 / 0 then return nil, "a number of seconds above 0" end
+    return n
+  end,
+  count = function(value)
+    local n = math_type(tonumber(value)) == "integer" and tonumber(value)
+    if not n or n < 0 then return nil, "a whole number, 0 or more" end
+    return n
+  end,
+  port = function(value)
+    local n = math_type(tonumber(value)) == "integer" and tonumber(value)
+    if not n or n < 1 or n > 65535 then return nil, "a port from 1 to 65535" end
+    return n
+  end,
+}
+
+-- Returns the options (by name; "list" options as lists, split at commas too) and the
+-- positional words.
+function cli.parse(args, spec)
+  local kinds = {}
+  for name, kind in pairs(cli.common) do kinds[name] = kind end
+  for name, kind in pairs(spec.options or {}) do kinds[name] = kind end
+  local options, words = {}, {}
+  local i = 1
+  while i <= #args do
+    local word = args[i]
+    if word == "--help" or word == "-h" then
+      io_stdout:write(spec.usage, "\n")
+      os_exit(0)
+    end
+    local name, inline = string_match(word, "^%-%-([%w-]+)=(.*)$")
+    if not name then name = string_match(word, "^%-%-([%w-]+)$") end
+    if name then
+      local kind = kinds[name]
+      if not kind then fail(spec.name, "unknown option '--" .. name .. "'; see --help") end
+      local value = true
+      if kind ~= "flag" then
+        value = inline
+        if value == nil then
+          i = i + 1
+          value = args[i]
+        end
+        if value == nil then fail(spec.name, "--" .. name .. " needs a value; see --help") end
+        local converted, expected = converters[kind](value)
+        if converted == nil then
+          fail(spec.name, "--" .. name .. " must be " .. expected .. ", got '" .. value .. "'")
+        end
+        value = converted
+      elseif inline then
+        fail(spec.name, "--" .. name .. " takes no value")
+      end
+      if kind == "list" then
+        options[name] = options[name] or {}
+        for item in string_gmatch(value, "[^,%s]+") do options[name][#options[name] + 1] = item end
+      else
+        options[name] = value
+      end
+    elseif word:sub(1, 1) == "-" and word ~= "-" then
+      fail(spec.name, "unknown option '" .. word .. "'; see --help")
+    else
+      words[#words + 1] = word
+    end
+    i = i + 1
+  end
+  local min, max = spec.min or 0, spec.max
+  if #words < min then fail(spec.name, spec.missing or ("missing arguments; see --help")) end
+  if max and #words > max then
+    fail(spec.name, "unexpected argument '" .. words[max + 1] .. "'; see --help")
+  end
+  return options, words
+end
+
+-- Points the DNS engine at --resolver (when given) with --timeout per try.
+function cli.apply_resolver(options, name)
+  local servers = {}
+  for i, server in ipairs(options.resolver or {}) do servers[i] = server end
+  if options.timeout then servers.timeout = options.timeout end
+  if #servers == 0 and not servers.timeout then return end
+  local ok, err = pcall(dns.servers, servers)
+  if not ok then
+    fail(name, (string_gsub(tostring(err), "^.-dns%.servers%b():%s*", "--resolver: ")))
+  end
+end
+
+-- Whether output to `stream` ("stdout", "stderr") may be coloured: a terminal, no NO_COLOR
+-- and no --no-color.
+function cli.colour(options, stream)
+  if options["no-color"] then return false end
+  local no_color = os_getenv("NO_COLOR")
+  if no_color and no_color ~= "" then return false end
+  return sys.isatty(stream or "stdout")
+end
+
+return cli
