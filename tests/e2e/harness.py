@@ -239,6 +239,35 @@ def peer(mode, *args, host="127.0.0.1", startup_timeout=10):
         proc.stderr.close()
 
 
+DNS_PEER_SCRIPT = os.path.join(REPO_ROOT, "tests", "peers", "dns_peer.py")
+
+
+@contextlib.contextmanager
+def dns_peer(mode="nsd", *args, startup_timeout=15):
+    """Starts tests/peers/dns_peer.py MODE ARGS (NSD serving tests/peers/zones, or a scripted
+    peer: silent, mismatch, wrongq) on a free 127.0.0.1 port; yields the port; stops it."""
+    proc = subprocess.Popen([PYTHON, DNS_PEER_SCRIPT, mode, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, stdin=subprocess.PIPE)
+    try:
+        line = _read_line_with_deadline(proc.stdout, time.monotonic() + startup_timeout)
+        m = re.match(r"PORT (\d+)\s*$", line)
+        if not m:
+            proc.kill()
+            _, err = proc.communicate(timeout=5)
+            raise RuntimeError(f"dns peer {mode} {args} did not report its port: {line!r} {err!r}")
+        yield int(m.group(1))
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            stream.close()
+
+
 def wait_accepting(host, port, timeout=10):
     deadline = time.monotonic() + timeout
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
