@@ -17,17 +17,20 @@ dns.servers { "127.0.0.1:" .. port, timeout = 2, attempts = 2 }
 dns.cache(false)
 
 -- Runs `workers` tasks until `limit` look-ups have started or `duration` seconds have passed;
--- returns ok, failed, elapsed seconds (until the last look-up finished).
+-- returns ok, failed, elapsed seconds (until the last look-up finished). A look-up that raises
+-- (Ctrl-C interrupts them all) stops every worker, and run raises its error once.
 local function run(workers, limit, duration)
-  local started, ok, failed = 0, 0, 0
+  local started, ok, failed, raised = 0, 0, 0, nil
   local t0 = task.now()
   local deadline = t0 + duration
   local function worker()
-    while started < limit and task.now() < deadline do
+    while not raised and started < limit and task.now() < deadline do
       started = started + 1
       local name = "bench" .. ((started - 1) % 1000 + 1) .. ".example.test"
-      local records = dns.query(name, "MX")
-      if records and #records == 1 and records[1].host == "mx1.example.test" then
+      local called, records = pcall(dns.query, name, "MX")
+      if not called then
+        raised = raised or records
+      elseif records and #records == 1 and records[1].host == "mx1.example.test" then
         ok = ok + 1
       else
         failed = failed + 1
@@ -37,6 +40,7 @@ local function run(workers, limit, duration)
   local tasks = {}
   for i = 1, workers do tasks[i] = task.spawn(worker) end
   for i = 1, workers do task.wait(tasks[i]) end
+  if raised then error(raised, 0) end
   return ok, failed, task.now() - t0
 end
 

@@ -6,7 +6,7 @@
 #
 #   tests/bench/dns_mx.sh [SECONDS=5]        (SMTPSH=path/to/smtpsh to pick another binary)
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 2
 seconds=${1:-5}
 SMTPSH=${SMTPSH:-build/smtpsh}
 max_drill=100000
@@ -20,6 +20,7 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM HUP  # so that the EXIT trap runs on these too
 
 # The peer's stdin is a pipe from this script: it also stops NSD if this script dies.
 coproc PEER { exec /usr/bin/python3 tests/peers/dns_peer.py nsd --no-rrl; }
