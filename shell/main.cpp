@@ -5,6 +5,7 @@
 #include "shell/repl.hpp"
 #include "shell/runner.hpp"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -155,7 +156,18 @@ int run(const std::vector<std::string>& argv) {
 
 }  // namespace
 
+// Thousands of probes at once need thousands of sockets (each DNS try has its own): take the
+// whole hard limit on open files, which the soft default (often 1024) keeps from us.
+void raise_open_file_limit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
+
 int main(int argc, char** argv) {
+  raise_open_file_limit();
   try {
     return run(std::vector<std::string>(argv, argv + argc));
   } catch (const std::exception& e) {

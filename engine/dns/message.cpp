@@ -28,15 +28,36 @@ std::string owned_text(char* text) {
 
 char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
-std::string lowercase(std::string text) {
-  std::transform(text.begin(), text.end(), text.begin(), lower);
-  return text;
-}
-
-// Names as ldns prints them end with a dot; ours do not, except the root.
+// A name from its wire form (labels, each after its length byte), in presentation form without
+// the final dot ("." for the root), lower case; bytes that are not plain are escaped as
+// RFC 1035 section 5.1 writes them (\. and \DDD). Done by hand: ldns_rdf2str formats a name
+// one character at a time through printf, the largest cost of decoding an answer.
 std::string name_text(const ldns_rdf* rdf) {
-  std::string text = lowercase(owned_text(ldns_rdf2str(rdf)));
-  if (text.size() > 1 && text.back() == '.') text.pop_back();
+  const std::uint8_t* data = ldns_rdf_data(rdf);
+  std::size_t size = ldns_rdf_size(rdf);
+  std::string text;
+  text.reserve(size);
+  std::size_t at = 0;
+  while (at < size && data[at] != 0) {
+    std::size_t length = data[at++];
+    if (at + length > size) break;
+    if (!text.empty()) text.push_back('.');
+    for (std::size_t i = 0; i < length; ++i) {
+      auto byte = data[at + i];
+      if (byte == '.' || byte == '\\' || byte == '"' || byte == '(' || byte == ')' ||
+          byte == ';' || byte == '@' || byte == '$') {
+        text.push_back('\\');
+        text.push_back(static_cast<char>(byte));
+      } else if (byte <= ' ' || byte >= 0x7f) {
+        char escaped[5];
+        std::snprintf(escaped, sizeof escaped, "\\%03u", static_cast<unsigned>(byte));
+        text += escaped;
+      } else {
+        text.push_back(lower(static_cast<char>(byte)));
+      }
+    }
+    at += length;
+  }
   return text.empty() ? "." : text;
 }
 
@@ -99,7 +120,16 @@ Record decode_record(const ldns_rr* rr) {
     if (!rdf) continue;
     record.fields.push_back(field_text(rdf));
     if (!record.presentation.empty()) record.presentation += ' ';
-    record.presentation += owned_text(ldns_rdf2str(rdf));
+    if (ldns_rdf_get_type(rdf) == LDNS_RDF_TYPE_DNAME) {
+      const std::string& name = record.fields.back();
+      record.presentation += name == "." ? name : name + ".";
+    } else if (ldns_rdf_get_type(rdf) == LDNS_RDF_TYPE_A || ldns_rdf_get_type(rdf) == LDNS_RDF_TYPE_AAAA ||
+               ldns_rdf_get_type(rdf) == LDNS_RDF_TYPE_INT8 || ldns_rdf_get_type(rdf) == LDNS_RDF_TYPE_INT16 ||
+               ldns_rdf_get_type(rdf) == LDNS_RDF_TYPE_INT32) {
+      record.presentation += record.fields.back();
+    } else {
+      record.presentation += owned_text(ldns_rdf2str(rdf));
+    }
   }
   return record;
 }
