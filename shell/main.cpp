@@ -154,8 +154,6 @@ int run(const std::vector<std::string>& argv) {
   return smtpsh::shell::run_repl(runtime, options);
 }
 
-}  // namespace
-
 // Thousands of probes at once need thousands of sockets (each DNS try has its own): take the
 // whole hard limit on open files, which the soft default (often 1024) keeps from us.
 void raise_open_file_limit() {
@@ -165,6 +163,8 @@ void raise_open_file_limit() {
     setrlimit(RLIMIT_NOFILE, &limit);
   }
 }
+
+}  // namespace
 
 int main(int argc, char** argv) {
   raise_open_file_limit();
