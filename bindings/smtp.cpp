@@ -5,6 +5,7 @@
 #include "bindings/modules.hpp"
 #include "bindings/resolver_state.hpp"
 #include "bindings/scheduler.hpp"
+#include "bindings/tls.hpp"
 #include "engine/net/address.hpp"
 #include "engine/smtp/auth.hpp"
 #include "engine/smtp/capabilities.hpp"
@@ -124,12 +125,17 @@ void print_trace(void*, const smtp::TranscriptEntry& entry) {
 
 // --- operations ------------------------------------------------------------------------------
 
+int push_tls_failure(lua_State* L, const smtp::Session& session, const char* stage);
+
 int connect_done(lua_State* L, int, lua_KContext) {
   Scheduler::check_abort(L);
   smtp::Session& session = check_session(L, 4);
   if (!session.outcome().ok()) {
     // Connected but no greeting: the failure belongs to the banner stage.
     bool connected = !session.connection().remote_address().empty();
+    // An implicit-TLS handshake that failed belongs to the connect stage, with its reason.
+    const char* tls_reason = session.tls_failure_reason();
+    if (*tls_reason != '\0') return push_tls_failure(L, session, "connect");
     lua_pushnil(L);
     push_error(L, net::failure_name(session.outcome().failure).data(),
                connected ? "banner" : "connect", session.outcome().message.c_str());
@@ -141,21 +147,22 @@ int connect_done(lua_State* L, int, lua_KContext) {
 }
 
 bool start_connect(LuaSession& wrapper, Task& task, const char* host, std::uint16_t port,
-                   const char* source, double timeout, dns::Resolver& resolver) {
+                   const char* source, double timeout, dns::Resolver& resolver,
+                   const tls::Options* implicit_tls) {
   try {
     net::ConnectOptions options;
     options.resolver = resolver.shared_from_this();
     if (source) options.source = source;
     if (timeout > 0) options.timeout = engine::seconds_to_duration(timeout);
     if (wrapper.tracing) wrapper.session->transcript().set_observer(print_trace, nullptr);
-    wrapper.session->connect(host, port, options, &Scheduler::wake_task, &task);
+    wrapper.session->connect(host, port, options, &Scheduler::wake_task, &task, implicit_tls);
     return true;
   } catch (const std::exception&) {
     return false;
   }
 }
 
-// core.connect(host, port, {timeout=, source=, trace=}) -> session, banner | nil, err
+// core.connect(host, port, {timeout=, source=, trace=, tls=}) -> session, banner | nil, err
 int core_connect(lua_State* L) {
   const char* host = luaL_checkstring(L, 1);
   lua_Integer port = luaL_checkinteger(L, 2);
@@ -174,9 +181,12 @@ int core_connect(lua_State* L) {
   auto* wrapper = static_cast<LuaSession*>(lua_newuserdatauv(L, sizeof(LuaSession), 0));
   new (wrapper) LuaSession{smtp::Session::create(Scheduler::get(L).io()), trace};
   luaL_setmetatable(L, session_metatable);
+  // opts.tls: implicit TLS with these options (index 5 the table, 6 the parsed options).
+  const tls::Options* implicit_tls = nullptr;
+  if (lua_getfield(L, 3, "tls") == LUA_TTABLE) implicit_tls = &check_tls_options(L, 5, "smtp.connect");
   // `source` points into the options table at index 3, which stays on this stack.
   if (!start_connect(*wrapper, task, host, static_cast<std::uint16_t>(port), source, timeout,
-                     resolver))
+                     resolver, implicit_tls))
     return luaL_error(L, "smtp.connect: out of memory");
   return Scheduler::get(L).suspend(L, task, connect_done, 0, cancel_session,
                                    wrapper->session.get());
@@ -333,6 +343,57 @@ int session_remote_addr(lua_State* L) {
   return push_address_of(L, false);
 }
 
+// --- TLS -------------------------------------------------------------------------------------
+
+// [-0, +2, m] nil, err for a failed handshake: kind "tls" (or "timeout", "closed"), stage
+// "starttls", and `reason`, one stable word for what happened.
+int push_tls_failure(lua_State* L, const smtp::Session& session, const char* stage) {
+  lua_pushnil(L);
+  push_error(L, net::failure_name(session.outcome().failure).data(), stage,
+             session.outcome().message.c_str());
+  lua_pushstring(L, session.tls_failure_reason());
+  lua_setfield(L, -2, "reason");
+  return 2;
+}
+
+int starttls_done(lua_State* L, int, lua_KContext) {
+  Scheduler::check_abort(L);
+  smtp::Session& session = check_session(L, 1);
+  if (!session.outcome().ok() || !session.tls_info()) return push_tls_failure(L, session, "starttls");
+  push_tls_info(L, *session.tls_info());
+  return 1;
+}
+
+bool start_tls(smtp::Session& session, const tls::Options& options, Task& task) {
+  try {
+    session.start_tls(options, &Scheduler::wake_task, &task);
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+// session:starttls(opts) -> tls info | nil, err: the handshake only (after the 220).
+int session_starttls(lua_State* L) {
+  smtp::Session& session = check_session(L, 1);
+  lua_settop(L, 2);
+  const tls::Options& options = check_tls_options(L, 2, "s:starttls");  // index 3
+  Task& task = Scheduler::require_current(L, "s:starttls");
+  if (!start_tls(session, options, task)) return luaL_error(L, "s:starttls: out of memory");
+  return Scheduler::get(L).suspend(L, task, starttls_done, 0, cancel_session, &session);
+}
+
+// session:tls() -> the TLS info of the connection, or nil before TLS
+int session_tls(lua_State* L) {
+  smtp::Session& session = check_session(L, 1);
+  if (!session.tls_info()) {
+    lua_pushnil(L);
+    return 1;
+  }
+  push_tls_info(L, *session.tls_info());
+  return 1;
+}
+
 int session_gc(lua_State* L) {
   auto* wrapper = static_cast<LuaSession*>(luaL_checkudata(L, 1, session_metatable));
   if (wrapper->session) wrapper->session->detach();
@@ -462,6 +523,22 @@ int core_describe(lua_State* L) {
   return 2;
 }
 
+bool is_ip_address(const char* text) {
+  std::error_code ec;
+  try {
+    asio::ip::make_address(text, ec);
+  } catch (const std::exception&) {
+    return false;
+  }
+  return !ec;
+}
+
+// core.is_address(text) -> whether text is an IPv4 or IPv6 address (not a host name)
+int core_is_address(lua_State* L) {
+  lua_pushboolean(L, is_ip_address(luaL_checkstring(L, 1)));
+  return 1;
+}
+
 // core.parse_target("host[:port]" | "[v6]:port" [, default_port]) -> host, port | nil, message
 bool parse_target(const char* target, std::size_t length, lua_Integer default_port,
                   char (&host)[256], std::uint16_t& port, char (&error)[256]) {
@@ -510,6 +587,8 @@ int core_error(lua_State* L) {
 
 const luaL_Reg session_methods[] = {
     {"exchange", session_exchange},
+    {"starttls", session_starttls},
+    {"tls", session_tls},
     {"message", session_message},
     {"chunk", session_chunk},
     {"transcript", session_transcript},
@@ -532,6 +611,7 @@ const luaL_Reg core_functions[] = {
     {"capabilities", core_capabilities},
     {"describe", core_describe},
     {"parse_target", core_parse_target},
+    {"is_address", core_is_address},
     {nullptr, nullptr},
 };
 

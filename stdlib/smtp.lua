@@ -9,6 +9,7 @@
 -- module decides what to send: EHLO with its HELO fallback, AUTH exchanges, DATA.
 
 local core = require "smtpsh.smtpcore"
+local dns = require "smtpsh.dns"
 
 local type, tostring, pairs, ipairs, error, setmetatable, rawget =
   type, tostring, pairs, ipairs, error, setmetatable, rawget
@@ -25,6 +26,7 @@ smtp.defaults = { trace = false }
 -- Computed on access (the transcript is copied out of the engine each time).
 local computed = {
   transcript = function(s) return s.core:transcript() end,
+  tls = function(s) return s.core:tls() end,
   closed = function(s) return s.core:closed() end,
   local_addr = function(s) return s.core:local_addr() end,
   remote_addr = function(s) return s.core:remote_addr() end,
@@ -108,21 +110,57 @@ end
 -- smtp.describe(421) / smtp.describe("4.7.1") -> meaning in words, severity
 smtp.describe = core.describe
 
+-- The TLS options of a handshake with `host`: the caller's, with SNI defaulting to the host
+-- name connected to (never an address it resolved to), and for verify = "dane" the TLSA
+-- records of _PORT._tcp.HOST from the DNS engine, with their DNSSEC status (the AD bit).
+local tls_keys = { "min", "max", "ciphers", "ciphersuites", "sni", "verify", "ca_file", "tlsa", "dnssec" }
+local function tls_options(opts, host, port)
+  local out = {}
+  for _, key in ipairs(tls_keys) do out[key] = opts[key] end
+  if out.sni == nil and not core.is_address(host) then out.sni = host end
+  if out.sni == false then out.sni = nil end
+  if out.verify == "dane" and out.tlsa == nil then
+    local records, err = dns.tlsa(host, port)
+    if not records then
+      return nil, core.error("dns", "starttls", "DANE: no TLSA records for " .. host .. ": " .. tostring(err))
+    end
+    if #records == 0 then
+      return nil, core.error("dns", "starttls", "DANE: " .. host .. " publishes no TLSA record for port " .. port)
+    end
+    out.tlsa, out.dnssec = records, records.ad
+  end
+  return out
+end
+
 -- smtp.connect(target [, opts]) -> session | nil, err
+-- opts.tls = "implicit" speaks TLS from the first byte (port 465), with the TLS options of
+-- s:starttls beside it.
 function smtp.connect(target, opts)
   checked("target", target)
   opts = opts or {}
-  if type(opts) ~= "table" then error("smtp.connect(target [, {helo=, timeout=, source=, trace=}])", 2) end
-  local host, port = core.parse_target(target, 25)
+  if type(opts) ~= "table" then
+    error("smtp.connect(target [, {helo=, timeout=, source=, trace=, tls=\"implicit\", ...}])", 2)
+  end
+  local host, port = core.parse_target(target, opts.tls == "implicit" and 465 or 25)
   if not host then error(port, 2) end
   if opts.helo ~= nil then checked("helo name", opts.helo) end
+  if opts.tls ~= nil and opts.tls ~= "implicit" then
+    error("smtp.connect: tls must be \"implicit\" (use s:starttls() for STARTTLS)", 2)
+  end
+  local implicit
+  if opts.tls == "implicit" then
+    local err
+    implicit, err = tls_options(opts, host, port)
+    if not implicit then return nil, err end
+  end
 
   local engine, banner = core.connect(host, port, {
-    timeout = opts.timeout, source = opts.source,
+    timeout = opts.timeout, source = opts.source, tls = implicit,
     trace = opts.trace == nil and smtp.defaults.trace or opts.trace,
   })
   if not engine then return nil, banner end
-  local s = setmetatable({ core = engine, banner = banner, caps = {}, helo_name = opts.helo }, session_meta)
+  local s = setmetatable({ core = engine, banner = banner, caps = {}, helo_name = opts.helo,
+                           host = host, port = port }, session_meta)
   if banner.code >= 400 then
     engine:close()
     return nil, core.error("reply", "banner", "greeting refused: " .. one_line(banner), banner)
@@ -132,6 +170,7 @@ end
 
 function Session:ehlo(name)
   name = checked("EHLO name", name or self.helo_name or core.hostname())
+  self.helo_name = self.helo_name or name
   local reply, err = command(self, "ehlo", "EHLO " .. name)
   if not reply and err.kind == "reply" and err.reply.permanent then
     -- RFC 5321 section 3.2: a server without ESMTP refuses EHLO; HELO still works.
@@ -211,6 +250,31 @@ end
 
 function Session:cmd(line)
   return command(self, "cmd", checked("command", line))
+end
+
+-- s:starttls([opts]) -> tls info | nil, err. Sends STARTTLS; after the 220, the handshake with
+-- opts {min, max, ciphers, ciphersuites, sni, verify = "none"|"peer"|"dane", ca_file, tlsa};
+-- then EHLO again (RFC 3207 section 4.2: what was said before TLS is forgotten), unless
+-- opts.ehlo == false. err.kind is "reply" when STARTTLS was refused, "tls" when the
+-- handshake failed (err.reason: alert, closed, timeout, not_tls, version, verify, local).
+function Session:starttls(opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then error("s:starttls([{min=, max=, ciphers=, sni=, verify=, ...}])", 2) end
+  local options, oerr = tls_options(opts, self.host or "", self.port or 25)
+  if not options then return nil, oerr end
+  local reply, err = command(self, "starttls", "STARTTLS")
+  if not reply then return nil, err end
+  if reply.code ~= 220 then
+    return nil, core.error("reply", "starttls", "STARTTLS answered " .. one_line(reply) .. ", not 220", reply)
+  end
+  local info, terr = self.core:starttls(options)
+  if not info then return nil, terr end
+  self.caps, self.ehlo_reply = {}, nil
+  if opts.ehlo ~= false then
+    local again, eerr = self:ehlo()
+    if not again then return nil, eerr end
+  end
+  return info
 end
 
 -- s:auth(mech, user, secret): PLAIN, LOGIN or CRAM-MD5. The secret, and anything derived from

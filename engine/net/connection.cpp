@@ -262,8 +262,24 @@ void Connection::send(std::string_view bytes, Notify notify, void* context) {
 
 // Asio 1.22's composed operations do not pass per-operation cancellation on to the socket,
 // so reads and writes are driven here one system call at a time, each bound to the deadline.
+template <class Buffers, class Handler>
+void Connection::read_some(const Buffers& buffers, Handler&& handler) {
+  if (tls_)
+    tls_->async_read_some(buffers, std::forward<Handler>(handler));
+  else
+    socket_.async_read_some(buffers, std::forward<Handler>(handler));
+}
+
+template <class Buffers, class Handler>
+void Connection::write_some(const Buffers& buffers, Handler&& handler) {
+  if (tls_)
+    tls_->async_write_some(buffers, std::forward<Handler>(handler));
+  else
+    socket_.async_write_some(buffers, std::forward<Handler>(handler));
+}
+
 void Connection::continue_send() {
-  socket_.async_write_some(
+  write_some(
       asio::buffer(pending_send_.data() + bytes_sent_, pending_send_.size() - bytes_sent_),
       asio::bind_cancellation_slot(
           write_.deadline.slot(), [self = shared_from_this()](std::error_code ec, std::size_t n) {
@@ -333,7 +349,7 @@ void Connection::read_line(Notify notify, void* context) {
 void Connection::read_more(void (*next)(Connection&, const std::error_code&)) {
   std::size_t old_size = buffer_.size();
   buffer_.resize(old_size + read_chunk);
-  socket_.async_read_some(asio::buffer(buffer_.data() + old_size, read_chunk),
+  read_some(asio::buffer(buffer_.data() + old_size, read_chunk),
                           asio::bind_cancellation_slot(read_.deadline.slot(),
                                                        [self = shared_from_this(), old_size, next](
                                                            std::error_code ec, std::size_t n) {

@@ -13,8 +13,11 @@
 #include "engine/dns/address_lookup.hpp"
 #include "engine/loop/loop.hpp"
 #include "engine/net/failure.hpp"
+#include "engine/tls/info.hpp"
 
 #include <asio/ip/tcp.hpp>
+#include <asio/ssl/context.hpp>
+#include <asio/ssl/stream.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -60,6 +63,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Reads up to the next LF (a CR before it is dropped). Outcome: read_outcome(), data(); on
   // failure data() holds what arrived of an unterminated line (the "partial").
   void read_line(Notify notify, void* context);
+
+  // Turns the connection into TLS: after the server's 220 to STARTTLS, or right after connect
+  // for implicit TLS. Handshakes under the timeout. Outcome: write_outcome() (Failure::tls, or
+  // timeout/closed, with the reason in words and tls_failure_reason()); tls_info() after
+  // success. Bytes that arrived before the handshake are dropped (and counted in the info):
+  // they cannot be trusted to come from the TLS peer (CVE-2011-0411).
+  void start_tls(const tls::Options& options, Notify notify, void* context);
+  bool is_tls() const { return tls_ != nullptr; }
+  const tls::Info* tls_info() const { return tls_info_.get(); }
+  // Why the last handshake failed, in one stable word: "alert" (the server refused with a TLS
+  // alert), "closed" (it closed without one), "timeout" (it never answered), "not_tls" (it
+  // answered something that is not TLS), "version" (it chose a version not offered),
+  // "verify" (the certificate did not verify as asked), "local" (our options).
+  const char* tls_failure_reason() const { return tls_reason_; }
 
   bool take_buffered(std::size_t count);
   void read_exactly(std::size_t count, Notify notify, void* context);
@@ -116,6 +133,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void fail_connect(const Direction& direction, const std::error_code& ec);
 
   void continue_send();
+  void on_handshake(const std::error_code& ec);
+  template <class Buffers, class Handler>
+  void read_some(const Buffers& buffers, Handler&& handler);
+  template <class Buffers, class Handler>
+  void write_some(const Buffers& buffers, Handler&& handler);
   void read_more(void (*next)(Connection&, const std::error_code&));
   void on_line(const std::error_code& ec);
   void on_bytes(const std::error_code& ec);
@@ -125,6 +147,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   asio::io_context& io_;
   asio::ip::tcp::socket socket_;
+  // Only after start_tls: the stream wraps socket_, and every read and write goes through it.
+  std::unique_ptr<asio::ssl::context> tls_context_;
+  std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls_;
+  std::unique_ptr<tls::Info> tls_info_;
+  std::unique_ptr<tls::Options> tls_options_;  // while handshaking
+  const char* tls_reason_ = "";
+  std::size_t dropped_plaintext_ = 0;
   Direction read_;
   Direction write_;
 

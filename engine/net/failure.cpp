@@ -1,6 +1,7 @@
 #include "engine/net/failure.hpp"
 
 #include <asio/error.hpp>
+#include <asio/ssl/error.hpp>
 
 namespace smtpsh::net {
 
@@ -20,6 +21,8 @@ std::string_view failure_name(Failure failure) {
       return "closed";
     case Failure::protocol:
       return "protocol";
+    case Failure::tls:
+      return "tls";
     case Failure::interrupted:
       return "interrupted";
     case Failure::other:
@@ -39,6 +42,8 @@ Failure classify(const std::error_code& ec, bool timed_out) {
 
       ec == std::errc::address_not_available)
     return Failure::unreachable;
+  // A TLS peer that closes without close_notify is a close like any other to a prober.
+  if (ec == asio::ssl::error::stream_truncated) return Failure::closed;
   if (ec == asio::error::eof || ec == asio::error::connection_reset ||
       ec == asio::error::broken_pipe || ec == asio::error::connection_aborted ||
       ec == asio::error::not_connected || ec == asio::error::bad_descriptor)

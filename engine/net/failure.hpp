@@ -16,6 +16,7 @@ enum class Failure : std::uint8_t {
   unreachable,  // no route, or the source address cannot be used
   closed,       // the peer closed (or reset) the connection
   protocol,     // the peer sent something we refuse to take (a line over the limit)
+  tls,          // the TLS handshake failed
   interrupted,  // cancelled on request (Ctrl-C, task cancellation)
   other,
 };

@@ -51,8 +51,9 @@ void Session::fail_soon(net::Failure failure, std::string message) {
 // --- connect and the greeting ----------------------------------------------------------------
 
 void Session::connect(std::string_view host, std::uint16_t port, const net::ConnectOptions& options,
-                      Notify notify, void* context) {
+                      Notify notify, void* context, const tls::Options* implicit_tls) {
   begin(notify, context);
+  implicit_tls_ = implicit_tls ? std::make_unique<tls::Options>(*implicit_tls) : nullptr;
   transcript_.start();
   std::string target = host.find(':') != std::string_view::npos
                            ? "[" + std::string(host) + "]:" + std::to_string(port)
@@ -67,9 +68,57 @@ void Session::on_connected(void* self_pointer) {
   if (!result.ok()) return self->fail(result.failure, result.message);
   self->transcript_.add('!', "connected to " + self->connection_->remote_address() + " from " +
                                  self->connection_->local_address());
+  if (self->implicit_tls_) {
+    auto options = std::move(self->implicit_tls_);
+    self->transcript_.add('!', "TLS handshake (implicit TLS)");
+    return self->connection_->start_tls(*options, &Session::on_implicit_tls, self);
+  }
   self->replies_wanted_ = 1;
   self->parser_.reset();
   self->read_next_reply();
+}
+
+// --- TLS -------------------------------------------------------------------------------------
+
+// Puts the handshake's outcome in the transcript; false (and the session failed) when it failed.
+bool Session::note_tls_result() {
+  const net::Outcome& result = connection_->write_outcome();
+  if (!result.ok()) {
+    fail(result.failure, result.message);
+    return false;
+  }
+  const tls::Info& info = *connection_->tls_info();
+  std::string line = "TLS " + info.version + " " + info.cipher;
+  if (!info.group.empty()) line += " (" + info.group + ")";
+  if (!info.chain.empty()) line += ", certificate " + info.chain.front().subject;
+  line += ", verify: " + info.verify_result;
+  if (info.dane) line += info.dane_matched ? ", DANE: matched" : ", DANE: no match";
+  transcript_.add('!', line);
+  if (info.plaintext_after_starttls > 0)
+    transcript_.add('!', "dropped " + std::to_string(info.plaintext_after_starttls) +
+                             " bytes the server sent before the handshake (STARTTLS injection?)");
+  return true;
+}
+
+void Session::on_implicit_tls(void* self_pointer) {
+  auto* self = static_cast<Session*>(self_pointer);
+  if (!self->note_tls_result()) return;
+  self->replies_wanted_ = 1;
+  self->parser_.reset();
+  self->read_next_reply();
+}
+
+void Session::start_tls(const tls::Options& options, Notify notify, void* context) {
+  begin(notify, context);
+  if (closed_) return fail_soon(net::Failure::closed, "the session is closed");
+  transcript_.add('!', "TLS handshake" + (options.sni.empty() ? std::string() : " (SNI " + options.sni + ")"));
+  parser_.reset();
+  connection_->start_tls(options, &Session::on_tls, this);
+}
+
+void Session::on_tls(void* self_pointer) {
+  auto* self = static_cast<Session*>(self_pointer);
+  if (self->note_tls_result()) self->complete();
 }
 
 // --- commands and replies --------------------------------------------------------------------

@@ -32,9 +32,16 @@ class Session : public std::enable_shared_from_this<Session> {
   static std::shared_ptr<Session> create(asio::io_context& io);
   explicit Session(asio::io_context& io);
 
-  // Connects, then reads the greeting into replies()[0].
+  // Connects, then reads the greeting into replies()[0]. With `implicit_tls`, the TLS
+  // handshake comes between the two (port 465, RFC 8314).
   void connect(std::string_view host, std::uint16_t port, const net::ConnectOptions& options,
-               Notify notify, void* context);
+               Notify notify, void* context, const tls::Options* implicit_tls = nullptr);
+
+  // The TLS handshake after the server's 220 to STARTTLS (the caller sends STARTTLS and
+  // reads that reply with exchange()). A failed handshake closes the session.
+  void start_tls(const tls::Options& options, Notify notify, void* context);
+  const tls::Info* tls_info() const { return connection_->tls_info(); }
+  const char* tls_failure_reason() const { return connection_->tls_failure_reason(); }
 
   // Sends every line (each followed by CRLF) in one write, then reads one reply per line.
   // A line must hold no CR or LF (the caller checks; this refuses too). In the transcript,
@@ -70,6 +77,9 @@ class Session : public std::enable_shared_from_this<Session> {
   void fail_soon(net::Failure failure, std::string message);
   void complete();
   static void on_connected(void* self);
+  static void on_implicit_tls(void* self);
+  static void on_tls(void* self);
+  bool note_tls_result();
   static void on_written(void* self);
   static void on_line_read(void* self);
 
@@ -84,6 +94,7 @@ class Session : public std::enable_shared_from_this<Session> {
   Notify notify_ = nullptr;
   void* context_ = nullptr;
   bool closed_ = false;
+  std::unique_ptr<tls::Options> implicit_tls_;  // only between connect and the handshake
   // Our own callbacks get a raw pointer to *this; this keeps it alive until they ran.
   std::shared_ptr<Session> self_while_busy_;
 };

@@ -1,0 +1,20 @@
+#pragma once
+// TLS options from Lua tables and TLS results as Lua tables, for the SMTP bindings
+// (s:starttls, smtp.connect with tls = "implicit").
+
+#include "engine/tls/info.hpp"
+#include "engine/tls/options.hpp"
+
+#include <lua.hpp>
+
+namespace smtpsh::lua {
+
+// Reads {min=, max=, ciphers=, ciphersuites=, sni=, verify=, ca_file=, tlsa=, dnssec=} at
+// `table` into a new userdata (so no C++ object outlives a Lua error), pushed on the stack.
+// Raises an error naming the bad field.  [-0, +1, v]
+tls::Options& check_tls_options(lua_State* L, int table, const char* signature);
+
+// [-0, +1, m]
+void push_tls_info(lua_State* L, const tls::Info& info);
+
+}  // namespace smtpsh::lua

@@ -1,0 +1,143 @@
+// Connection::start_tls: the TLS handshake on an open connection, and what a failed one means
+// in words. Reads and writes switch to the TLS stream in connection.cpp.
+#include "engine/net/connection.hpp"
+#include "engine/net/address.hpp"
+#include "engine/tls/context.hpp"
+
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/ssl/error.hpp>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+namespace smtpsh::net {
+
+namespace {
+
+bool is_alert(int reason) {
+  // OpenSSL files a received alert N under reason SSL_AD_REASON_OFFSET + N.
+  return reason >= SSL_AD_REASON_OFFSET && reason < SSL_AD_REASON_OFFSET + 256;
+}
+
+bool is_not_tls(int reason) {
+  return reason == SSL_R_WRONG_VERSION_NUMBER || reason == SSL_R_PACKET_LENGTH_TOO_LONG ||
+         reason == SSL_R_UNKNOWN_PROTOCOL ||
+         reason == SSL_R_UNEXPECTED_RECORD || reason == SSL_R_HTTP_REQUEST ||
+         reason == SSL_R_WRONG_SSL_VERSION || reason == SSL_R_LENGTH_MISMATCH ||
+         reason == SSL_R_BAD_PACKET_LENGTH || reason == SSL_R_RECORD_LENGTH_MISMATCH;
+}
+
+// The words OpenSSL has for a packed error code; for a received alert, its name.
+std::string reason_text(unsigned long code) {
+  if (const char* text = ERR_reason_error_string(code)) return text;
+  int reason = ERR_GET_REASON(code);
+  if (is_alert(reason))
+    return std::string("alert ") + SSL_alert_desc_string_long(reason - SSL_AD_REASON_OFFSET);
+  return "OpenSSL error " + std::to_string(reason);
+}
+
+}  // namespace
+
+void Connection::start_tls(const tls::Options& options, Notify notify, void* context) {
+  begin(write_, notify, context);
+  tls_reason_ = "";
+  tls_info_.reset();
+  if (!socket_.is_open() || tls_) {
+    write_.outcome.fail(Failure::tls, tls_ ? "the connection already speaks TLS"
+                                           : "cannot start TLS: the connection is closed");
+    tls_reason_ = "local";
+    return finish_soon(write_);
+  }
+  // What the server sent before the handshake began is not from the TLS peer: drop it.
+  discard_consumed();
+  dropped_plaintext_ = buffer_.size();
+  buffer_.clear();
+  scanned_ = 0;
+
+  std::string error;
+  tls_context_ = tls::make_context(options, error);
+  if (tls_context_) {
+    tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket_, *tls_context_);
+    if (!tls::prepare_ssl(tls_->native_handle(), options, error)) tls_.reset();
+  }
+  if (!tls_) {
+    write_.outcome.fail(Failure::tls, "cannot start TLS: " + error);
+    tls_reason_ = "local";
+    tls_context_.reset();
+    return finish_soon(write_);
+  }
+  tls_options_ = std::make_unique<tls::Options>(options);
+  tls_->async_handshake(asio::ssl::stream_base::client,
+                        asio::bind_cancellation_slot(
+                            write_.deadline.slot(), [self = shared_from_this()](std::error_code ec) {
+                              self->on_handshake(ec);
+                            }));
+}
+
+void Connection::on_handshake(const std::error_code& ec) {
+  SSL* ssl = tls_->native_handle();
+  auto options = std::move(tls_options_);
+  if (!ec) {
+    tls_info_ = std::make_unique<tls::Info>(tls::describe(ssl, *options));
+    tls_info_->plaintext_after_starttls = dropped_plaintext_;
+    return finish(write_);
+  }
+  // How far the server got: nothing at all, or part of a handshake.
+  BIO* incoming = SSL_get_rbio(ssl);
+  bool answered = incoming && BIO_number_read(incoming) > 0;
+  std::string peer = peer_name();
+  Failure failure = Failure::tls;
+  std::string text;
+  if (ec == asio::error::operation_aborted && write_.deadline.expired()) {
+    failure = Failure::timeout;
+    tls_reason_ = "timeout";
+    text = "TLS handshake with " + peer + " timed out after " + describe_duration(timeout_) +
+           (answered ? ": the server stopped answering in the middle of the handshake"
+                     : ": the server never answered the ClientHello");
+  } else if (ec == asio::error::operation_aborted) {
+    failure = write_.interrupted ? Failure::interrupted : Failure::closed;
+    tls_reason_ = "local";
+    text = "TLS handshake with " + peer + " interrupted";
+  } else if (ec == asio::ssl::error::stream_truncated || ec == asio::error::eof ||
+             ec == asio::error::connection_reset) {
+    tls_reason_ = "closed";
+    text = "TLS handshake failed: " + peer + " closed the connection " +
+           (answered ? "in the middle of the handshake" : "before answering the ClientHello") +
+           " without a TLS alert (often: no TLS version or cipher in common)";
+  } else if (ec.category() == asio::error::get_ssl_category()) {
+    int reason = ERR_GET_REASON(static_cast<unsigned long>(ec.value()));
+    std::string words = reason_text(static_cast<unsigned long>(ec.value()));
+    if (is_alert(reason)) {
+      tls_reason_ = "alert";
+      text = "TLS handshake failed: " + peer + " refused it with a TLS alert (" + words + ")";
+    } else if (is_not_tls(reason)) {
+      tls_reason_ = "not_tls";
+      text = "TLS handshake failed: " + peer + " answered with something that is not TLS (" +
+             words + ")";
+    } else if (reason == SSL_R_UNSUPPORTED_PROTOCOL || reason == SSL_R_NO_PROTOCOLS_AVAILABLE ||
+               reason == SSL_R_VERSION_TOO_LOW || reason == SSL_R_VERSION_TOO_HIGH) {
+      tls_reason_ = "version";
+      text = "TLS handshake failed: " + peer +
+             " chose a TLS version this handshake does not offer (" + words + ")";
+    } else if (reason == SSL_R_CERTIFICATE_VERIFY_FAILED) {
+      tls_reason_ = "verify";
+      long result = SSL_get_verify_result(ssl);
+      text = "TLS handshake failed: the certificate of " + peer + " did not verify (" +
+             X509_verify_cert_error_string(result) + ")";
+    } else {
+      tls_reason_ = "local";
+      text = "TLS handshake with " + peer + " failed: " + words;
+    }
+  } else {
+    tls_reason_ = "closed";
+    text = "TLS handshake with " + peer + " failed: " + ec.message();
+  }
+  write_.outcome.fail(failure, std::move(text));
+  // A failed handshake leaves nothing usable on this connection.
+  std::error_code ignored;
+  socket_.close(ignored);
+  tls_.reset();
+  tls_context_.reset();
+  finish(write_);
+}
+
+}  // namespace smtpsh::net
