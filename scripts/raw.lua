@@ -2,21 +2,26 @@
 -- swallowed as a command of the tool (unlike `openssl s_client`, where a line starting with R
 -- renegotiates). `:quit` leaves. The session is the transcript-keeping smtp session.
 --
--- usage:  smtpsh raw HOST[:PORT] [--timeout SECONDS] [--resolver ADDR[:PORT]] [--trace]
+-- usage:  smtpsh raw HOST[:PORT] [--implicit] [--ca-file FILE] [--timeout SECONDS]
+--                   [--resolver ADDR[:PORT]] [--trace]
+-- TLS:    typing STARTTLS switches the connection to TLS after the server's 220; --implicit
+--         speaks TLS from the first byte (port 465)
 -- input:  SMTP lines on stdin (a terminal or a pipe); after DATA's 354, message lines until "."
 -- exit:   0 when the session ran, 1 when it could not connect, 2 on bad usage
 
 local cli = require "smtpsh.cli"
 
-local usage = "usage: smtpsh raw HOST[:PORT] [--timeout SECONDS] [--resolver ADDR[:PORT]] [--trace]"
+local usage = "usage: smtpsh raw HOST[:PORT] [--implicit] [--ca-file FILE] [--timeout SECONDS] [--resolver ADDR[:PORT]] [--trace]"
 local options, words = cli.parse({ ... }, {
   name = "raw", usage = usage, min = 1, max = 1, missing = "missing HOST[:PORT]; see --help",
+  options = { implicit = "flag", ["ca-file"] = "string" },
 })
 cli.apply_resolver(options, "raw")
 local target, timeout = words[1], options.timeout or 30
 
 local raw = require "smtpsh.raw"
-local ok, err = raw.run(target, { timeout = timeout, input = io.stdin, output = io.stdout })
+local ok, err = raw.run(target, { timeout = timeout, input = io.stdin, output = io.stdout,
+                                  implicit = options.implicit, tls = { ca_file = options["ca-file"] } })
 if not ok then
   io.stderr:write("smtpsh raw: ", tostring(err), "\n")
   os.exit(1)

@@ -3,7 +3,8 @@
 
 local smtp = require "smtpsh.smtp"
 
-local tostring, string_upper, string_match, table_concat = tostring, string.upper, string.match, table.concat
+local tostring, pairs, string_upper, string_match, table_concat =
+  tostring, pairs, string.upper, string.match, table.concat
 
 local raw = {}
 
@@ -18,14 +19,40 @@ local function send_line(s, line, output)
   return replies[1]
 end
 
--- raw.run(target, {timeout=, input=, output=}) -> session | nil, err
+-- After a 220 to STARTTLS the connection really switches to TLS (what telnet and netcat cannot
+-- do); what the handshake gave, or why it failed, is printed as a "!" line.
+local function upgrade(s, output, tls_options)
+  local options = {}
+  for key, value in pairs(tls_options or {}) do options[key] = value end
+  if options.sni == nil then options.sni = s.host end
+  local info, err = s.core:starttls(options)
+  if not info then
+    output:write("! TLS handshake failed: ", tostring(err), "\n")
+    return
+  end
+  local leaf = info.chain[1]
+  output:write("! TLS started: ", info.version, " ", info.cipher,
+    leaf and (", certificate " .. leaf.subject .. " (" .. leaf.days_left .. " days left)") or "",
+    ", verify: ", info.verify_result, "\n")
+  output:write("! say EHLO again: the server forgets what was said before TLS\n")
+end
+
+-- raw.run(target, {timeout=, input=, output=, implicit=, tls = {ca_file=, ...}}) -> session | nil, err
 -- Reads lines from input until end of input or ":quit". After a 354 the lines up to a lone
 -- "." are the message: they are sent as typed (the caller dot-stuffs) and only the final
 -- reply is awaited.
 function raw.run(target, opts)
   local output = opts.output
-  local s, err = smtp.connect(target, { timeout = opts.timeout })
+  local connect = { timeout = opts.timeout }
+  if opts.implicit then
+    connect.tls = "implicit"
+    for key, value in pairs(opts.tls or {}) do connect[key] = value end
+  end
+  local s, err = smtp.connect(target, connect)
   if not s then return nil, err end
+  if opts.implicit and s.tls then
+    output:write("! TLS (implicit): ", s.tls.version, " ", s.tls.cipher, ", verify: ", s.tls.verify_result, "\n")
+  end
   output:write(tostring(s.banner), "\n")
   output:flush()
   local in_message, body = false, {}
@@ -43,7 +70,9 @@ function raw.run(target, opts)
       end
     else
       local reply = send_line(s, line, output)
-      if reply and reply.code == 354 and string_upper(line):match("^DATA") then in_message = true end
+      local verb = string_upper(line)
+      if reply and reply.code == 354 and verb:match("^DATA") then in_message = true end
+      if reply and reply.code == 220 and verb:match("^STARTTLS%s*$") then upgrade(s, output, opts.tls) end
     end
     output:flush()
   end

@@ -109,6 +109,7 @@ end
 
 -- smtp.describe(421) / smtp.describe("4.7.1") -> meaning in words, severity
 smtp.describe = core.describe
+smtp.is_address = core.is_address
 
 -- The TLS options of a handshake with `host`: the caller's, with SNI defaulting to the host
 -- name connected to (never an address it resolved to), and for verify = "dane" the TLSA
@@ -117,7 +118,8 @@ local tls_keys = { "min", "max", "ciphers", "ciphersuites", "sni", "verify", "ca
 local function tls_options(opts, host, port)
   local out = {}
   for _, key in ipairs(tls_keys) do out[key] = opts[key] end
-  if out.sni == nil and not core.is_address(host) then out.sni = host end
+  -- An address is not sent as SNI (the engine checks it against the certificate's IP names).
+  if out.sni == nil then out.sni = host end
   if out.sni == false then out.sni = nil end
   if out.verify == "dane" and out.tlsa == nil then
     local records, err = dns.tlsa(host, port)
