@@ -268,6 +268,52 @@ def dns_peer(mode="nsd", *args, startup_timeout=15):
             stream.close()
 
 
+TLS_PEER_SCRIPT = os.path.join(REPO_ROOT, "tests", "peers", "tls_peer.py")
+MAKE_CERTS = os.path.join(REPO_ROOT, "tests", "peers", "make_certs.sh")
+_certs_dir = None
+
+
+def test_certs():
+    """The test CA and certificates (tests/peers/make_certs.sh), made once per test process."""
+    global _certs_dir
+    if _certs_dir is None:
+        d = scratch_dir("smtpsh-certs-")
+        subprocess.run(["bash", MAKE_CERTS, d], check=True, timeout=60)
+        _certs_dir = d
+    return _certs_dir
+
+
+@contextlib.contextmanager
+def tls_peer(mode, *args, startup_timeout=15):
+    """Starts tests/peers/tls_peer.py MODE ARGS; yields {"port": n, "implicit": m or None}."""
+    proc = subprocess.Popen([PYTHON, TLS_PEER_SCRIPT, mode, *args, "--lifetime", "300"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        ports = {"implicit": None}
+        deadline = time.monotonic() + startup_timeout
+        line = _read_line_with_deadline(proc.stdout, deadline)
+        m = re.match(r"PORT (\d+)\s*$", line)
+        if not m:
+            proc.kill()
+            _, err = proc.communicate(timeout=5)
+            raise RuntimeError(f"tls peer {mode} {args} did not report its port: {line!r} {err!r}")
+        ports["port"] = int(m.group(1))
+        if "--implicit" in args:
+            m = re.match(r"IMPLICIT (\d+)\s*$", _read_line_with_deadline(proc.stdout, deadline))
+            ports["implicit"] = int(m.group(1)) if m else None
+        yield ports
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        proc.stdout.close()
+        proc.stderr.close()
+
+
 def wait_accepting(host, port, timeout=10):
     deadline = time.monotonic() + timeout
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
