@@ -11,6 +11,7 @@
 #include "engine/smtp/capabilities.hpp"
 #include "engine/smtp/session.hpp"
 #include "engine/smtp/status_codes.hpp"
+#include "engine/tls/context.hpp"
 
 #include <unistd.h>
 
@@ -383,6 +384,26 @@ int session_starttls(lua_State* L) {
   return Scheduler::get(L).suspend(L, task, starttls_done, 0, cancel_session, &session);
 }
 
+// core.check_tls_options(opts): raises what is wrong with TLS options, before anything is sent.
+bool tls_context_error(const tls::Options& options, char* error, std::size_t size) {
+  try {
+    std::string problem;
+    if (tls::make_context(options, problem)) return false;
+    std::snprintf(error, size, "%s", problem.c_str());
+  } catch (const std::exception&) {
+    std::snprintf(error, size, "out of memory");
+  }
+  return true;
+}
+
+int core_check_tls_options(lua_State* L) {
+  const char* signature = luaL_optstring(L, 2, "s:starttls");
+  const tls::Options& options = check_tls_options(L, 1, signature);
+  char error[300];
+  if (tls_context_error(options, error, sizeof error)) return luaL_error(L, "%s: %s", signature, error);
+  return 0;
+}
+
 // session:tls() -> the TLS info of the connection, or nil before TLS
 int session_tls(lua_State* L) {
   smtp::Session& session = check_session(L, 1);
@@ -612,6 +633,7 @@ const luaL_Reg core_functions[] = {
     {"describe", core_describe},
     {"parse_target", core_parse_target},
     {"is_address", core_is_address},
+    {"check_tls_options", core_check_tls_options},
     {nullptr, nullptr},
 };
 

@@ -154,6 +154,7 @@ function smtp.connect(target, opts)
     local err
     implicit, err = tls_options(opts, host, port)
     if not implicit then return nil, err end
+    core.check_tls_options(implicit, "smtp.connect")
   end
 
   local engine, banner = core.connect(host, port, {
@@ -264,6 +265,7 @@ function Session:starttls(opts)
   if type(opts) ~= "table" then error("s:starttls([{min=, max=, ciphers=, sni=, verify=, ...}])", 2) end
   local options, oerr = tls_options(opts, self.host or "", self.port or 25)
   if not options then return nil, oerr end
+  core.check_tls_options(options)
   local reply, err = command(self, "starttls", "STARTTLS")
   if not reply then return nil, err end
   if reply.code ~= 220 then

@@ -18,7 +18,7 @@ void Deadline::arm(Duration timeout, std::shared_ptr<const void> owner) {
   timer_.async_wait([this, generation = generation_, owner = std::move(owner)](std::error_code ec) {
     if (ec || generation != generation_) return;
     expired_ = true;
-    signal_.emit(asio::cancellation_type::total);
+    signal_.emit(asio::cancellation_type::terminal);
   });
 }
 

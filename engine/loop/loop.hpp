@@ -44,9 +44,11 @@ class Loop {
   asio::io_context io_;
 };
 
-// A deadline for one asynchronous operation at a time. When it expires it emits a total
+// A deadline for one asynchronous operation at a time. When it expires it emits a terminal
 // cancellation on the signal that the operation was bound to, and remembers that it did, so
-// the operation's handler can tell "timed out" from "cancelled by someone".
+// the operation's handler can tell "timed out" from "cancelled by someone". Terminal, the
+// strongest kind: composed operations such as a TLS handshake pass only that one down to
+// their socket, and an operation cut off by a deadline is not meant to resume anyway.
 //
 // `disarm()` (or the next `arm()`) bumps a generation number, so a late expiry can never
 // cancel the next operation. The timer's handler keeps `owner` (the object the deadline lives
@@ -60,7 +62,7 @@ class Deadline {
   void disarm();
   bool expired() const { return expired_; }
   // Cancels the bound operation now, as a user interrupt would.
-  void cancel_now() { signal_.emit(asio::cancellation_type::total); }
+  void cancel_now() { signal_.emit(asio::cancellation_type::terminal); }
 
  private:
   asio::steady_timer timer_;

@@ -83,10 +83,19 @@ bool prepare_ssl(SSL* ssl, const Options& options, std::string& error) {
     }
   }
   if (!options.tlsa.empty()) {
-    if (SSL_dane_enable(ssl, options.sni.empty() ? nullptr : options.sni.c_str()) <= 0) {
+    // The base domain is a name to check for DANE-TA records; an address is not one.
+    std::error_code ec;
+    bool named = !options.sni.empty();
+    if (named) {
+      asio::ip::make_address(options.sni, ec);
+      named = static_cast<bool>(ec);
+    }
+    if (SSL_dane_enable(ssl, named ? options.sni.c_str() : nullptr) <= 0) {
       error = "cannot enable DANE: " + last_openssl_error();
       return false;
     }
+    // RFC 7672 section 3.1.1: a DANE-EE(3) record binds the key itself; no name is checked.
+    SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
     int usable = 0;
     for (const Tlsa& record : options.tlsa) {
       int added = SSL_dane_tlsa_add(ssl, record.usage, record.selector, record.matching_type,
