@@ -14,7 +14,7 @@ namespace smtpsh::lua {
 
 namespace {
 
-constexpr const char* resolver_key = "smtpsh.resolver";
+constexpr const char* resolver_key = "smtpsh.resolver_of_state";  // not the metatable's name
 constexpr const char* resolver_metatable = "smtpsh.resolver";
 constexpr const char* query_metatable = "smtpsh.dns_query";
 constexpr const char* query_signature = "dns.query(name [, type])";

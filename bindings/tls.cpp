@@ -211,8 +211,6 @@ void push_tls_info(lua_State* L, const tls::Info& info) {
     }
     lua_setfield(L, -2, "dane");
   }
-  lua_pushinteger(L, static_cast<lua_Integer>(info.plaintext_after_starttls));
-  lua_setfield(L, -2, "plaintext_after_starttls");
 }
 
 }  // namespace smtpsh::lua

@@ -67,8 +67,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Turns the connection into TLS: after the server's 220 to STARTTLS, or right after connect
   // for implicit TLS. Handshakes under the timeout. Outcome: write_outcome() (Failure::tls, or
   // timeout/closed, with the reason in words and tls_failure_reason()); tls_info() after
-  // success. Bytes that arrived before the handshake are dropped (and counted in the info):
-  // they cannot be trusted to come from the TLS peer (CVE-2011-0411).
+  // success. Bytes that arrived before the handshake fail it ("not_tls"): a TLS server sends
+  // nothing before the ClientHello, and plain text then must never pass for TLS data.
   void start_tls(const tls::Options& options, Notify notify, void* context);
   bool is_tls() const { return tls_ != nullptr; }
   const tls::Info* tls_info() const { return tls_info_.get(); }
@@ -153,7 +153,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::unique_ptr<tls::Info> tls_info_;
   std::unique_ptr<tls::Options> tls_options_;  // while handshaking
   const char* tls_reason_ = "";
-  std::size_t dropped_plaintext_ = 0;
   Direction read_;
   Direction write_;
 

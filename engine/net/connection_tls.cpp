@@ -47,10 +47,20 @@ void Connection::start_tls(const tls::Options& options, Notify notify, void* con
     tls_reason_ = "local";
     return finish_soon(write_);
   }
-  // What the server sent before the handshake began is not from the TLS peer: drop it.
+  // A TLS server says nothing before our ClientHello: bytes already here came in plain text
+  // after the 220, and taking them as TLS (or as SMTP after it, CVE-2011-0411) would be wrong.
   discard_consumed();
-  dropped_plaintext_ = buffer_.size();
-  buffer_.clear();
+  if (!buffer_.empty()) {
+    std::string shown;
+    for (char c : buffer_.substr(0, 40)) shown += (c >= ' ' && c < 0x7f) ? c : '.';
+    write_.outcome.fail(Failure::tls, "TLS handshake failed: " + peer_name() + " sent " +
+                                          std::to_string(buffer_.size()) +
+                                          " bytes of plain text after its 220, before the handshake (\"" +
+                                          shown + "\"): that is not TLS");
+    tls_reason_ = "not_tls";
+    buffer_.clear();
+    return finish_soon(write_);
+  }
   scanned_ = 0;
 
   std::string error;
@@ -78,7 +88,6 @@ void Connection::on_handshake(const std::error_code& ec) {
   auto options = std::move(tls_options_);
   if (!ec) {
     tls_info_ = std::make_unique<tls::Info>(tls::describe(ssl, *options));
-    tls_info_->plaintext_after_starttls = dropped_plaintext_;
     return finish(write_);
   }
   // How far the server got: nothing at all, or part of a handshake.

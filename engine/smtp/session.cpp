@@ -94,9 +94,6 @@ bool Session::note_tls_result() {
   line += ", verify: " + info.verify_result;
   if (info.dane) line += info.dane_matched ? ", DANE: matched" : ", DANE: no match";
   transcript_.add('!', line);
-  if (info.plaintext_after_starttls > 0)
-    transcript_.add('!', "dropped " + std::to_string(info.plaintext_after_starttls) +
-                             " bytes the server sent before the handshake (STARTTLS injection?)");
   return true;
 }
 

@@ -39,7 +39,6 @@ struct Info {
   int dane_depth = -1;  // the chain depth the matching record applied to
   std::string dane_record;  // "3 1 1 <hex>"
   bool dnssec = false;
-  std::size_t plaintext_after_starttls = 0;  // bytes that were already waiting: dropped
 };
 
 // Reads the result of a completed handshake on `ssl`.
