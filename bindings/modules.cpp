@@ -100,6 +100,7 @@ void open_modules(lua_State* L, const std::vector<std::string>& dirs) {
   add_preload(L, "smtpsh.smtpcore", luaopen_smtpsh_smtpcore);
   add_preload(L, "smtpsh.dnscore", luaopen_smtpsh_dnscore);
   add_preload(L, "smtpsh.sys", luaopen_smtpsh_sys);
+  add_preload(L, "smtpsh.servercore", luaopen_smtpsh_servercore);
 
   // Our searcher goes right after the preload one, before package.path.
   lua_getglobal(L, "package");
@@ -117,7 +118,7 @@ void open_modules(lua_State* L, const std::vector<std::string>& dirs) {
 namespace {
 // The globals the shell offers, each `require "smtpsh.NAME"`d on first use: start-up then pays
 // for none of them, and a script that never speaks SMTP never compiles stdlib/smtp.lua.
-constexpr const char* lazy_globals[] = {"task", "net", "smtp", "dns"};
+constexpr const char* lazy_globals[] = {"task", "net", "smtp", "dns", "server"};
 
 int index_lazy_global(lua_State* L) {
   const char* key = lua_tostring(L, 2);

@@ -15,6 +15,7 @@ int luaopen_smtpsh_net(lua_State* L);
 int luaopen_smtpsh_smtpcore(lua_State* L);
 int luaopen_smtpsh_dnscore(lua_State* L);
 int luaopen_smtpsh_sys(lua_State* L);
+int luaopen_smtpsh_servercore(lua_State* L);
 }
 
 namespace smtpsh::lua {

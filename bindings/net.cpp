@@ -1,5 +1,7 @@
 // net: TCP connections for scripts — net.connect, conn:send, conn:receive, conn:close.
 #include "bindings/address_text.hpp"
+#include "bindings/conn.hpp"
+#include "bindings/tls.hpp"
 #include "bindings/error.hpp"
 #include "bindings/modules.hpp"
 #include "bindings/resolver_state.hpp"
@@ -230,6 +232,92 @@ int conn_tostring(lua_State* L) {
   return 1;
 }
 
+// --- TLS on a plain connection ----------------------------------------------------------------
+
+int tls_done(lua_State* L, int, lua_KContext) {
+  Scheduler::check_abort(L);
+  net::Connection& conn = check_conn(L, 1);
+  if (!conn.write_outcome().ok() || !conn.tls_info()) {
+    lua_pushnil(L);
+    push_error(L, conn.write_outcome(), "starttls");
+    lua_pushstring(L, conn.tls_failure_reason());
+    lua_setfield(L, -2, "reason");
+    return 2;
+  }
+  push_tls_info(L, *conn.tls_info());
+  return 1;
+}
+
+// Fills server options from the table at `index`; returns what is wrong, or nullptr.
+const char* read_server_options(lua_State* L, int index, tls::ServerOptions& options) {
+  static const char* const bad_version = "min and max must be \"tls1\", \"tls1.1\", \"tls1.2\" or \"tls1.3\"";
+  try {
+    for (auto [key, field] : {std::pair{"cert", &options.cert_file}, std::pair{"key", &options.key_file},
+                              std::pair{"self_signed", &options.self_signed},
+                              std::pair{"ciphers", &options.ciphers}}) {
+      if (lua_getfield(L, index, key) == LUA_TSTRING) *field = lua_tostring(L, -1);
+      lua_pop(L, 1);
+    }
+    for (auto [key, field] : {std::pair{"min", &options.min}, std::pair{"max", &options.max}}) {
+      if (lua_getfield(L, index, key) != LUA_TNIL) {
+        const char* name = lua_tostring(L, -1);
+        auto version = name ? tls::parse_version(name) : std::nullopt;
+        lua_pop(L, 1);
+        if (!version) return bad_version;
+        *field = *version;
+      } else {
+        lua_pop(L, 1);
+      }
+    }
+  } catch (const std::exception&) {
+    return "out of memory";
+  }
+  return nullptr;
+}
+
+struct LuaServerOptions {
+  tls::ServerOptions options;
+};
+
+int server_options_gc(lua_State* L) {
+  static_cast<LuaServerOptions*>(lua_touserdata(L, 1))->~LuaServerOptions();
+  return 0;
+}
+
+// conn:accept_tls{cert=, key= | self_signed = NAME, min=, max=, ciphers=} -> tls info | nil, err
+// The server side of a handshake (the scenario server after its 220 to STARTTLS).
+int conn_accept_tls(lua_State* L) {
+  net::Connection& conn = check_conn(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  auto* holder = static_cast<LuaServerOptions*>(lua_newuserdatauv(L, sizeof(LuaServerOptions), 0));
+  new (holder) LuaServerOptions{};
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, server_options_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  if (const char* problem = read_server_options(L, 2, holder->options))
+    return luaL_error(L, "conn:accept_tls: %s", problem);
+  if (conn.writing() || conn.reading())
+    return luaL_error(L, "conn:accept_tls: the connection is busy reading or writing");
+  Task& task = Scheduler::require_current(L, "conn:accept_tls");
+  conn.accept_tls(holder->options, &Scheduler::wake_task, &task);
+  return Scheduler::get(L).suspend(L, task, tls_done, 0, cancel_io, &conn);
+}
+
+// conn:starttls(opts) -> tls info | nil, err: the client side, for scripts that speak a
+// protocol by hand (the options of s:starttls).
+int conn_starttls(lua_State* L) {
+  net::Connection& conn = check_conn(L, 1);
+  lua_settop(L, 2);
+  const tls::Options& options = check_tls_options(L, 2, "conn:starttls");
+  if (conn.writing() || conn.reading())
+    return luaL_error(L, "conn:starttls: the connection is busy reading or writing");
+  Task& task = Scheduler::require_current(L, "conn:starttls");
+  conn.start_tls(options, &Scheduler::wake_task, &task);
+  return Scheduler::get(L).suspend(L, task, tls_done, 0, cancel_io, &conn);
+}
+
 // Fields computed on access, then the methods.
 int conn_index(lua_State* L) {
   net::Connection& conn = check_conn(L, 1);
@@ -252,6 +340,7 @@ int conn_index(lua_State* L) {
 const luaL_Reg conn_methods[] = {
     {"send", conn_send},   {"receive", conn_receive},
     {"close", conn_close}, {"settimeout", conn_settimeout},
+    {"accept_tls", conn_accept_tls}, {"starttls", conn_starttls},
     {nullptr, nullptr},
 };
 
@@ -261,6 +350,12 @@ const luaL_Reg net_functions[] = {
 };
 
 }  // namespace
+
+void push_connection(lua_State* L, std::shared_ptr<net::Connection>* connection) {
+  auto* wrapper = static_cast<LuaConn*>(lua_newuserdatauv(L, sizeof(LuaConn), 0));
+  new (wrapper) LuaConn{std::move(*connection)};
+  luaL_setmetatable(L, conn_metatable);
+}
 
 }  // namespace smtpsh::lua
 

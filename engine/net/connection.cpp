@@ -29,6 +29,18 @@ std::shared_ptr<Connection> Connection::create(asio::io_context& io) {
   return std::make_shared<Connection>(io);
 }
 
+std::shared_ptr<Connection> Connection::adopt(asio::io_context& io, asio::ip::tcp::socket socket) {
+  auto connection = std::make_shared<Connection>(io);
+  std::error_code ec;
+  connection->remote_ = socket.remote_endpoint(ec);
+  connection->local_ = socket.local_endpoint(ec);
+  socket.set_option(asio::ip::tcp::no_delay(true), ec);
+  connection->socket_ = std::move(socket);
+  connection->connected_ = true;
+  connection->target_ = format_endpoint(connection->remote_);
+  return connection;
+}
+
 Connection::Connection(asio::io_context& io) : io_(io), socket_(io), read_(io), write_(io) {}
 
 // A look-up in flight holds a raw pointer to us as its callback context.

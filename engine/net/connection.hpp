@@ -46,6 +46,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   static constexpr std::size_t max_read = std::size_t{16} * 1024 * 1024;
 
   static std::shared_ptr<Connection> create(asio::io_context& io);
+  // A connection a server accepted: already connected.
+  static std::shared_ptr<Connection> adopt(asio::io_context& io, asio::ip::tcp::socket socket);
 
   // Resolves `host` (options.resolver, else the system's; addresses are used as they are), then
   // tries each address
@@ -70,6 +72,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // success. Bytes that arrived before the handshake fail it ("not_tls"): a TLS server sends
   // nothing before the ClientHello, and plain text then must never pass for TLS data.
   void start_tls(const tls::Options& options, Notify notify, void* context);
+  // The server side of the handshake (the scenario server, after its 220 to STARTTLS).
+  void accept_tls(const tls::ServerOptions& options, Notify notify, void* context);
   bool is_tls() const { return tls_ != nullptr; }
   const tls::Info* tls_info() const { return tls_info_.get(); }
   // Why the last handshake failed, in one stable word: "alert" (the server refused with a TLS
@@ -134,6 +138,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void continue_send();
   void on_handshake(const std::error_code& ec);
+  bool begin_tls(std::unique_ptr<asio::ssl::context> context, const std::string& error);
   template <class Buffers, class Handler>
   void read_some(const Buffers& buffers, Handler&& handler);
   template <class Buffers, class Handler>

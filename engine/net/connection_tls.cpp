@@ -37,17 +37,19 @@ std::string reason_text(unsigned long code) {
 
 }  // namespace
 
-void Connection::start_tls(const tls::Options& options, Notify notify, void* context) {
-  begin(write_, notify, context);
+// The checks and set-up both sides share; false (and the operation finishing soon with the
+// failure) when the handshake cannot start.
+bool Connection::begin_tls(std::unique_ptr<asio::ssl::context> context, const std::string& error) {
   tls_reason_ = "";
   tls_info_.reset();
   if (!socket_.is_open() || tls_) {
     write_.outcome.fail(Failure::tls, tls_ ? "the connection already speaks TLS"
                                            : "cannot start TLS: the connection is closed");
     tls_reason_ = "local";
-    return finish_soon(write_);
+    finish_soon(write_);
+    return false;
   }
-  // A TLS server says nothing before our ClientHello: bytes already here came in plain text
+  // A TLS peer says nothing before the ClientHello: bytes already here came in plain text
   // after the 220, and taking them as TLS (or as SMTP after it, CVE-2011-0411) would be wrong.
   discard_consumed();
   if (!buffer_.empty()) {
@@ -55,28 +57,52 @@ void Connection::start_tls(const tls::Options& options, Notify notify, void* con
     for (char c : buffer_.substr(0, 40)) shown += (c >= ' ' && c < 0x7f) ? c : '.';
     write_.outcome.fail(Failure::tls, "TLS handshake failed: " + peer_name() + " sent " +
                                           std::to_string(buffer_.size()) +
-                                          " bytes of plain text after its 220, before the handshake (\"" +
-                                          shown + "\"): that is not TLS");
+                                          " bytes of plain text before the handshake (\"" + shown +
+                                          "\"): that is not TLS");
     tls_reason_ = "not_tls";
     buffer_.clear();
-    return finish_soon(write_);
+    finish_soon(write_);
+    return false;
   }
   scanned_ = 0;
-
-  std::string error;
-  tls_context_ = tls::make_context(options, error);
-  if (tls_context_) {
-    tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket_, *tls_context_);
-    if (!tls::prepare_ssl(tls_->native_handle(), options, error)) tls_.reset();
-  }
-  if (!tls_) {
+  if (!context) {
     write_.outcome.fail(Failure::tls, "cannot start TLS: " + error);
     tls_reason_ = "local";
+    finish_soon(write_);
+    return false;
+  }
+  tls_context_ = std::move(context);
+  tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket&>>(socket_, *tls_context_);
+  return true;
+}
+
+void Connection::start_tls(const tls::Options& options, Notify notify, void* context) {
+  begin(write_, notify, context);
+  std::string error;
+  auto ssl_context = tls::make_context(options, error);
+  if (!begin_tls(std::move(ssl_context), error)) return;
+  if (!tls::prepare_ssl(tls_->native_handle(), options, error)) {
+    tls_.reset();
     tls_context_.reset();
+    write_.outcome.fail(Failure::tls, "cannot start TLS: " + error);
+    tls_reason_ = "local";
     return finish_soon(write_);
   }
   tls_options_ = std::make_unique<tls::Options>(options);
   tls_->async_handshake(asio::ssl::stream_base::client,
+                        asio::bind_cancellation_slot(
+                            write_.deadline.slot(), [self = shared_from_this()](std::error_code ec) {
+                              self->on_handshake(ec);
+                            }));
+}
+
+void Connection::accept_tls(const tls::ServerOptions& options, Notify notify, void* context) {
+  begin(write_, notify, context);
+  std::string error;
+  auto ssl_context = tls::make_server_context(options, error);
+  if (!begin_tls(std::move(ssl_context), error)) return;
+  tls_options_ = std::make_unique<tls::Options>();
+  tls_->async_handshake(asio::ssl::stream_base::server,
                         asio::bind_cancellation_slot(
                             write_.deadline.slot(), [self = shared_from_this()](std::error_code ec) {
                               self->on_handshake(ec);

@@ -2,6 +2,7 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/evp.h>
 #include <openssl/x509v3.h>
 
 #include <asio/ip/address.hpp>
@@ -18,6 +19,55 @@ std::string last_openssl_error() {
 }
 }  // namespace
 
+namespace {
+
+// Versions and the security level a context offers (both sides use the same rules).
+void set_versions(SSL_CTX* ctx, Version min, Version max, const std::string& ciphers) {
+  bool legacy = offers_legacy_versions(min, max);
+  if (min == Version::any && legacy) min = Version::tls1;
+  if (min != Version::any) SSL_CTX_set_min_proto_version(ctx, static_cast<int>(min));
+  if (max != Version::any) SSL_CTX_set_max_proto_version(ctx, static_cast<int>(max));
+  if (legacy) {
+    if (ciphers.empty()) SSL_CTX_set_cipher_list(ctx, "DEFAULT:@SECLEVEL=0");
+    SSL_CTX_set_security_level(ctx, 0);
+  }
+}
+
+// A P-256 key and a self-signed certificate naming `name`, valid for a year from an hour ago.
+bool use_self_signed(SSL_CTX* ctx, const std::string& name, std::string& error) {
+  EVP_PKEY* key = EVP_EC_gen("P-256");
+  X509* cert = X509_new();
+  bool ok = key && cert;
+  if (ok) {
+    ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
+    X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(cert), 365L * 24 * 3600);
+    X509_set_version(cert, 2);
+    X509_set_pubkey(cert, key);
+    X509_NAME* subject = X509_get_subject_name(cert);
+    X509_NAME_add_entry_by_txt(subject, "CN", MBSTRING_ASC,
+                               reinterpret_cast<const unsigned char*>(name.c_str()), -1, -1, 0);
+    X509_set_issuer_name(cert, subject);
+    std::error_code ec;
+    asio::ip::make_address(name, ec);
+    std::string san = (ec ? "DNS:" : "IP:") + name;
+    X509V3_CTX v3;
+    X509V3_set_ctx_nodb(&v3);
+    X509V3_set_ctx(&v3, cert, cert, nullptr, nullptr, 0);
+    X509_EXTENSION* extension = X509V3_EXT_conf_nid(nullptr, &v3, NID_subject_alt_name, san.c_str());
+    ok = extension && X509_add_ext(cert, extension, -1) == 1;
+    X509_EXTENSION_free(extension);
+    ok = ok && X509_sign(cert, key, EVP_sha256()) > 0 && SSL_CTX_use_certificate(ctx, cert) == 1 &&
+         SSL_CTX_use_PrivateKey(ctx, key) == 1;
+  }
+  X509_free(cert);
+  EVP_PKEY_free(key);
+  if (!ok) error = "cannot make a self-signed certificate for " + name + ": " + last_openssl_error();
+  return ok;
+}
+
+}  // namespace
+
 std::unique_ptr<asio::ssl::context> make_context(const Options& options, std::string& error) {
   if (options.min != Version::any && options.max != Version::any && options.min > options.max) {
     error = "TLS min version " + std::string(version_option_name(options.min)) +
@@ -27,11 +77,6 @@ std::unique_ptr<asio::ssl::context> make_context(const Options& options, std::st
   auto context = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
   SSL_CTX* ctx = context->native_handle();
   ERR_clear_error();
-  bool legacy = offers_legacy_versions(options);
-  Version min = options.min;
-  if (min == Version::any && legacy) min = Version::tls1;  // "max = tls1.1" alone
-  if (min != Version::any) SSL_CTX_set_min_proto_version(ctx, static_cast<int>(min));
-  if (options.max != Version::any) SSL_CTX_set_max_proto_version(ctx, static_cast<int>(options.max));
   if (!options.ciphers.empty() && SSL_CTX_set_cipher_list(ctx, options.ciphers.c_str()) != 1) {
     error = "no TLS cipher matches '" + options.ciphers + "' (OpenSSL cipher-list syntax, TLS 1.2 and below)";
     ERR_clear_error();
@@ -44,10 +89,7 @@ std::unique_ptr<asio::ssl::context> make_context(const Options& options, std::st
     return nullptr;
   }
   // After the cipher list: "@SECLEVEL=n" inside it would set the level again.
-  if (legacy) {
-    if (options.ciphers.empty()) SSL_CTX_set_cipher_list(ctx, "DEFAULT:@SECLEVEL=0");
-    SSL_CTX_set_security_level(ctx, 0);
-  }
+  set_versions(ctx, options.min, options.max, options.ciphers);
   if (!options.ca_file.empty()) {
     if (SSL_CTX_load_verify_locations(ctx, options.ca_file.c_str(), nullptr) != 1) {
       error = "cannot load CA certificates from '" + options.ca_file + "': " + last_openssl_error();
@@ -64,6 +106,35 @@ std::unique_ptr<asio::ssl::context> make_context(const Options& options, std::st
     return nullptr;
   }
   ERR_clear_error();
+  return context;
+}
+
+
+std::unique_ptr<asio::ssl::context> make_server_context(const ServerOptions& options,
+                                                        std::string& error) {
+  auto context = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+  SSL_CTX* ctx = context->native_handle();
+  ERR_clear_error();
+  if (!options.ciphers.empty() && SSL_CTX_set_cipher_list(ctx, options.ciphers.c_str()) != 1) {
+    error = "no TLS cipher matches '" + options.ciphers + "'";
+    return nullptr;
+  }
+  set_versions(ctx, options.min, options.max, options.ciphers);
+  if (!options.cert_file.empty()) {
+    if (SSL_CTX_use_certificate_chain_file(ctx, options.cert_file.c_str()) != 1) {
+      error = "cannot load the certificate '" + options.cert_file + "': " + last_openssl_error();
+      return nullptr;
+    }
+    const std::string& key = options.key_file.empty() ? options.cert_file : options.key_file;
+    if (SSL_CTX_use_PrivateKey_file(ctx, key.c_str(), SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+      error = "cannot use the key '" + key + "': " + last_openssl_error();
+      return nullptr;
+    }
+  } else if (!use_self_signed(ctx, options.self_signed.empty() ? "localhost" : options.self_signed,
+                              error)) {
+    return nullptr;
+  }
   return context;
 }
 

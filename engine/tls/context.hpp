@@ -15,6 +15,10 @@ namespace smtpsh::tls {
 // unknown cipher, an unreadable CA file, min above max.
 std::unique_ptr<asio::ssl::context> make_context(const Options& options, std::string& error);
 
+// A server context: the certificate and key (or a self-signed pair made now), the versions.
+std::unique_ptr<asio::ssl::context> make_server_context(const ServerOptions& options,
+                                                        std::string& error);
+
 // Prepares one connection's SSL object: SNI, the host name to verify, DANE records.
 bool prepare_ssl(SSL* ssl, const Options& options, std::string& error);
 

@@ -27,10 +27,13 @@ std::string_view version_option_name(Version version) {
   return "any";
 }
 
-bool offers_legacy_versions(const Options& options) {
+bool offers_legacy_versions(Version min, Version max) {
   // Without a bound the system's defaults hold (Debian: TLS 1.2 and up), as for a modern sender.
-  return (options.min != Version::any && options.min < Version::tls1_2) ||
-         (options.max != Version::any && options.max < Version::tls1_2);
+  return (min != Version::any && min < Version::tls1_2) || (max != Version::any && max < Version::tls1_2);
+}
+
+bool offers_legacy_versions(const Options& options) {
+  return offers_legacy_versions(options.min, options.max);
 }
 
 }  // namespace smtpsh::tls

@@ -39,8 +39,20 @@ struct Options {
   bool dnssec = false;     // whether the TLSA records came with the AD bit
 };
 
+// The scenario server's side: a certificate (files, or one made up on the spot for a name),
+// and the versions it accepts.
+struct ServerOptions {
+  std::string cert_file;  // PEM, the chain leaf first
+  std::string key_file;
+  std::string self_signed;  // without files: a fresh self-signed certificate for this name
+  Version min = Version::any;
+  Version max = Version::any;
+  std::string ciphers;
+};
+
 // The old versions need security level 0 on Debian's OpenSSL, or it agrees on them and then
 // fails with "legacy sigalg disallowed", which looks like a server fault but is ours.
 bool offers_legacy_versions(const Options& options);
+bool offers_legacy_versions(Version min, Version max);
 
 }  // namespace smtpsh::tls
