@@ -59,6 +59,27 @@ int search_stdlib(lua_State* L) {
   return 2;
 }
 
+// embedded.load("examples/servers/greylist.lua") -> chunk | nil, message: a file of the
+// search path or the binary, for scenarios and other files that are not modules.
+int embedded_load(lua_State* L) {
+  const char* relative = luaL_checkstring(L, 1);
+  int status = load_lua_file(L, relative, embedded_stdlib());
+  if (status == LUA_OK) return 1;
+  lua_pushnil(L);
+  if (status == LUA_ERRFILE)
+    lua_pushfstring(L, "no file '%s' in SMTPSH_PATH, ~/.config/smtpsh or the binary", relative);
+  else
+    lua_insert(L, -2);  // the syntax error message
+  return 2;
+}
+
+int open_embedded(lua_State* L) {
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, embedded_load);
+  lua_setfield(L, -2, "load");
+  return 1;
+}
+
 void add_preload(lua_State* L, const char* name, lua_CFunction open) {
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, open);
@@ -101,6 +122,7 @@ void open_modules(lua_State* L, const std::vector<std::string>& dirs) {
   add_preload(L, "smtpsh.dnscore", luaopen_smtpsh_dnscore);
   add_preload(L, "smtpsh.sys", luaopen_smtpsh_sys);
   add_preload(L, "smtpsh.servercore", luaopen_smtpsh_servercore);
+  add_preload(L, "smtpsh.embedded", open_embedded);
 
   // Our searcher goes right after the preload one, before package.path.
   lua_getglobal(L, "package");

@@ -14,7 +14,8 @@
 -- and the command's argument, and returns what to do:
 --   nil                          the default reply
 --   "250 OK" / 250               that reply (lines split at "\n" become a multi-line reply)
---   {reply = ..., delay = SECONDS, close = true}   wait, answer, then maybe close
+--   {reply = ..., delay = SECONDS, close = true, raw = BYTES}   wait, answer, send raw bytes,
+--                                then maybe close
 --   "close" or {drop = true}     close at once, without a reply
 --   "silent"                     never answer (the client times out)
 -- Handlers: on_connect, on_ehlo, on_helo, on_mail, on_rcpt, on_data (before 354), on_message
@@ -68,14 +69,14 @@ function Session:answer(action, default)
     self.conn:close()
     return false
   end
-  local reply, delay, close = action, nil, false
+  local reply, delay, close, raw = action, nil, false, nil
   if type(action) == "table" then
     if action.drop then
       if action.delay then task.sleep(action.delay) end
       self.conn:close()
       return false
     end
-    reply, delay, close = action.reply or default, action.delay, action.close
+    reply, delay, close, raw = action.reply or default, action.delay, action.close, action.raw
   end
   if delay and delay > 0 then task.sleep(delay) end
   if reply ~= nil then
@@ -84,6 +85,8 @@ function Session:answer(action, default)
     self.last_code = code
     if code == 421 then close = true end
   end
+  -- Bytes as they are, after the reply: what a broken server sends.
+  if raw and not self.conn:send(raw) then return false end
   if close then
     self.conn:close()
     return false
