@@ -1,6 +1,6 @@
 // smtpsh: the command line, dispatched to the REPL, a script, -e chunks or a subcommand.
 #include "bindings/modules.hpp"
-#include "engine/server/demo_server.hpp"
+#include "shell/demo.hpp"
 #include "shell/cli.hpp"
 #include "shell/repl.hpp"
 #include "shell/runner.hpp"
@@ -71,7 +71,7 @@ int load_main_chunk(lua_State* L, const Invocation& invocation) {
   return -1;
 }
 
-std::string demo_greeting(const smtpsh::engine::DemoServer& demo) {
+std::string demo_greeting(const smtpsh::shell::DemoServer& demo) {
   std::string target = demo.host() + ":" + std::to_string(demo.port());
   return "smtpsh " SMTPSH_VERSION " (" LUA_RELEASE ") with a demo SMTP server on " + target +
          " (the table `demo`).\n"
@@ -131,10 +131,10 @@ int run(const std::vector<std::string>& argv) {
 
   if (invocation.mode != Mode::repl && !invocation.interactive) return exit_ok;
 
-  std::unique_ptr<smtpsh::engine::DemoServer> demo;
+  std::unique_ptr<smtpsh::shell::DemoServer> demo;
   std::string greeting;
   if (invocation.demo) {
-    demo = std::make_unique<smtpsh::engine::DemoServer>("127.0.0.1", 0);
+    demo = std::make_unique<smtpsh::shell::DemoServer>();
     lua_createtable(L, 0, 3);
     lua_pushstring(L, demo->host().c_str());
     lua_setfield(L, -2, "host");

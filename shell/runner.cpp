@@ -36,7 +36,7 @@ int print_values_protected(lua_State* L) {
 
 }  // namespace
 
-Runtime::Runtime() {
+Runtime::Runtime(bool watch_interrupts) {
   L_ = luaL_newstate();
   if (!L_) throw std::runtime_error("cannot create a Lua state: out of memory");
   std::vector<std::string> dirs = lua::user_search_dirs();
@@ -47,8 +47,9 @@ Runtime::Runtime() {
     lua_close(L_);
     throw std::runtime_error("cannot set up Lua: " + message);
   }
-  interrupts_ =
-      std::make_unique<InterruptWatch>(io(), [this] { lua::Scheduler::get(L_).interrupt_all(); });
+  if (watch_interrupts)
+    interrupts_ =
+        std::make_unique<InterruptWatch>(io(), [this] { lua::Scheduler::get(L_).interrupt_all(); });
 }
 
 Runtime::~Runtime() {
@@ -70,9 +71,9 @@ int Runtime::run_task(int nargs, const char* prefix) {
   lua::Scheduler& scheduler = lua::Scheduler::get(L_);
   scheduler.spawn(L_, nargs);
   int handle = lua_gettop(L_);
-  interrupts_->arm();
+  if (interrupts_) interrupts_->arm();
   scheduler.drive();
-  interrupts_->disarm();
+  if (interrupts_) interrupts_->disarm();
   bool others_failed = report_unobserved_except(handle, prefix);
 
   int count = lua::Scheduler::push_results(L_, handle);

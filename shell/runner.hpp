@@ -19,7 +19,8 @@ namespace smtpsh::shell {
 
 class Runtime {
  public:
-  Runtime();
+  // `watch_interrupts`: Ctrl-C interrupts this state's tasks (not for a background server).
+  explicit Runtime(bool watch_interrupts = true);
   ~Runtime();
   Runtime(const Runtime&) = delete;
   Runtime& operator=(const Runtime&) = delete;

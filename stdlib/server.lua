@@ -31,6 +31,7 @@ local type, tostring, tonumber, pairs, ipairs, error, setmetatable, pcall =
 local string_match, string_upper, string_gmatch, string_format, string_find, string_sub =
   string.match, string.upper, string.gmatch, string.format, string.find, string.sub
 local table_concat = table.concat
+local io_stderr = io.stderr
 
 local server = {}
 
@@ -192,7 +193,7 @@ function verbs.BDAT(s, arg)
   s.messages = (s.messages or 0) + 1
   local final = s:call("on_message", message)
   s:reset()
-  return s:answer(final, "250 2.0.0 Ok: " .. #message .. " octets queued")
+  return s:answer(final, string_format("250 2.0.0 Ok: %d octets, queued as %X", #message, s.id * 1000 + s.messages))
 end
 
 function verbs.RSET(s)
@@ -253,7 +254,11 @@ local function serve_session(srv, conn)
   end)
   srv.active = srv.active - 1
   conn:close()
-  if not ok then error(err, 0) end
+  -- A handler's error ends its session, not the server: it is reported and serving goes on.
+  -- An interruption (Ctrl-C, the server stopping) is no error of the session's.
+  if not ok and not tostring(err):match("interrupted$") then
+    io_stderr:write("smtpsh server: session ", s.id, " from ", tostring(s.peer), ": ", tostring(err), "\n")
+  end
 end
 
 -- server.listen(opts) -> server | nil, message
