@@ -314,6 +314,35 @@ def tls_peer(mode, *args, startup_timeout=15):
         proc.stderr.close()
 
 
+@contextlib.contextmanager
+def scenario(name, *sets, host="127.0.0.1", startup_timeout=10):
+    """Runs `smtpsh serve NAME --listen HOST:0 --set K=V...` (the scenario server); yields its
+    port; stops it."""
+    args = [SMTPSH, "serve", name, "--listen", f"{host}:0"]
+    for item in sets:
+        args += ["--set", item]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, env=base_env())
+    try:
+        line = _read_line_with_deadline(proc.stdout, time.monotonic() + startup_timeout)
+        m = re.match(r"listening on .*:(\d+) \(", line)
+        if not m:
+            proc.kill()
+            _, err = proc.communicate(timeout=5)
+            raise RuntimeError(f"scenario {name} did not start: {line!r} {err!r}")
+        yield int(m.group(1))
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        proc.stdout.close()
+        proc.stderr.close()
+
+
 def wait_accepting(host, port, timeout=10):
     deadline = time.monotonic() + timeout
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -1,0 +1,74 @@
+-- diagnose: names the cause of a failed delivery (a 421, a drop, a refusal) with evidence,
+-- probing from this machine's own IP: DNS, every MX in order, banner, EHLO, STARTTLS (each
+-- TLS version on its own when it fails), MAIL and RCPT, retries of transient answers,
+-- back-to-back sessions, and the source address's PTR and DNSBL listings.
+--
+-- usage:  smtpsh diagnose TARGET [--json] [--resolver ADDR[:PORT]] [--port N] [--source ADDR]
+--                         [--helo NAME] [--from ADDR] [--rcpt ADDR] [--timeout SECONDS]
+--                         [--retries N] [--backoff SECONDS] [--sessions N]
+--                         [--dnsbl ZONE[,ZONE]|none] [--trace] [--no-color]
+--         TARGET: a domain, an address (its domain; the address is the probe recipient), or
+--         HOST[:PORT]
+-- output: a checklist and the verdict with advice; with --json one object: {target, verdict,
+--         transient, stage, checks = [{name, status, detail}], evidence, advice, ...}
+-- exit:   0 verdict ok, 1 any other verdict, 2 the diagnosis could not run
+
+local cli = require "smtpsh.cli"
+local diagnose = require "smtpsh.diagnose"
+local json = require "smtpsh.json"
+local report = require "smtpsh.report"
+local smtp = require "smtpsh.smtp"
+
+local usage = [==[usage: smtpsh diagnose TARGET [--json] [--resolver ADDR[:PORT]] [--port N] [--source ADDR]
+                       [--helo NAME] [--from ADDR] [--rcpt ADDR] [--timeout SECONDS]
+                       [--retries N] [--backoff SECONDS] [--sessions N] [--dnsbl ZONE,...|none]
+                       [--trace] [--no-color]
+  TARGET: a domain, an address (user@domain: also the probe recipient), or HOST[:PORT].
+  Exit 0 verdict ok, 1 another verdict, 2 could not run.]==]
+
+local options, words = cli.parse({ ... }, {
+  name = "diagnose", usage = usage, min = 1, max = 1, missing = "missing TARGET; see --help",
+  options = { port = "port", source = "string", helo = "string", from = "string", rcpt = "string",
+              retries = "count", backoff = "seconds", sessions = "count", dnsbl = "list" },
+})
+cli.apply_resolver(options, "diagnose")
+if options.trace then smtp.defaults.trace = true end
+for _, name in ipairs { "helo", "from", "rcpt", "source" } do
+  if options[name] and options[name]:find("[\r\n%s]") then
+    cli.fail("diagnose", "--" .. name .. " must not hold spaces, CR or LF")
+  end
+end
+if options.source and not require("smtpsh.smtpcore").is_address(options.source) then
+  cli.fail("diagnose", "--source must be an IP address of this machine, got '" .. options.source .. "'")
+end
+local zones = options.dnsbl
+if zones and #zones == 1 and zones[1] == "none" then zones = {} end
+
+local result, err = diagnose.run(words[1], {
+  port = options.port, source = options.source, helo = options.helo, from = options.from,
+  rcpt = options.rcpt, timeout = options.timeout or 10,
+  retries = options.retries == nil and 1 or options.retries, backoff = options.backoff or 60,
+  sessions = options.sessions or 1, dnsbl = zones, trace = options.trace,
+})
+if not result then cli.fail("diagnose", err) end
+
+local checklist = result.checklist
+result.checklist = nil
+result.checks = json.array(result.checks)
+result.evidence = json.array(result.evidence)
+if options.json then
+  io.write(json.encode(result), "\n")
+else
+  local colour = cli.colour(options)
+  io.write("smtpsh diagnose ", result.target, "\n")
+  io.write(report.render(checklist, { colour = colour }))
+  local label = result.verdict .. (result.stage and result.verdict ~= "ok" and (" (at " .. result.stage .. ")") or "")
+  if colour then label = (result.verdict == "ok" and "\27[32m" or "\27[31m") .. label .. "\27[0m" end
+  io.write("verdict: ", label, result.transient and ", transient" or "", "\n")
+  if #result.evidence > 0 then
+    io.write("evidence:\n")
+    for _, line in ipairs(result.evidence) do io.write("  ", line, "\n") end
+  end
+  io.write("advice: ", result.advice, "\n")
+end
+os.exit(result.verdict == "ok" and 0 or 1)

@@ -1,0 +1,202 @@
+"""`smtpsh diagnose --json`: one end-to-end test per verdict of DESIGN.md's vocabulary.
+
+The remote side is smtpsh's scenario server (`smtpsh serve`, examples/servers/), smtp-sink or
+a kernel socket; DNS is NSD with tests/peers/zones. Every test passes --resolver, --port,
+--source and --timeout as it needs; every address and port is loopback and the test's own.
+
+    /usr/bin/python3 -m unittest -v tests/e2e/test_diagnose.py      (SMTPSH=/path/to/smtpsh)
+"""
+
+import contextlib
+import json
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import SmtpshTestCase, describe, dns_peer, peer, run_smtpsh, scenario  # noqa: E402
+
+VERDICTS = {"ok", "no_mx", "dns_failure", "connect_refused", "connect_timeout",
+            "dropped_before_banner", "server_busy", "dropped_mid_session", "tls_version_mismatch",
+            "tls_handshake_failed", "greylisted", "rate_limited", "dnsbl_listed", "ptr_mismatch",
+            "slow_server", "rejected"}
+
+
+class TestDiagnose(SmtpshTestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.stack = contextlib.ExitStack()
+        cls.nsd = cls.stack.enter_context(dns_peer("nsd"))
+        cls.resolver = f"127.0.0.1:{cls.nsd}"
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stack.close()
+        super().tearDownClass()
+
+    def diagnose(self, target, *args, status=None, timeout=60, dnsbl="dnsbl.test"):
+        cmd = ["diagnose", target, "--json", "--resolver", self.resolver, "--timeout", "3",
+               "--dnsbl", dnsbl, *map(str, args)]
+        cp = run_smtpsh(cmd, timeout=timeout)
+        self.assertIn(cp.returncode, (0, 1), describe(cp))
+        doc = json.loads(cp.stdout)
+        for key in ("target", "verdict", "transient", "checks", "evidence", "advice"):
+            self.assertIn(key, doc, describe(cp))
+        self.assertIn(doc["verdict"], VERDICTS)
+        for check in doc["checks"]:
+            self.assertIn(check["status"], ("ok", "warn", "fail", "skip"))
+        self.assertEqual(cp.returncode, 0 if doc["verdict"] == "ok" else 1, describe(cp))
+        return doc, cp
+
+    def assertVerdict(self, doc, cp, verdict, stage=None, transient=None):
+        self.assertEqual(doc["verdict"], verdict, describe(cp))
+        if stage is not None:
+            self.assertEqual(doc.get("stage"), stage, describe(cp))
+        if transient is not None:
+            self.assertEqual(doc["transient"], transient, describe(cp))
+        if verdict != "ok":
+            self.assertTrue(doc["evidence"], f"a verdict needs evidence{describe(cp)}")
+
+    # --- DNS ----------------------------------------------------------------------------------
+
+    def test_ok_through_mx_with_starttls(self):
+        with scenario("accept") as port:
+            doc, cp = self.diagnose("postmaster@example.test", "--port", port, "--source", "127.0.0.1")
+        self.assertVerdict(doc, cp, "ok", transient=False)
+        checks = {c["name"]: c for c in doc["checks"]}
+        self.assertEqual(checks["starttls"]["status"], "ok")
+        self.assertEqual(checks["source ptr"]["status"], "ok")
+        self.assertEqual(checks["dnsbl"]["status"], "ok")
+        self.assertEqual(doc["probed"]["host"], "mx1.example.test")
+
+    def test_no_mx(self):
+        for domain in ("nullmx.example.test", "nope.example.test", "nodata.example.test"):
+            with self.subTest(domain=domain):
+                doc, cp = self.diagnose(domain)
+                self.assertVerdict(doc, cp, "no_mx", stage="dns")
+
+    def test_dns_failure(self):
+        doc, cp = self.diagnose("x.broken.test")
+        self.assertVerdict(doc, cp, "dns_failure", stage="dns", transient=True)
+        self.assertIn("SERVFAIL", " ".join(doc["evidence"]))
+
+    # --- connect ------------------------------------------------------------------------------
+
+    def test_connect_refused(self):
+        doc, cp = self.diagnose("example.test", "--port", harness.free_port(), "--source", "127.0.0.1")
+        self.assertVerdict(doc, cp, "connect_refused", stage="connect")
+
+    def test_connect_timeout(self):
+        with peer("backlog") as port:
+            doc, cp = self.diagnose(f"127.0.0.1:{port}", "--timeout", "1", dnsbl="none")
+        self.assertVerdict(doc, cp, "connect_timeout", stage="connect")
+
+    def test_dropped_before_banner(self):
+        with scenario("drop_before_banner") as port:
+            doc, cp = self.diagnose(f"127.0.0.1:{port}", dnsbl="none")
+        self.assertVerdict(doc, cp, "dropped_before_banner", stage="banner")
+
+    def test_server_busy(self):
+        with scenario("busy") as port:
+            doc, cp = self.diagnose(f"127.0.0.1:{port}", dnsbl="none")
+        self.assertVerdict(doc, cp, "server_busy", stage="banner", transient=True)
+        self.assertIn("421 4.3.2", " ".join(doc["evidence"]))
+
+    def test_slow_server(self):
+        with scenario("slow", "delay=4") as port:
+            doc, cp = self.diagnose(f"127.0.0.1:{port}", "--timeout", "1", dnsbl="none")
+        self.assertVerdict(doc, cp, "slow_server", stage="banner")
+
+    # --- the session --------------------------------------------------------------------------
+
+    def test_dropped_mid_session(self):
+        for at in ("ehlo", "rcpt"):
+            with self.subTest(at=at), scenario("drop_after_ehlo", f"at={at}") as port:
+                doc, cp = self.diagnose(f"127.0.0.1:{port}", dnsbl="none")
+                self.assertVerdict(doc, cp, "dropped_mid_session", stage=at)
+
+    def test_tls_version_mismatch(self):
+        with scenario("tls_old") as port:
+            doc, cp = self.diagnose(f"127.0.0.1:{port}", dnsbl="none")
+        self.assertVerdict(doc, cp, "tls_version_mismatch", stage="starttls")
+        checks = {c["name"]: c for c in doc["checks"]}
+        self.assertIn("tls1", checks["tls versions"]["detail"])
+        self.assertEqual(checks["plain text"]["status"], "ok")
+
+    def test_tls_handshake_failed(self):
+        with scenario("tls_broken") as port:
+            doc, cp = self.diagnose(f"127.0.0.1:{port}", dnsbl="none")
+        self.assertVerdict(doc, cp, "tls_handshake_failed", stage="starttls")
+
+    def test_greylisted(self):
+        with scenario("greylist", "delay=1") as port:
+            doc, cp = self.diagnose(f"127.0.0.1:{port}", "--retries", "3", "--backoff", "0.6",
+                                    dnsbl="none")
+        self.assertVerdict(doc, cp, "greylisted", stage="rcpt", transient=True)
+        evidence = " ".join(doc["evidence"])
+        self.assertIn("450 4.7.1", evidence)
+        self.assertIn("250", evidence)
+
+    def test_rate_limited(self):
+        with scenario("rate_limit", "sessions=2") as port:
+            doc, cp = self.diagnose(f"127.0.0.1:{port}", "--sessions", "4", dnsbl="none")
+        self.assertVerdict(doc, cp, "rate_limited", transient=True)
+        self.assertIn("421 4.7.0", " ".join(doc["evidence"]))
+
+    def test_rejected(self):
+        with scenario("reject") as port:
+            doc, cp = self.diagnose(f"127.0.0.1:{port}", dnsbl="none")
+        self.assertVerdict(doc, cp, "rejected", stage="rcpt", transient=False)
+
+    def test_smtp_sink_soft_reject_persists(self):
+        # smtp-sink -r RCPT answers every RCPT with a 4xx: retries do not clear it.
+        with harness.smtp_sink("-r", "RCPT") as port:
+            doc, cp = self.diagnose(f"127.0.0.1:{port}", "--retries", "1", "--backoff", "0.2",
+                                    dnsbl="none")
+        self.assertIn(doc["verdict"], ("greylisted", "server_busy", "rate_limited"))
+        self.assertEqual(doc["stage"], "rcpt")
+
+    # --- the source address -------------------------------------------------------------------
+
+    def test_dnsbl_listed(self):
+        with scenario("accept") as port:
+            doc, cp = self.diagnose("example.test", "--port", port, "--source", "127.0.0.2")
+        self.assertVerdict(doc, cp, "dnsbl_listed")
+        self.assertIn("dnsbl.test", " ".join(doc["evidence"]))
+
+    def test_ptr_mismatch(self):
+        for source in ("127.0.0.3", "127.0.0.4"):
+            with self.subTest(source=source), scenario("accept") as port:
+                doc, cp = self.diagnose("example.test", "--port", port, "--source", source)
+                self.assertVerdict(doc, cp, "ptr_mismatch")
+
+    def test_helo_that_differs_from_the_ptr(self):
+        with scenario("accept") as port:
+            doc, cp = self.diagnose("example.test", "--port", port, "--source", "127.0.0.1",
+                                    "--helo", "other.example.test")
+        self.assertVerdict(doc, cp, "ptr_mismatch")
+
+    # --- the command line ---------------------------------------------------------------------
+
+    def test_human_report(self):
+        with scenario("busy") as port:
+            cp = run_smtpsh(["diagnose", f"127.0.0.1:{port}", "--dnsbl", "none", "--timeout", "3"],
+                            timeout=30)
+        self.assertExit(cp, 1)
+        self.assertIn("verdict: server_busy (at banner), transient\n", cp.stdout)
+        self.assertIn("advice: ", cp.stdout)
+
+    def test_bad_usage(self):
+        for args, words in ((("",), "empty"), (("a..b",), "empty label"),
+                            (("x.test", "--retries", "-1"), "--retries must be"),
+                            (("x.test", "--source", "mx.example"), "--source must be an IP")):
+            with self.subTest(args=args):
+                cp = run_smtpsh(["diagnose", *args])
+                self.assertOneLineError(cp, 2, "smtpsh diagnose: ")
+                self.assertIn(words, cp.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
