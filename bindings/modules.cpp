@@ -123,6 +123,7 @@ void open_modules(lua_State* L, const std::vector<std::string>& dirs) {
   add_preload(L, "smtpsh.sys", luaopen_smtpsh_sys);
   add_preload(L, "smtpsh.servercore", luaopen_smtpsh_servercore);
   add_preload(L, "smtpsh.embedded", open_embedded);
+  add_preload(L, "smtpsh.recordcore", luaopen_smtpsh_recordcore);
 
   // Our searcher goes right after the preload one, before package.path.
   lua_getglobal(L, "package");

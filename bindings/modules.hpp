@@ -16,6 +16,7 @@ int luaopen_smtpsh_smtpcore(lua_State* L);
 int luaopen_smtpsh_dnscore(lua_State* L);
 int luaopen_smtpsh_sys(lua_State* L);
 int luaopen_smtpsh_servercore(lua_State* L);
+int luaopen_smtpsh_recordcore(lua_State* L);
 }
 
 namespace smtpsh::lua {

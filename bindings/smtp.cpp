@@ -3,6 +3,7 @@
 #include "bindings/address_text.hpp"
 #include "bindings/error.hpp"
 #include "bindings/modules.hpp"
+#include "bindings/record.hpp"
 #include "bindings/resolver_state.hpp"
 #include "bindings/scheduler.hpp"
 #include "bindings/tls.hpp"
@@ -30,6 +31,8 @@ constexpr const char* reply_metatable = "smtpsh.reply";
 struct LuaSession {
   std::shared_ptr<smtp::Session> session;
   bool tracing = false;
+  record::Recorder* recorder = nullptr;  // while recording: this session's lines go there too
+  int record_id = 0;
 };
 
 smtp::Session& check_session(lua_State* L, int index) {
@@ -124,6 +127,14 @@ void print_trace(void*, const smtp::TranscriptEntry& entry) {
                colour ? "\033[0m" : "");
 }
 
+// Every transcript line of a session: to the live trace and to the recording, as asked.
+void observe_session(void* context, const smtp::TranscriptEntry& entry) {
+  auto* wrapper = static_cast<LuaSession*>(context);
+  if (wrapper->tracing) print_trace(nullptr, entry);
+  if (wrapper->recorder && wrapper->recorder->is_open())
+    wrapper->recorder->transcript(wrapper->record_id, entry);
+}
+
 // --- operations ------------------------------------------------------------------------------
 
 int push_tls_failure(lua_State* L, const smtp::Session& session, const char* stage);
@@ -155,7 +166,8 @@ bool start_connect(LuaSession& wrapper, Task& task, const char* host, std::uint1
     options.resolver = resolver.shared_from_this();
     if (source) options.source = source;
     if (timeout > 0) options.timeout = engine::seconds_to_duration(timeout);
-    if (wrapper.tracing) wrapper.session->transcript().set_observer(print_trace, nullptr);
+    if (wrapper.tracing || wrapper.recorder)
+      wrapper.session->transcript().set_observer(observe_session, &wrapper);
     wrapper.session->connect(host, port, options, &Scheduler::wake_task, &task, implicit_tls);
     return true;
   } catch (const std::exception&) {
@@ -181,6 +193,7 @@ int core_connect(lua_State* L) {
   dns::Resolver& resolver = resolver_of(L);
   auto* wrapper = static_cast<LuaSession*>(lua_newuserdatauv(L, sizeof(LuaSession), 0));
   new (wrapper) LuaSession{smtp::Session::create(Scheduler::get(L).io()), trace};
+  if ((wrapper->recorder = recorder_of(L))) wrapper->record_id = wrapper->recorder->next_session();
   luaL_setmetatable(L, session_metatable);
   // opts.tls: implicit TLS with these options (index 5 the table, 6 the parsed options).
   const tls::Options* implicit_tls = nullptr;
@@ -417,7 +430,10 @@ int session_tls(lua_State* L) {
 
 int session_gc(lua_State* L) {
   auto* wrapper = static_cast<LuaSession*>(luaL_checkudata(L, 1, session_metatable));
-  if (wrapper->session) wrapper->session->detach();
+  if (wrapper->session) {
+    wrapper->session->detach();
+    wrapper->session->transcript().set_observer(nullptr, nullptr);  // it pointed at *wrapper
+  }
   wrapper->~LuaSession();
   return 0;
 }

@@ -1,0 +1,122 @@
+// smtpsh.recordcore: start and stop recording every DNS answer and SMTP transcript line of
+// this Lua state to a JSON Lines file (replayed by `smtpsh replay`).
+#include "bindings/record.hpp"
+
+#include "bindings/modules.hpp"
+#include "bindings/resolver_state.hpp"
+
+#include <cstdio>
+#include <new>
+#include <string>
+#include <vector>
+
+namespace smtpsh::lua {
+
+namespace {
+
+constexpr const char* recorder_key = "smtpsh.recorder_of_state";
+constexpr const char* recorder_metatable = "smtpsh.recorder";
+
+struct LuaRecorder {
+  record::Recorder recorder;
+};
+
+int recorder_gc(lua_State* L) {
+  static_cast<LuaRecorder*>(lua_touserdata(L, 1))->~LuaRecorder();
+  return 0;
+}
+
+LuaRecorder& recorder_object(lua_State* L) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, recorder_key) == LUA_TUSERDATA) {
+    auto* wrapper = static_cast<LuaRecorder*>(lua_touserdata(L, -1));
+    lua_pop(L, 1);
+    return *wrapper;
+  }
+  lua_pop(L, 1);
+  auto* wrapper = static_cast<LuaRecorder*>(lua_newuserdatauv(L, sizeof(LuaRecorder), 0));
+  new (wrapper) LuaRecorder{};
+  if (luaL_newmetatable(L, recorder_metatable)) {
+    lua_pushcfunction(L, recorder_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  lua_setfield(L, LUA_REGISTRYINDEX, recorder_key);
+  return recorder_object(L);
+}
+
+bool open_recording(record::Recorder& recorder, const char* path, lua_State* L, int argv,
+                    char* error, std::size_t size) {
+  try {
+    std::vector<std::string> words;
+    if (argv > 0) {
+      lua_Integer count = luaL_len(L, argv);
+      for (lua_Integer i = 1; i <= count; ++i) {
+        lua_geti(L, argv, i);
+        if (const char* word = lua_tostring(L, -1)) words.emplace_back(word);
+        lua_pop(L, 1);
+      }
+    }
+    std::string problem;
+    if (recorder.open(path, words, problem)) return true;
+    std::snprintf(error, size, "%s", problem.c_str());
+  } catch (const std::exception&) {
+    std::snprintf(error, size, "out of memory");
+  }
+  return false;
+}
+
+// recordcore.start(path [, argv]) -> true | nil, message
+int record_start(lua_State* L) {
+  const char* path = luaL_checkstring(L, 1);
+  int argv = lua_istable(L, 2) ? 2 : 0;
+  LuaRecorder& wrapper = recorder_object(L);
+  dns::Resolver& resolver = resolver_of(L);
+  char error[300];
+  if (!open_recording(wrapper.recorder, path, L, argv, error, sizeof error)) {
+    lua_pushnil(L);
+    lua_pushstring(L, error);
+    return 2;
+  }
+  resolver.set_observer(&record::Recorder::observe_dns, &wrapper.recorder);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+// recordcore.stop()
+int record_stop(lua_State* L) {
+  LuaRecorder& wrapper = recorder_object(L);
+  wrapper.recorder.close();
+  resolver_of(L).set_observer(nullptr, nullptr);
+  return 0;
+}
+
+int record_active(lua_State* L) {
+  lua_pushboolean(L, recorder_of(L) != nullptr);
+  return 1;
+}
+
+const luaL_Reg record_functions[] = {
+    {"start", record_start},
+    {"stop", record_stop},
+    {"active", record_active},
+    {nullptr, nullptr},
+};
+
+}  // namespace
+
+record::Recorder* recorder_of(lua_State* L) {
+  record::Recorder* found = nullptr;
+  if (lua_getfield(L, LUA_REGISTRYINDEX, recorder_key) == LUA_TUSERDATA) {
+    auto* wrapper = static_cast<LuaRecorder*>(lua_touserdata(L, -1));
+    if (wrapper->recorder.is_open()) found = &wrapper->recorder;
+  }
+  lua_pop(L, 1);
+  return found;
+}
+
+}  // namespace smtpsh::lua
+
+extern "C" int luaopen_smtpsh_recordcore(lua_State* L) {
+  luaL_newlib(L, smtpsh::lua::record_functions);
+  return 1;
+}

@@ -1,0 +1,54 @@
+#pragma once
+// The recorder: every DNS answer and every SMTP transcript line (connects, TLS results and
+// drops are transcript events) written as JSON Lines with its timing, so that `smtpsh
+// replay` can serve the remote side of a probe again, offline.
+//
+//   {"type":"start","version":1,"argv":[...]}
+//   {"type":"dns","t":0.012,"name":"example.com","qtype":15,"rcode":"NOERROR","server":"...",
+//    "tcp":false,"seconds":0.003,"wire":"<hex of the answer>"}
+//   {"type":"smtp","t":0.020,"session":1,"st":0.000,"dir":"S","line":"220 mx ESMTP"}
+
+#include "engine/dns/resolver.hpp"
+#include "engine/loop/loop.hpp"
+#include "engine/smtp/transcript.hpp"
+
+#include <cstdio>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace smtpsh::record {
+
+// JSON string escaping (RFC 8259), bytes over 0x7f passed as they are (UTF-8 assumed).
+std::string json_string(std::string_view text);
+
+class Recorder {
+ public:
+  Recorder() = default;
+  ~Recorder();
+  Recorder(const Recorder&) = delete;
+  Recorder& operator=(const Recorder&) = delete;
+
+  // Opens (truncates) `path` and writes the start line; false and `error` when it cannot.
+  bool open(const std::string& path, const std::vector<std::string>& argv, std::string& error);
+  void close();
+  bool is_open() const { return file_ != nullptr; }
+
+  // A new SMTP session's number (1, 2, ...), for its transcript lines.
+  int next_session() { return ++sessions_; }
+  void transcript(int session, const smtp::TranscriptEntry& entry);
+  void dns(const dns::Query& query, std::string_view wire);
+
+  // Observer adapters for Resolver::set_observer.
+  static void observe_dns(void* recorder, const dns::Query& query, std::string_view wire);
+
+ private:
+  double now() const;
+  void write(const std::string& line);
+
+  std::FILE* file_ = nullptr;
+  engine::Clock::time_point started_;
+  int sessions_ = 0;
+};
+
+}  // namespace smtpsh::record
