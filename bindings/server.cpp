@@ -3,7 +3,12 @@
 #include "bindings/conn.hpp"
 #include "bindings/modules.hpp"
 #include "bindings/scheduler.hpp"
+#include "bindings/redirect_state.hpp"
+#include "engine/net/address.hpp"
+#include "engine/server/dns_replay.hpp"
 #include "engine/server/listener.hpp"
+
+#include <cstring>
 
 #include <cstdio>
 #include <memory>
@@ -137,6 +142,191 @@ int listener_is_open(lua_State* L) {
   return 1;
 }
 
+// --- replays: recorded DNS answers, and where connects go ----------------------------------
+
+constexpr const char* replay_metatable = "smtpsh.dns_replay";
+constexpr const char* redirect_key = "smtpsh.redirect_of_state";
+
+struct LuaDnsReplay {
+  std::shared_ptr<server::DnsReplay> server;
+};
+
+struct LuaRedirect {
+  std::shared_ptr<const net::RedirectMap> map;
+};
+
+int replay_gc(lua_State* L) {
+  auto* wrapper = static_cast<LuaDnsReplay*>(luaL_checkudata(L, 1, replay_metatable));
+  if (wrapper->server) wrapper->server->close();
+  wrapper->~LuaDnsReplay();
+  return 0;
+}
+
+LuaDnsReplay& check_replay(lua_State* L) {
+  auto* wrapper = static_cast<LuaDnsReplay*>(luaL_checkudata(L, 1, replay_metatable));
+  if (!wrapper->server) luaL_error(L, "replay DNS server used after it was closed");
+  return *wrapper;
+}
+
+int replay_port(lua_State* L) {
+  lua_pushinteger(L, check_replay(L).server->port());
+  return 1;
+}
+
+int replay_counts(lua_State* L) {
+  auto& server = *check_replay(L).server;
+  lua_pushinteger(L, static_cast<lua_Integer>(server.answered()));
+  lua_pushinteger(L, static_cast<lua_Integer>(server.refused()));
+  return 2;
+}
+
+int replay_close(lua_State* L) {
+  check_replay(L).server->close();
+  return 0;
+}
+
+bool decode_hex(const char* hex, std::size_t size, std::string& out) {
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  if (size % 2) return false;
+  for (std::size_t i = 0; i < size; i += 2) {
+    int high = nibble(hex[i]), low = nibble(hex[i + 1]);
+    if (high < 0 || low < 0) return false;
+    out.push_back(static_cast<char>((high << 4) | low));
+  }
+  return true;
+}
+
+// Adds the answers of the list at `index` ({name=, qtype=, wire=HEX}, ...); false when one is
+// malformed.
+bool add_answers(lua_State* L, int index, server::DnsReplay& server) {
+  lua_Integer count = luaL_len(L, index);
+  for (lua_Integer i = 1; i <= count; ++i) {
+    lua_geti(L, index, i);
+    lua_getfield(L, -1, "name");
+    lua_getfield(L, -2, "qtype");
+    lua_getfield(L, -3, "wire");
+    std::size_t size = 0;
+    const char* name = lua_tostring(L, -3);
+    lua_Integer qtype = lua_tointeger(L, -2);
+    const char* hex = lua_tolstring(L, -1, &size);
+    bool ok = name && hex && qtype > 0 && qtype < 65536;
+    if (ok) {
+      try {
+        std::string wire;
+        ok = decode_hex(hex, size, wire);
+        if (ok) server.add(name, static_cast<std::uint16_t>(qtype), std::move(wire));
+      } catch (const std::exception&) {
+        ok = false;
+      }
+    }
+    lua_pop(L, 4);
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool open_replay(LuaDnsReplay& wrapper, asio::io_context& io, char* error, std::size_t size) {
+  try {
+    std::string problem;
+    wrapper.server = server::DnsReplay::open(io, problem);
+    if (!wrapper.server) std::snprintf(error, size, "%s", problem.c_str());
+    return wrapper.server != nullptr;
+  } catch (const std::exception&) {
+    std::snprintf(error, size, "out of memory");
+    return false;
+  }
+}
+
+// servercore.dns_replay{ {name=, qtype=, wire=HEX}, ... } -> server (:port(), :counts(), :close())
+int server_dns_replay(lua_State* L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  asio::io_context& io = Scheduler::get(L).io();
+  auto* wrapper = static_cast<LuaDnsReplay*>(lua_newuserdatauv(L, sizeof(LuaDnsReplay), 0));
+  new (wrapper) LuaDnsReplay{};
+  luaL_setmetatable(L, replay_metatable);
+  char error[200];
+  if (!open_replay(*wrapper, io, error, sizeof error)) return luaL_error(L, "servercore.dns_replay: %s", error);
+  if (!add_answers(L, 1, *wrapper->server))
+    return luaL_error(L, "servercore.dns_replay: every answer needs name, qtype and wire (hex)");
+  wrapper->server->start();
+  return 1;
+}
+
+int redirect_gc(lua_State* L) {
+  static_cast<LuaRedirect*>(lua_touserdata(L, 1))->~LuaRedirect();
+  return 0;
+}
+
+// Parses "IP:PORT" / "[V6]:PORT" into `out`.
+bool parse_endpoint(const char* text, asio::ip::tcp::endpoint& out) {
+  try {
+    std::string error;
+    auto target = net::parse_host_port(text, 0, error);
+    if (!target || target->port == 0) return false;
+    std::error_code ec;
+    auto address = asio::ip::make_address(target->host, ec);
+    if (ec) return false;
+    out = asio::ip::tcp::endpoint(address, target->port);
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+// Fills `map` from the table at 1; returns what is wrong, or nullptr.
+const char* read_redirects(lua_State* L, net::RedirectMap& map) {
+  lua_Integer count = luaL_len(L, 1);
+  for (lua_Integer i = 1; i <= count; ++i) {
+    lua_geti(L, 1, i);
+    lua_getfield(L, -1, "from");
+    lua_getfield(L, -2, "to");
+    const char* from = lua_tostring(L, -2);
+    const char* to = lua_tostring(L, -1);
+    net::Redirect entry;
+    bool ok = from && to && parse_endpoint(from, entry.from);
+    if (ok && std::strcmp(to, "refuse") == 0) entry.action = net::Redirect::Action::refuse;
+    else if (ok && std::strcmp(to, "blackhole") == 0) entry.action = net::Redirect::Action::blackhole;
+    else ok = ok && parse_endpoint(to, entry.to);
+    lua_pop(L, 3);
+    if (!ok) return "each redirect needs from = \"IP:PORT\" and to = \"IP:PORT\" | \"refuse\" | \"blackhole\"";
+    try {
+      map.entries.push_back(entry);
+    } catch (const std::exception&) {
+      return "out of memory";
+    }
+  }
+  return nullptr;
+}
+
+// servercore.redirect({ {from=, to=}, ... }, otherwise) sets where this state's connects go;
+// `otherwise` ("refuse", "blackhole" or nil: as asked) for endpoints not listed.
+int server_redirect(lua_State* L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  const char* otherwise = luaL_optstring(L, 2, nullptr);
+  auto* wrapper = static_cast<LuaRedirect*>(lua_newuserdatauv(L, sizeof(LuaRedirect), 0));
+  new (wrapper) LuaRedirect{};
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, redirect_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  auto map = std::make_shared<net::RedirectMap>();
+  if (otherwise && std::strcmp(otherwise, "refuse") == 0) map->otherwise = net::Redirect::Action::refuse;
+  if (otherwise && std::strcmp(otherwise, "blackhole") == 0) map->otherwise = net::Redirect::Action::blackhole;
+  wrapper->map = map;
+  if (const char* problem = read_redirects(L, *map)) return luaL_error(L, "servercore.redirect: %s", problem);
+  lua_setfield(L, LUA_REGISTRYINDEX, redirect_key);
+  return 0;
+}
+
+const luaL_Reg replay_methods[] = {
+    {"port", replay_port}, {"counts", replay_counts}, {"close", replay_close}, {nullptr, nullptr},
+};
+
 const luaL_Reg listener_methods[] = {
     {"close", listener_close},     {"address", listener_address}, {"port", listener_port},
     {"accepted", listener_accepted}, {"is_open", listener_is_open}, {nullptr, nullptr},
@@ -144,10 +334,20 @@ const luaL_Reg listener_methods[] = {
 
 const luaL_Reg server_functions[] = {
     {"listen", server_listen},
+    {"dns_replay", server_dns_replay},
+    {"redirect", server_redirect},
     {nullptr, nullptr},
 };
 
 }  // namespace
+
+const std::shared_ptr<const net::RedirectMap>* redirect_of(lua_State* L) {
+  const std::shared_ptr<const net::RedirectMap>* found = nullptr;
+  if (lua_getfield(L, LUA_REGISTRYINDEX, redirect_key) == LUA_TUSERDATA)
+    found = &static_cast<LuaRedirect*>(lua_touserdata(L, -1))->map;
+  lua_pop(L, 1);
+  return found;
+}
 
 }  // namespace smtpsh::lua
 
@@ -158,6 +358,13 @@ extern "C" int luaopen_smtpsh_servercore(lua_State* L) {
     luaL_newlib(L, listener_methods);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, listener_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  if (luaL_newmetatable(L, replay_metatable)) {
+    luaL_newlib(L, replay_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, replay_gc);
     lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);

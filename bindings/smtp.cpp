@@ -3,6 +3,7 @@
 #include "bindings/address_text.hpp"
 #include "bindings/error.hpp"
 #include "bindings/modules.hpp"
+#include "bindings/redirect_state.hpp"
 #include "bindings/record.hpp"
 #include "bindings/resolver_state.hpp"
 #include "bindings/scheduler.hpp"
@@ -160,10 +161,12 @@ int connect_done(lua_State* L, int, lua_KContext) {
 
 bool start_connect(LuaSession& wrapper, Task& task, const char* host, std::uint16_t port,
                    const char* source, double timeout, dns::Resolver& resolver,
-                   const tls::Options* implicit_tls) {
+                   const tls::Options* implicit_tls,
+                   const std::shared_ptr<const net::RedirectMap>* redirect) {
   try {
     net::ConnectOptions options;
     options.resolver = resolver.shared_from_this();
+    if (redirect) options.redirect = *redirect;
     if (source) options.source = source;
     if (timeout > 0) options.timeout = engine::seconds_to_duration(timeout);
     if (wrapper.tracing || wrapper.recorder)
@@ -200,7 +203,7 @@ int core_connect(lua_State* L) {
   if (lua_getfield(L, 3, "tls") == LUA_TTABLE) implicit_tls = &check_tls_options(L, 5, "smtp.connect");
   // `source` points into the options table at index 3, which stays on this stack.
   if (!start_connect(*wrapper, task, host, static_cast<std::uint16_t>(port), source, timeout,
-                     resolver, implicit_tls))
+                     resolver, implicit_tls, redirect_of(L)))
     return luaL_error(L, "smtp.connect: out of memory");
   return Scheduler::get(L).suspend(L, task, connect_done, 0, cancel_session,
                                    wrapper->session.get());

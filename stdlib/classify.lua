@@ -31,7 +31,7 @@
 --   3. specific enhanced codes (RFC 3463, 7372, 7505, 8689 and providers' own: X.1.1 unknown,
 --      X.2.2 full, X.7.25 PTR, X.7.26 authentication, 4.7.650 Outlook reputation, ...),
 --      some only with words to match (4.7.1 with a delay is greylisting);
---   4. generic words, in this order: dnsbl, ptr, dmarc, spf, dkim, tls_required,
+--   4. generic words, in this order: dnsbl, ptr, dmarc, spf, dkim (as dmarc), tls_required,
 --      relay_denied, auth, greylisting, rate_limit, mailbox_full, mailbox_unknown,
 --      mailbox_disabled, size, overload (not on a 5xx), syntax, policy;
 --   5. broad enhanced codes (X.7.x is policy, X.5.x syntax);
@@ -249,7 +249,7 @@ local enhanced_rules = {
   rule("ptr", { enh = { "7.25" } }),
   rule("dmarc", { enh = { "7.26" }, p = { "dmarc" } }),
   rule("spf", { enh = { "7.26" }, p = { "%f[%w]spf%f[%W]" },
-    meaning = "The message is unauthenticated: SPF (or DKIM) did not pass for the sender." ,
+    meaning = "The message is unauthenticated: SPF (or DKIM) did not pass for the sender.",
     advice = "Publish an SPF record that covers the sending IP and sign with DKIM; bulk senders need both and DMARC." }),
   rule("dmarc", { enh = { "7.26" }, meaning = "The message failed several authentication checks (SPF, DKIM, DMARC)." }),
   rule("policy", { enh = { "7.27" }, p = { "null mx" },
@@ -501,7 +501,7 @@ local function with_stage(sentence, stage)
   return string_sub(sentence, 1, -2) .. " (during " .. stage .. ")."
 end
 
-local function error_result(class, err, meaning, advice, transient)
+local function error_result(class, meaning, advice, transient)
   local c = classes[class]
   if transient == nil then transient = c[1] end
   return { class = class, transient = transient, meaning = meaning or c[2], advice = advice or c[3] }
@@ -520,32 +520,32 @@ function classify.error(err)
     if type(err.message) == "string" and string_find(err.message, "%d%d%d") then
       return classify.reply(string_match(err.message, "%d%d%d.*$"))
     end
-    return error_result("protocol", err, "A reply error without the reply.")
+    return error_result("protocol", "A reply error without the reply.")
   elseif kind == "timeout" then
-    return error_result("timeout", err, with_stage(classes.timeout[2], stage))
+    return error_result("timeout", with_stage(classes.timeout[2], stage))
   elseif kind == "closed" then
-    return error_result("dropped", err, with_stage(classes.dropped[2], stage))
+    return error_result("dropped", with_stage(classes.dropped[2], stage))
   elseif kind == "refused" then
-    return error_result("connect_refused", err)
+    return error_result("connect_refused")
   elseif kind == "unreachable" then
-    return error_result("connect_refused", err, "There is no route to the host (network or host unreachable).",
+    return error_result("connect_refused", "There is no route to the host (network or host unreachable).",
       "Check routing and the address family (an IPv6 address without IPv6 connectivity?) and firewalls.")
   elseif kind == "dns" then
     local words = dns_words[err.rcode]
     local transient = err.rcode == "SERVFAIL" or err.rcode == "timeout"
-    if words then return error_result("dns_failure", err, words[1], words[2], transient) end
-    return error_result("dns_failure", err, nil, nil, transient)
+    if words then return error_result("dns_failure", words[1], words[2], transient) end
+    return error_result("dns_failure", nil, nil, transient)
   elseif kind == "tls" then
-    return error_result("tls_failure", err, tls_words[err.reason])
+    return error_result("tls_failure", tls_words[err.reason])
   elseif kind == "protocol" then
-    return error_result("protocol", err)
+    return error_result("protocol")
   end
   local message = type(err.message) == "string" and err.message or tostring(kind or "unknown") .. " error"
   if kind == "interrupted" then
-    return error_result("permanent", err, "The operation was interrupted before it finished.",
+    return error_result("permanent", "The operation was interrupted before it finished.",
       "Run it again if the interruption was not meant.")
   end
-  return error_result("permanent", err, "An error smtpsh cannot classify: " .. message .. ".",
+  return error_result("permanent", "An error smtpsh cannot classify: " .. message .. ".",
     "Read the error message and the transcript.")
 end
 

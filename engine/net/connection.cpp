@@ -86,6 +86,7 @@ void Connection::connect(std::string_view host, std::uint16_t port, const Connec
                          Notify notify, void* context) {
   timeout_ = options.timeout;
   source_ = options.source;
+  redirect_ = options.redirect;
   target_ = std::string(host) + ":" + std::to_string(port);
   if (host.find(':') != std::string_view::npos)
     target_ = "[" + std::string(host) + "]:" + std::to_string(port);
@@ -194,7 +195,25 @@ void Connection::try_endpoint(std::size_t index) {
     fail_connect(write_, last_connect_error_);
     return finish_soon(write_);
   }
-  const auto endpoint = endpoints_[index];
+  auto endpoint = endpoints_[index];
+  if (redirect_) {
+    const Redirect* entry = redirect_->find(endpoint);
+    Redirect::Action action = entry ? entry->action : redirect_->otherwise;
+    if (action == Redirect::Action::refuse) {
+      last_connect_error_ = asio::error::connection_refused;
+      return try_endpoint(index + 1);
+    }
+    if (action == Redirect::Action::blackhole) {
+      // Silent until the deadline, as a firewall that drops the SYN.
+      write_.deadline.slot().assign([this](asio::cancellation_type) {
+        write_.deadline.slot().clear();
+        fail_connect(write_, asio::error::operation_aborted);
+        finish_soon(write_);
+      });
+      return;
+    }
+    if (entry) endpoint = entry->to;
+  }
   std::error_code ec;
   socket_.open(endpoint.protocol(), ec);
   if (!ec && !source_.empty()) {

@@ -256,8 +256,8 @@ t.test("real sleeping: backoff 0.05, 0.1, 0.2 takes about 0.35 s", function()
   local elapsed = task.now() - started
   t.eq(value, "done")
   t.eq(calls, { 1, 2, 3, 4 })
-  t.ok(elapsed >= 0.315 - 0.005 and elapsed < 1.0, "elapsed " .. elapsed)
-  t.ok(log[4].at >= 0.31 and log[4].at < 1.0, "last attempt at " .. log[4].at)
+  t.ok(elapsed >= 0.315 - 0.005 and elapsed < 2.0, "elapsed " .. elapsed)
+  t.ok(log[4].at >= 0.31 and log[4].at < 2.0, "last attempt at " .. log[4].at)
   t.ok(log[2].at - log[1].at >= log[1].delay - 0.005, "slept the first delay")
 end)
 
