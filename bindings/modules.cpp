@@ -11,6 +11,7 @@ namespace smtpsh::lua {
 namespace {
 
 constexpr const char* dirs_key = "smtpsh.search_dirs";
+std::span<const EmbeddedFile> script_files;
 
 // [-0, +1, e] Loads DIR/relative for the first search directory that has it.
 int load_from_dirs(lua_State* L, const char* relative) {
@@ -64,6 +65,7 @@ int search_stdlib(lua_State* L) {
 int embedded_load(lua_State* L) {
   const char* relative = luaL_checkstring(L, 1);
   int status = load_lua_file(L, relative, embedded_stdlib());
+  if (status == LUA_ERRFILE) status = load_lua_file(L, relative, script_files);
   if (status == LUA_OK) return 1;
   lua_pushnil(L);
   if (status == LUA_ERRFILE)
@@ -88,6 +90,8 @@ void add_preload(lua_State* L, const char* name, lua_CFunction open) {
 }
 
 }  // namespace
+
+void set_script_files(std::span<const EmbeddedFile> scripts) { script_files = scripts; }
 
 std::vector<std::string> user_search_dirs() {
   std::vector<std::string> dirs;

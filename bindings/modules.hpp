@@ -33,6 +33,10 @@ void open_modules(lua_State* L, const std::vector<std::string>& dirs);
 // Requires the modules the shell offers as globals (task, net).  [-0, +0, e]
 void open_globals(lua_State* L);
 
+// The shell's subcommands (scripts/*.lua), so that `smtpsh.embedded.load` can run one in
+// the same state (`smtpsh replay -- diagnose ...`). Call before open_modules.
+void set_script_files(std::span<const EmbeddedFile> scripts);
+
 // Loads `relative` ("scripts/banner.lua") from the search directories, else from `embedded`.
 // Pushes the compiled chunk and returns LUA_OK; pushes an error message and returns the load
 // status on a syntax error; pushes nothing and returns LUA_ERRFILE when there is no such file.

@@ -354,6 +354,9 @@ const std::shared_ptr<const net::RedirectMap>* redirect_of(lua_State* L) {
 extern "C" int luaopen_smtpsh_servercore(lua_State* L) {
   using namespace smtpsh::lua;
   Scheduler::get(L);
+  // Accepted connections are net.conn objects: their metatable must exist.
+  luaL_requiref(L, "smtpsh.net", luaopen_smtpsh_net, 0);
+  lua_pop(L, 1);
   if (luaL_newmetatable(L, listener_metatable)) {
     luaL_newlib(L, listener_methods);
     lua_setfield(L, -2, "__index");

@@ -13,6 +13,7 @@ namespace {
 // Everything that may raise while the state is set up runs protected.
 int open_everything(lua_State* L) {
   luaL_openlibs(L);
+  lua::set_script_files(embedded_scripts());
   auto* dirs = static_cast<const std::vector<std::string>*>(lua_touserdata(L, 1));
   lua::open_modules(L, *dirs);
   lua::open_globals(L);

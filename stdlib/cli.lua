@@ -14,6 +14,7 @@
 
 local dns = require "smtpsh.dns"
 local sys = require "smtpsh.sys"
+local recordcore = require "smtpsh.recordcore"
 
 local type, pairs, ipairs, tonumber, tostring, pcall, error =
   type, pairs, ipairs, tonumber, tostring, pcall, error
@@ -26,6 +27,7 @@ local cli = {}
 -- Options of every probing subcommand; a subcommand's own spec adds to them.
 cli.common = {
   resolver = "list", timeout = "seconds", json = "flag", trace = "flag", ["no-color"] = "flag",
+  record = "string",
 }
 
 local function fail(name, message)
@@ -107,6 +109,13 @@ function cli.parse(args, spec)
   if #words < min then fail(spec.name, spec.missing or ("missing arguments; see --help")) end
   if max and #words > max then
     fail(spec.name, "unexpected argument '" .. words[max + 1] .. "'; see --help")
+  end
+  -- --record FILE: from here on, every DNS answer and SMTP line goes to FILE too.
+  if options.record then
+    local argv = { spec.name }
+    for _, word in ipairs(args) do argv[#argv + 1] = word end
+    local ok, err = recordcore.start(options.record, argv)
+    if not ok then fail(spec.name, "--record: " .. err) end
   end
   return options, words
 end

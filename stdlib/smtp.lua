@@ -111,6 +111,15 @@ end
 smtp.describe = core.describe
 smtp.is_address = core.is_address
 
+-- smtp.record(FILE.jsonl) -> true | nil, message: from now on every DNS answer and SMTP
+-- transcript line of this state is written to FILE (for `smtpsh replay`); smtp.record(false)
+-- stops.
+function smtp.record(path)
+  local recordcore = require "smtpsh.recordcore"
+  if path == false or path == nil then return recordcore.stop() end
+  return recordcore.start(checked("recording path", path), { "script" })
+end
+
 -- The TLS options of a handshake with `host`: the caller's, with SNI defaulting to the host
 -- name connected to (never an address it resolved to), and for verify = "dane" the TLSA
 -- records of _PORT._tcp.HOST from the DNS engine, with their DNSSEC status (the AD bit).
