@@ -22,6 +22,7 @@ std::string usage_text() {
          "  -i           enter the REPL after running the script or -e chunks\n"
          "  --demo       start an in-process demo SMTP server on loopback, then the REPL\n"
          "  --trace      SMTP sessions print their transcript live on stderr\n"
+         "  --record F   write every DNS answer and SMTP line to F (JSON Lines; smtpsh replay F)\n"
          "  --help       show this help\n"
          "  --version    show the version\n"
          "\n"
@@ -58,6 +59,9 @@ Invocation parse_command_line(const std::vector<std::string>& argv, bool stdin_i
       result.demo = true;
     } else if (word == "--trace") {
       result.trace = true;
+    } else if (word == "--record") {
+      if (i + 1 >= argv.size()) return fail("option '--record' needs a file: smtpsh --record FILE.jsonl ...");
+      result.record = argv[++i];
     } else if (word == "--help" || word == "-h") {
       result.mode = Invocation::Mode::help;
       return result;

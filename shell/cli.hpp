@@ -16,6 +16,7 @@ struct Invocation {
   bool interactive = false;         // -i: the REPL after the rest
   bool demo = false;                // --demo: start the in-process demo server
   bool trace = false;               // --trace: SMTP sessions print their transcript live
+  std::string record;               // --record FILE: DNS answers and SMTP lines to FILE
   std::string error;                // usage_error: one line naming what to fix
 };
 

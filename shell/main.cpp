@@ -102,6 +102,29 @@ int run(const std::vector<std::string>& argv) {
   Runtime runtime;
   lua_State* L = runtime.state();
   set_arg_table(L, argv, invocation.script_index);
+  if (!invocation.record.empty()) {
+    // Through smtp.record, in a protected call: the file may not be writable.
+    lua_getglobal(L, "smtp");
+    lua_getfield(L, -1, "record");
+    lua_remove(L, -2);
+    lua_pushstring(L, invocation.record.c_str());
+    // What ran, so that `smtpsh replay FILE` can run it again: the script or subcommand and
+    // its arguments.
+    lua_createtable(L, static_cast<int>(invocation.args.size()) + 1, 0);
+    if (!invocation.target.empty()) {
+      lua_pushstring(L, invocation.target.c_str());
+      lua_rawseti(L, -2, 1);
+      for (std::size_t i = 0; i < invocation.args.size(); ++i) {
+        lua_pushstring(L, invocation.args[i].c_str());
+        lua_rawseti(L, -2, static_cast<lua_Integer>(i + 2));
+      }
+    }
+    if (lua_pcall(L, 2, 2, 0) != LUA_OK || lua_isnil(L, -2)) {
+      Runtime::print_error("smtpsh: --record: ", lua_tostring(L, -1));
+      return exit_usage;
+    }
+    lua_pop(L, 2);
+  }
   if (invocation.trace) {
     lua_getglobal(L, "smtp");
     lua_getfield(L, -1, "defaults");

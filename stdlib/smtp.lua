@@ -113,11 +113,11 @@ smtp.is_address = core.is_address
 
 -- smtp.record(FILE.jsonl) -> true | nil, message: from now on every DNS answer and SMTP
 -- transcript line of this state is written to FILE (for `smtpsh replay`); smtp.record(false)
--- stops.
-function smtp.record(path)
+-- stops. `argv` ({"diagnose", "example.com"}) says what ran, for the replay to run again.
+function smtp.record(path, argv)
   local recordcore = require "smtpsh.recordcore"
   if path == false or path == nil then return recordcore.stop() end
-  return recordcore.start(checked("recording path", path), { "script" })
+  return recordcore.start(checked("recording path", path), argv or { "script" })
 end
 
 -- The TLS options of a handshake with `host`: the caller's, with SNI defaulting to the host

@@ -93,6 +93,24 @@ class TestReplay(SmtpshTestCase):
         cp = run_smtpsh(["replay", recording], timeout=30)
         self.assertEqual(json.loads(cp.stdout)["verdict"], "connect_refused", describe(cp))
 
+    def test_a_script_recorded_with_the_shell_option_replays(self):
+        work = scratch_dir("smtpsh-replay-")
+        script = os.path.join(work, "probe.lua")
+        with open(script, "w") as f:
+            f.write('local s = assert(smtp.connect(arg[1], {timeout = 3}))\n'
+                    'assert(s:ehlo("probe.test"))\n'
+                    'local r, err = s:rcpt("x@example.test")\n'
+                    'print("RCPT", r and r.code or err.reply.code)\n'
+                    's:quit()\n')
+        recording = os.path.join(work, "script.jsonl")
+        with harness.smtp_sink() as port:
+            cp = run_smtpsh(["--record", recording, script, f"127.0.0.1:{port}"], timeout=30)
+        self.assertOk(cp, "RCPT\t503")  # smtp-sink: RCPT before MAIL
+        self.assertEqual(read_jsonl(recording)[0]["argv"], [script, f"127.0.0.1:{port}"])
+        cp = run_smtpsh(["replay", recording], timeout=30)
+        self.assertOk(cp, "RCPT\t503")
+        self.assertIn("exactly what was recorded", cp.stderr)
+
     def test_bad_usage(self):
         cp = run_smtpsh(["replay", "/nonexistent.jsonl"])
         self.assertOneLineError(cp, 2, "smtpsh replay: cannot read /nonexistent.jsonl")
