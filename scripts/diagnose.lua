@@ -3,15 +3,16 @@
 -- TLS version on its own when it fails), MAIL and RCPT, retries of transient answers,
 -- back-to-back sessions, and the source address's PTR and DNSBL listings.
 --
--- usage:  smtpsh diagnose TARGET [--json] [--resolver ADDR[:PORT]] [--port N] [--source ADDR]
+-- usage:  smtpsh diagnose TARGET... [--json] [--resolver ADDR[:PORT]] [--port N] [--source ADDR]
 --                         [--helo NAME] [--from ADDR] [--rcpt ADDR] [--timeout SECONDS]
 --                         [--retries N] [--backoff SECONDS] [--sessions N]
 --                         [--dnsbl ZONE[,ZONE]|none] [--trace] [--no-color]
 --         TARGET: a domain, an address (its domain; the address is the probe recipient), or
---         HOST[:PORT]
--- output: a checklist and the verdict with advice; with --json one object: {target, verdict,
+--         HOST[:PORT]; several targets are diagnosed one after the other
+-- output: a checklist and the verdict with advice; with --json one object (a line each for
+--         several targets): {target, verdict,
 --         transient, stage, checks = [{name, status, detail}], evidence, advice, ...}
--- exit:   0 verdict ok, 1 any other verdict, 2 the diagnosis could not run
+-- exit:   0 every verdict ok, 1 any other verdict, 2 the diagnosis could not run
 
 local cli = require "smtpsh.cli"
 local diagnose = require "smtpsh.diagnose"
@@ -19,7 +20,7 @@ local json = require "smtpsh.json"
 local report = require "smtpsh.report"
 local smtp = require "smtpsh.smtp"
 
-local usage = [==[usage: smtpsh diagnose TARGET [--json] [--resolver ADDR[:PORT]] [--port N] [--source ADDR]
+local usage = [==[usage: smtpsh diagnose TARGET... [--json] [--resolver ADDR[:PORT]] [--port N] [--source ADDR]
                        [--helo NAME] [--from ADDR] [--rcpt ADDR] [--timeout SECONDS]
                        [--retries N] [--backoff SECONDS] [--sessions N] [--dnsbl ZONE,...|none]
                        [--trace] [--no-color]
@@ -27,7 +28,7 @@ local usage = [==[usage: smtpsh diagnose TARGET [--json] [--resolver ADDR[:PORT]
   Exit 0 verdict ok, 1 another verdict, 2 could not run.]==]
 
 local options, words = cli.parse({ ... }, {
-  name = "diagnose", usage = usage, min = 1, max = 1, missing = "missing TARGET; see --help",
+  name = "diagnose", usage = usage, min = 1, missing = "missing TARGET; see --help",
   options = { port = "port", source = "string", helo = "string", from = "string", rcpt = "string",
               retries = "count", backoff = "seconds", sessions = "count", dnsbl = "list" },
 })
@@ -44,31 +45,44 @@ end
 local zones = options.dnsbl
 if zones and #zones == 1 and zones[1] == "none" then zones = {} end
 
-local result, err = diagnose.run(words[1], {
+local settings = {
   port = options.port, source = options.source, helo = options.helo, from = options.from,
   rcpt = options.rcpt, timeout = options.timeout or 10,
   retries = options.retries == nil and 1 or options.retries, backoff = options.backoff or 60,
   sessions = options.sessions or 1, dnsbl = zones, trace = options.trace,
-})
-if not result then cli.fail("diagnose", err) end
-
-local checklist = result.checklist
-result.checklist = nil
-result.checks = json.array(result.checks)
-result.evidence = json.array(result.evidence)
-if options.json then
-  io.write(json.encode(result), "\n")
-else
-  local colour = cli.colour(options)
-  io.write("smtpsh diagnose ", result.target, "\n")
-  io.write(report.render(checklist, { colour = colour }))
-  local label = result.verdict .. (result.stage and result.verdict ~= "ok" and (" (at " .. result.stage .. ")") or "")
-  if colour then label = (result.verdict == "ok" and "\27[32m" or "\27[31m") .. label .. "\27[0m" end
-  io.write("verdict: ", label, result.transient and ", transient" or "", "\n")
-  if #result.evidence > 0 then
-    io.write("evidence:\n")
-    for _, line in ipairs(result.evidence) do io.write("  ", line, "\n") end
-  end
-  io.write("advice: ", result.advice, "\n")
+}
+for _, target in ipairs(words) do
+  local ok, problem = diagnose.parse_target(target, settings)
+  if not ok then cli.fail("diagnose", problem) end
 end
-os.exit(result.verdict == "ok" and 0 or 1)
+
+-- Several targets: one after the other, a JSON line (or a report) each.
+local all_ok = true
+for _, target in ipairs(words) do
+  local run = {}
+  for key, value in pairs(settings) do run[key] = value end
+  local result, err = diagnose.run(target, run)
+  if not result then cli.fail("diagnose", err) end
+  all_ok = all_ok and result.verdict == "ok"
+  local checklist = result.checklist
+  result.checklist = nil
+  result.checks = json.array(result.checks)
+  result.evidence = json.array(result.evidence)
+  if options.json then
+    io.write(json.encode(result), "\n")
+  else
+    local colour = cli.colour(options)
+    io.write("smtpsh diagnose ", result.target, "\n")
+    io.write(report.render(checklist, { colour = colour }))
+    local label = result.verdict .. (result.stage and result.verdict ~= "ok" and (" (at " .. result.stage .. ")") or "")
+    if colour then label = (result.verdict == "ok" and "\27[32m" or "\27[31m") .. label .. "\27[0m" end
+    io.write("verdict: ", label, result.transient and ", transient" or "", "\n")
+    if #result.evidence > 0 then
+      io.write("evidence:\n")
+      for _, line in ipairs(result.evidence) do io.write("  ", line, "\n") end
+    end
+    io.write("advice: ", result.advice, "\n")
+  end
+  io.stdout:flush()
+end
+os.exit(all_ok and 0 or 1)

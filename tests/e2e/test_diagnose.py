@@ -188,6 +188,14 @@ class TestDiagnose(SmtpshTestCase):
         self.assertIn("verdict: server_busy (at banner), transient\n", cp.stdout)
         self.assertIn("advice: ", cp.stdout)
 
+    def test_several_targets_give_json_lines(self):
+        with scenario("accept") as good, scenario("busy") as busy:
+            cp = run_smtpsh(["diagnose", f"127.0.0.1:{good}", f"127.0.0.1:{busy}", "--json",
+                             "--dnsbl", "none", "--timeout", "3"], timeout=60)
+        self.assertExit(cp, 1)
+        lines = cp.stdout.splitlines()
+        self.assertEqual([json.loads(line)["verdict"] for line in lines], ["ok", "server_busy"])
+
     def test_bad_usage(self):
         for args, words in ((("",), "empty"), (("a..b",), "empty label"),
                             (("x.test", "--retries", "-1"), "--retries must be"),
