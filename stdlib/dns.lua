@@ -435,25 +435,25 @@ function dns.spf(domain, options)
   return result
 end
 
--- dns.dmarc(domain) -> {record, tags = {v, p, rua, ...}, name = "_dmarc.DOMAIN"} | nil, err
-function dns.dmarc(domain)
-  check_string("domain", domain)
-  local name = "_dmarc." .. domain
-  local record, err = single_policy(name, "v=dmarc1", "DMARC", "RFC 7489 section 6.6.3")
+-- A tag-list policy record at LABEL.DOMAIN: {record, name, tags, order} | nil, err.
+local function tag_policy(label, domain, prefix, what, rfc)
+  check_string("domain", domain, 4)
+  local name = label .. "." .. domain
+  local record, err = single_policy(name, prefix, what, rfc)
   if not record then return nil, err end
   local tags, order = dns.parse_tags(record)
   return { record = record, name = name, tags = tags, order = order }
 end
 
+-- dns.dmarc(domain) -> {record, tags = {v, p, rua, ...}, name = "_dmarc.DOMAIN"} | nil, err
+function dns.dmarc(domain)
+  return tag_policy("_dmarc", domain, "v=dmarc1", "DMARC", "RFC 7489 section 6.6.3")
+end
+
 -- dns.mta_sts(domain) -> {record, tags = {v, id}, name = "_mta-sts.DOMAIN"} | nil, err
 -- (the TXT record of RFC 8461 section 3.1; the HTTPS policy file is not fetched)
 function dns.mta_sts(domain)
-  check_string("domain", domain)
-  local name = "_mta-sts." .. domain
-  local record, err = single_policy(name, "v=stsv1", "MTA-STS", "RFC 8461 section 3.1")
-  if not record then return nil, err end
-  local tags, order = dns.parse_tags(record)
-  return { record = record, name = name, tags = tags, order = order }
+  return tag_policy("_mta-sts", domain, "v=stsv1", "MTA-STS", "RFC 8461 section 3.1")
 end
 
 return dns

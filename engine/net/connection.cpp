@@ -115,6 +115,18 @@ void Connection::connect(std::string_view host, std::uint16_t port, const Connec
   start_resolve(std::string(host), port);
 }
 
+// The deadline, close() or an interrupt came before the host name resolved.
+void Connection::abandon_resolving() {
+  if (write_.deadline.expired())
+    write_.outcome.fail(Failure::timeout, "resolving " + target_ + " timed out after " +
+                                              describe_duration(timeout_));
+  else if (closed_locally_)
+    write_.outcome.fail(Failure::closed, "connect to " + target_ + " abandoned: connection closed");
+  else
+    write_.outcome.fail(Failure::interrupted, "connect to " + target_ + " interrupted");
+  finish_soon(write_);
+}
+
 void Connection::start_lookup(const std::shared_ptr<dns::Resolver>& resolver,
                               const std::string& host, std::uint16_t port) {
   port_ = port;
@@ -123,15 +135,7 @@ void Connection::start_lookup(const std::shared_ptr<dns::Resolver>& resolver,
     if (!lookup_) return;
     lookup_->detach();
     lookup_.reset();
-    if (write_.deadline.expired())
-      write_.outcome.fail(Failure::timeout, "resolving " + target_ + " timed out after " +
-                                                describe_duration(timeout_));
-    else if (closed_locally_)
-      write_.outcome.fail(Failure::closed,
-                          "connect to " + target_ + " abandoned: connection closed");
-    else
-      write_.outcome.fail(Failure::interrupted, "connect to " + target_ + " interrupted");
-    finish_soon(write_);
+    abandon_resolving();
   });
   lookup_ = dns::AddressLookup::start(resolver, host, &Connection::on_lookup, this);
 }
@@ -158,15 +162,7 @@ void Connection::start_resolve(const std::string& host, std::uint16_t port) {
     write_.deadline.slot().clear();
     if (resolver_) resolver_->cancel();
     ++connect_generation_;
-    if (write_.deadline.expired())
-      write_.outcome.fail(Failure::timeout, "resolving " + target_ + " timed out after " +
-                                                describe_duration(timeout_));
-    else if (closed_locally_)
-      write_.outcome.fail(Failure::closed,
-                          "connect to " + target_ + " abandoned: connection closed");
-    else
-      write_.outcome.fail(Failure::interrupted, "connect to " + target_ + " interrupted");
-    finish_soon(write_);
+    abandon_resolving();
   });
   resolver_->async_resolve(
       host, std::to_string(port),

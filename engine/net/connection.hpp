@@ -152,6 +152,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void start_lookup(const std::shared_ptr<dns::Resolver>& resolver, const std::string& host,
                     std::uint16_t port);
   static void on_lookup(void* self);
+  void abandon_resolving();
   void try_endpoint(std::size_t index);
   void fail_connect(const Direction& direction, const std::error_code& ec);
 

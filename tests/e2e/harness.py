@@ -243,19 +243,23 @@ DNS_PEER_SCRIPT = os.path.join(REPO_ROOT, "tests", "peers", "dns_peer.py")
 
 
 @contextlib.contextmanager
-def dns_peer(mode="nsd", *args, startup_timeout=15):
-    """Starts tests/peers/dns_peer.py MODE ARGS (NSD serving tests/peers/zones, or a scripted
-    peer: silent, mismatch, wrongq) on a free 127.0.0.1 port; yields the port; stops it."""
-    proc = subprocess.Popen([PYTHON, DNS_PEER_SCRIPT, mode, *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, stdin=subprocess.PIPE)
+def _server(what, argv, patterns, startup_timeout, env=None, stdin=subprocess.DEVNULL):
+    """Runs a server process; reads one line per regex in `patterns` from its stdout (each with
+    one number group) and yields the numbers; stops it (SIGTERM, then SIGKILL)."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=stdin,
+                            env=env)
     try:
-        line = _read_line_with_deadline(proc.stdout, time.monotonic() + startup_timeout)
-        m = re.match(r"PORT (\d+)\s*$", line)
-        if not m:
-            proc.kill()
-            _, err = proc.communicate(timeout=5)
-            raise RuntimeError(f"dns peer {mode} {args} did not report its port: {line!r} {err!r}")
-        yield int(m.group(1))
+        deadline = time.monotonic() + startup_timeout
+        numbers = []
+        for pattern in patterns:
+            line = _read_line_with_deadline(proc.stdout, deadline)
+            m = re.match(pattern, line)
+            if not m:
+                proc.kill()
+                _, err = proc.communicate(timeout=5)
+                raise RuntimeError(f"{what} did not start: {line!r} {err!r}")
+            numbers.append(int(m.group(1)))
+        yield numbers
     finally:
         if proc.poll() is None:
             proc.terminate()
@@ -265,7 +269,17 @@ def dns_peer(mode="nsd", *args, startup_timeout=15):
                 proc.kill()
                 proc.wait(timeout=5)
         for stream in (proc.stdin, proc.stdout, proc.stderr):
-            stream.close()
+            if stream:
+                stream.close()
+
+
+@contextlib.contextmanager
+def dns_peer(mode="nsd", *args, startup_timeout=15):
+    """Starts tests/peers/dns_peer.py MODE ARGS (NSD serving tests/peers/zones, or a scripted
+    peer: silent, mismatch, wrongq) on a free 127.0.0.1 port; yields the port; stops it."""
+    with _server(f"dns peer {mode} {args}", [PYTHON, DNS_PEER_SCRIPT, mode, *args],
+                 [r"PORT (\d+)\s*$"], startup_timeout, stdin=subprocess.PIPE) as (port,):
+        yield port
 
 
 TLS_PEER_SCRIPT = os.path.join(REPO_ROOT, "tests", "peers", "tls_peer.py")
@@ -286,61 +300,22 @@ def test_certs():
 @contextlib.contextmanager
 def tls_peer(mode, *args, startup_timeout=15):
     """Starts tests/peers/tls_peer.py MODE ARGS; yields {"port": n, "implicit": m or None}."""
-    proc = subprocess.Popen([PYTHON, TLS_PEER_SCRIPT, mode, *args, "--lifetime", "300"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    try:
-        ports = {"implicit": None}
-        deadline = time.monotonic() + startup_timeout
-        line = _read_line_with_deadline(proc.stdout, deadline)
-        m = re.match(r"PORT (\d+)\s*$", line)
-        if not m:
-            proc.kill()
-            _, err = proc.communicate(timeout=5)
-            raise RuntimeError(f"tls peer {mode} {args} did not report its port: {line!r} {err!r}")
-        ports["port"] = int(m.group(1))
-        if "--implicit" in args:
-            m = re.match(r"IMPLICIT (\d+)\s*$", _read_line_with_deadline(proc.stdout, deadline))
-            ports["implicit"] = int(m.group(1)) if m else None
-        yield ports
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-        proc.stdout.close()
-        proc.stderr.close()
+    patterns = [r"PORT (\d+)\s*$"] + ([r"IMPLICIT (\d+)\s*$"] if "--implicit" in args else [])
+    argv = [PYTHON, TLS_PEER_SCRIPT, mode, *args, "--lifetime", "300"]
+    with _server(f"tls peer {mode} {args}", argv, patterns, startup_timeout) as ports:
+        yield {"port": ports[0], "implicit": ports[1] if len(ports) > 1 else None}
 
 
 @contextlib.contextmanager
 def scenario(name, *sets, host="127.0.0.1", startup_timeout=10):
     """Runs `smtpsh serve NAME --listen HOST:0 --set K=V...` (the scenario server); yields its
     port; stops it."""
-    args = [SMTPSH, "serve", name, "--listen", f"{host}:0"]
+    argv = [SMTPSH, "serve", name, "--listen", f"{host}:0"]
     for item in sets:
-        args += ["--set", item]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, env=base_env())
-    try:
-        line = _read_line_with_deadline(proc.stdout, time.monotonic() + startup_timeout)
-        m = re.match(r"listening on .*:(\d+) \(", line)
-        if not m:
-            proc.kill()
-            _, err = proc.communicate(timeout=5)
-            raise RuntimeError(f"scenario {name} did not start: {line!r} {err!r}")
-        yield int(m.group(1))
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-        proc.stdout.close()
-        proc.stderr.close()
+        argv += ["--set", item]
+    with _server(f"scenario {name}", argv, [r"listening on .*:(\d+) \("], startup_timeout,
+                 env=base_env()) as (port,):
+        yield port
 
 
 def wait_accepting(host, port, timeout=10):
