@@ -182,8 +182,8 @@ class TestDiagnose(SmtpshTestCase):
 
     def test_human_report(self):
         with scenario("busy") as port:
-            cp = run_smtpsh(["diagnose", f"127.0.0.1:{port}", "--dnsbl", "none", "--timeout", "3"],
-                            timeout=30)
+            cp = run_smtpsh(["diagnose", f"127.0.0.1:{port}", "--resolver", self.resolver,
+                             "--dnsbl", "none", "--timeout", "3"], timeout=30)
         self.assertExit(cp, 1)
         self.assertIn("verdict: server_busy (at banner), transient\n", cp.stdout)
         self.assertIn("advice: ", cp.stdout)
@@ -191,7 +191,8 @@ class TestDiagnose(SmtpshTestCase):
     def test_several_targets_give_json_lines(self):
         with scenario("accept") as good, scenario("busy") as busy:
             cp = run_smtpsh(["diagnose", f"127.0.0.1:{good}", f"127.0.0.1:{busy}", "--json",
-                             "--dnsbl", "none", "--timeout", "3"], timeout=60)
+                             "--resolver", self.resolver, "--dnsbl", "none", "--timeout", "3"],
+                            timeout=60)
         self.assertExit(cp, 1)
         lines = cp.stdout.splitlines()
         self.assertEqual([json.loads(line)["verdict"] for line in lines], ["ok", "server_busy"])

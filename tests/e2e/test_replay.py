@@ -87,8 +87,10 @@ class TestReplay(SmtpshTestCase):
         work = scratch_dir("smtpsh-replay-")
         recording = os.path.join(work, "refused.jsonl")
         port = harness.free_port()
+        # The resolver is a closed loopback port: nothing may leave this machine.
         cp = run_smtpsh(["diagnose", f"127.0.0.1:{port}", "--json", "--dnsbl", "none",
-                         "--timeout", "2", "--record", recording], timeout=30)
+                         "--resolver", f"127.0.0.1:{harness.free_port()}", "--timeout", "2",
+                         "--record", recording], timeout=30)
         self.assertEqual(json.loads(cp.stdout)["verdict"], "connect_refused")
         cp = run_smtpsh(["replay", recording], timeout=30)
         self.assertEqual(json.loads(cp.stdout)["verdict"], "connect_refused", describe(cp))
