@@ -4,7 +4,7 @@
 --                     [--header 'Name: value']... [--body TEXT|@FILE] [--helo NAME]
 --                     [--auth PLAIN|LOGIN|CRAM-MD5 --user USER --password-file FILE]
 --                     [--quit-after banner|ehlo|mail|rcpt|data] [--timeout SECONDS]
---                     [--resolver ADDR[:PORT]] [--trace] [--json]
+--                     [--resolver ADDR[:PORT]] [--record FILE.jsonl] [--trace] [--json]
 -- output: the transcript (C/S/! lines) on stdout, or with --json one object:
 --         {ok, stage, reply = {code, enhanced, text}, error, transcript = [{t, dir, line}]}
 -- exit:   0 when the last step got a 2xx/3xx reply, 1 otherwise, 2 on bad usage
@@ -15,7 +15,7 @@ local usage = [==[usage: smtpsh send --server HOST[:PORT] --from ADDR --to ADDR 
        [--header 'Name: value']... [--body TEXT|@FILE] [--helo NAME]
        [--auth PLAIN|LOGIN|CRAM-MD5 --user USER --password-file FILE]
        [--quit-after banner|ehlo|mail|rcpt|data] [--timeout SECONDS] [--resolver ADDR[:PORT]]
-       [--trace] [--json]]==]
+       [--record FILE.jsonl] [--trace] [--json]]==]
 
 local function fail_usage(message)
   io.stderr:write("smtpsh send: ", message, "\n")
@@ -25,7 +25,7 @@ end
 local options = { to = {}, header = {} }
 local takes_value = { server = true, from = true, to = true, header = true, body = true,
   helo = true, auth = true, user = true, ["password-file"] = true, ["quit-after"] = true,
-  timeout = true, resolver = true }
+  timeout = true, resolver = true, record = true }
 local flags = { trace = true, json = true }
 local args = { ... }
 local i = 1
@@ -66,6 +66,10 @@ if options.timeout then
   if not timeout or timeout <= 0 then fail_usage("--timeout needs a number of seconds above 0") end
 end
 require("smtpsh.cli").apply_resolver({ resolver = options.resolver and { options.resolver } }, "send")
+if options.record then
+  local ok, rerr = require("smtpsh.recordcore").start(options.record, { "send", ... })
+  if not ok then fail_usage("--record: " .. rerr) end
+end
 
 local secret
 if options.auth then

@@ -1,31 +1,15 @@
 #include "engine/record/recorder.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <cerrno>
 #include <cstring>
 
 namespace smtpsh::record {
 
 std::string json_string(std::string_view text) {
-  std::string out = "\"";
-  for (char c : text) {
-    auto byte = static_cast<unsigned char>(c);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (byte < 0x20 || byte == 0x7f) {
-          char escaped[8];
-          std::snprintf(escaped, sizeof escaped, "\\u%04x", byte);
-          out += escaped;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
+  // Bytes that are not UTF-8 (a server may send anything) are replaced, not refused.
+  return nlohmann::json(std::string(text)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 namespace {
@@ -41,10 +25,14 @@ std::string hex(std::string_view bytes) {
   return out;
 }
 
-std::string number(double value) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.6f", value);
-  return text;
+// Seconds to the microsecond: enough for a replay's delays, and stable to read.
+double rounded(double seconds) { return static_cast<double>(static_cast<long long>(seconds * 1e6 + 0.5)) / 1e6; }
+
+void write_line(std::FILE* file, const nlohmann::json& line) {
+  std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::fputs(text.c_str(), file);
+  std::fputc('\n', file);
+  std::fflush(file);  // a recording must survive a crash or Ctrl-C of the probe
 }
 }  // namespace
 
@@ -59,9 +47,7 @@ bool Recorder::open(const std::string& path, const std::vector<std::string>& arg
   }
   started_ = engine::Clock::now();
   sessions_ = 0;
-  std::string line = "{\"type\":\"start\",\"version\":1,\"argv\":[";
-  for (std::size_t i = 0; i < argv.size(); ++i) line += (i ? "," : "") + json_string(argv[i]);
-  write(line + "]}");
+  write_line(file_, {{"type", "start"}, {"version", 1}, {"argv", argv}});
   return true;
 }
 
@@ -74,28 +60,20 @@ double Recorder::now() const {
   return std::chrono::duration<double>(engine::Clock::now() - started_).count();
 }
 
-void Recorder::write(const std::string& line) {
-  if (!file_) return;
-  std::fputs(line.c_str(), file_);
-  std::fputc('\n', file_);
-  std::fflush(file_);  // a recording must survive a crash or Ctrl-C of the probe
-}
-
 void Recorder::transcript(int session, const smtp::TranscriptEntry& entry) {
   if (!file_) return;
-  write("{\"type\":\"smtp\",\"t\":" + number(now()) + ",\"session\":" + std::to_string(session) +
-        ",\"st\":" + number(entry.t) + ",\"dir\":\"" + std::string(1, entry.dir) +
-        "\",\"line\":" + json_string(entry.line) + "}");
+  write_line(file_, {{"type", "smtp"}, {"t", rounded(now())}, {"session", session},
+                     {"st", rounded(entry.t)}, {"dir", std::string(1, entry.dir)},
+                     {"line", entry.line}});
 }
 
 void Recorder::dns(const dns::Query& query, std::string_view wire) {
   if (!file_) return;
   const dns::Result& result = query.result();
   if (result.from_cache) return;  // the answer was recorded when it first came
-  write("{\"type\":\"dns\",\"t\":" + number(now()) + ",\"name\":" + json_string(query.name()) +
-        ",\"qtype\":" + std::to_string(query.qtype()) + ",\"rcode\":" + json_string(result.rcode) +
-        ",\"server\":" + json_string(result.server) + ",\"tcp\":" + (result.tcp ? "true" : "false") +
-        ",\"seconds\":" + number(result.seconds) + ",\"wire\":\"" + hex(wire) + "\"}");
+  write_line(file_, {{"type", "dns"}, {"t", rounded(now())}, {"name", query.name()},
+                     {"qtype", query.qtype()}, {"rcode", result.rcode}, {"server", result.server},
+                     {"tcp", result.tcp}, {"seconds", rounded(result.seconds)}, {"wire", hex(wire)}});
 }
 
 void Recorder::observe_dns(void* recorder, const dns::Query& query, std::string_view wire) {

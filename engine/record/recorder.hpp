@@ -19,7 +19,7 @@
 
 namespace smtpsh::record {
 
-// JSON string escaping (RFC 8259), bytes over 0x7f passed as they are (UTF-8 assumed).
+// A string as a JSON string (RFC 8259); bytes that are not UTF-8 become U+FFFD.
 std::string json_string(std::string_view text);
 
 class Recorder {
@@ -44,7 +44,6 @@ class Recorder {
 
  private:
   double now() const;
-  void write(const std::string& line);
 
   std::FILE* file_ = nullptr;
   engine::Clock::time_point started_;
