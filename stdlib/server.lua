@@ -144,14 +144,20 @@ function verbs.HELO(s, arg)
   return s:answer(s:call("on_helo", arg), "250 " .. s.server.hostname)
 end
 
+-- Whether a handler's answer accepts the command (nil is the default 2xx).
+local function accepts(action)
+  if action == nil then return true end
+  local reply = type(action) == "table" and not action.drop and action.reply or action
+  if type(reply) == "number" then return reply >= 200 and reply < 300 end
+  return type(reply) == "string" and string_match(reply, "^2%d%d") ~= nil
+end
+
 function verbs.MAIL(s, arg)
   local from = string_match(arg, "^[Ff][Rr][Oo][Mm]:%s*<?([^>%s]*)>?")
   if not from then return s:answer(nil, "501 5.5.4 Syntax: MAIL FROM:<address>") end
   if not s.helo then return s:answer(nil, "503 5.5.1 Error: send HELO/EHLO first") end
   local action = s:call("on_mail", from, arg)
-  if action == nil or (type(action) == "string" and action:match("^2")) then s.from = from end
-  if type(action) == "table" and action.reply and tostring(action.reply):match("^2") then s.from = from end
-  if action == nil then s.from = from end
+  if accepts(action) then s.from = from end
   return s:answer(action, "250 2.1.0 Ok")
 end
 
@@ -160,10 +166,7 @@ function verbs.RCPT(s, arg)
   if not to then return s:answer(nil, "501 5.5.4 Syntax: RCPT TO:<address>") end
   if not s.from then return s:answer(nil, "503 5.5.1 Error: need MAIL command") end
   local action = s:call("on_rcpt", to, arg)
-  local reply = type(action) == "table" and action.reply or action
-  if action == nil or (type(reply) == "string" and reply:match("^2")) or reply == 250 then
-    s.rcpts[#s.rcpts + 1] = to
-  end
+  if accepts(action) then s.rcpts[#s.rcpts + 1] = to end
   return s:answer(action, "250 2.1.5 Ok")
 end
 
