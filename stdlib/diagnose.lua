@@ -17,11 +17,10 @@ local classify = require "smtpsh.classify"
 local report = require "smtpsh.report"
 local task = require "smtpsh.task"
 
-local type, ipairs, pairs, tostring, tonumber, setmetatable =
-  type, ipairs, pairs, tostring, tonumber, setmetatable
+local type, ipairs, tostring, tonumber, setmetatable = type, ipairs, tostring, tonumber, setmetatable
 local string_format, string_match, string_lower, string_find =
   string.format, string.match, string.lower, string.find
-local table_concat, table_insert = table.concat, table.insert
+local table_concat = table.concat
 
 local diagnose = {}
 
@@ -276,17 +275,17 @@ function Diagnosis:judge(outcome, mx_host, address, port)
     if err.kind == "closed" then return "dropped_before_banner", "banner", { err_text(err) } end
     if err.kind == "timeout" then return "slow_server", "banner", { err_text(err) } end
     if err.kind == "reply" and err.reply then
+      -- A 4xx greeting is overload or a connection limit, whatever its words; rate limiting
+      -- needs the evidence of earlier sessions that succeeded (--sessions).
+      if err.reply.transient then return "server_busy", "banner", { "S " .. one_line(err.reply) } end
       local class = classify.reply(err.reply).class
-      if err.reply.transient then
-        return class == "rate_limit" and "rate_limited" or "server_busy", "banner", { "S " .. one_line(err.reply) }
-      end
+      if class == "dnsbl" then return "dnsbl_listed", "banner", { "S " .. one_line(err.reply) } end
+      if class == "ptr" then return "ptr_mismatch", "banner", { "S " .. one_line(err.reply) } end
       return "rejected", "banner", { "S " .. one_line(err.reply) }
     end
     return "connect_timeout", "connect", { err_text(err) }
   end
-  if err and (err.kind == "closed" or (err.kind == "tls" and false)) then
-    return "dropped_mid_session", stage, evidence
-  end
+  if err and err.kind == "closed" then return "dropped_mid_session", stage, evidence end
   if err and err.kind == "timeout" and not outcome.tls_failed then
     return "slow_server", stage, evidence
   end
@@ -492,7 +491,8 @@ function diagnose.run(target, options)
             #log .. string_format(" after %.1f s", log[#log].at))
           evidence[#evidence + 1] = string_format("! retry %d after %.1f s: S %s", #log, log[#log].at,
             one_line(later.rcpt_reply))
-          verdict = "greylisted"
+          -- Deferred, then accepted later: greylisting, unless the words said rate limit.
+          if verdict ~= "rate_limited" then verdict = "greylisted" end
         elseif log then
           self:check(deciding.stage, "fail", one_line(deciding.reply) .. "; still refused after " .. (#log - 1) ..
             " retries: " .. err_text(lerr))

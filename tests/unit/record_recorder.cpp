@@ -103,7 +103,7 @@ TEST_CASE("a recording: the start line with argv, then transcript lines") {
   {
     record::Recorder recorder;
     CHECK_FALSE(recorder.is_open());
-    REQUIRE(recorder.open(file.path(), {"smtpsh", "-e", "print(\"hi\")", "mx.test"}, error));
+    REQUIRE(recorder.open(file.path(), {"smtpsh", "-e", "print(\"hi\")j", "mx.test"}, error));
     CHECK(recorder.is_open());
     CHECK(recorder.next_session() == 1);
     CHECK(recorder.next_session() == 2);
@@ -115,24 +115,24 @@ TEST_CASE("a recording: the start line with argv, then transcript lines") {
   }
   auto lines = file.lines();
   REQUIRE(lines.size() == 4);
-  CHECK(lines[0] == R"({"type":"start","version":1,"argv":["smtpsh","-e","print(\"hi\")","mx.test"]})");
+  CHECK(lines[0] == R"j({"type":"start","version":1,"argv":["smtpsh","-e","print(\"hi\")","mx.test"]})j");
   std::regex number("[0-9]+\\.[0-9]{6}");
   auto without_times = [&](const std::string& line) {
     return std::regex_replace(line, number, "T");
   };
   CHECK(without_times(lines[1]) ==
-        R"({"type":"smtp","t":T,"session":1,"st":T,"dir":"!","line":"connected to 127.0.0.1:25"})");
+        R"j({"type":"smtp","t":T,"session":1,"st":T,"dir":"!","line":"connected to 127.0.0.1:25"})j");
   CHECK(without_times(lines[2]) ==
-        R"({"type":"smtp","t":T,"session":1,"st":T,"dir":"S","line":"220 mx.test ESMTP"})");
+        R"j({"type":"smtp","t":T,"session":1,"st":T,"dir":"S","line":"220 mx.test ESMTP"})j");
   CHECK(without_times(lines[3]) ==
-        R"({"type":"smtp","t":T,"session":2,"st":T,"dir":"C","line":"MAIL FROM:<\"a b\"@x.test>\t"})");
+        R"j({"type":"smtp","t":T,"session":2,"st":T,"dir":"C","line":"MAIL FROM:<\"a b\"@x.test>\t"})j");
   // The session time is the entry's own, to the microsecond.
-  CHECK(lines[2].find(R"("st":0.012000,)") != std::string::npos);
-  CHECK(lines[3].find(R"("st":1.500000,)") != std::string::npos);
+  CHECK(lines[2].find(R"j("st":0.012000,)j") != std::string::npos);
+  CHECK(lines[3].find(R"j("st":1.500000,)j") != std::string::npos);
   // The recording time counts from open(): small here, and never backwards.
   std::smatch t1, t3;
-  REQUIRE(std::regex_search(lines[1], t1, std::regex("\"t\":([0-9.]+)")));
-  REQUIRE(std::regex_search(lines[3], t3, std::regex("\"t\":([0-9.]+)")));
+  REQUIRE(std::regex_search(lines[1], t1, std::regex("\"t\":([0-9.]+)j")));
+  REQUIRE(std::regex_search(lines[3], t3, std::regex("\"t\":([0-9.]+)j")));
   CHECK(std::stod(t1[1]) < 5.0);
   CHECK(std::stod(t3[1]) >= std::stod(t1[1]));
 }
@@ -148,7 +148,7 @@ TEST_CASE("an empty argv, reopening truncates, and a closed recorder writes noth
   recorder.close();
   CHECK_FALSE(recorder.is_open());
   recorder.transcript(1, {.t = 0, .dir = 'S', .line = "220 y"});
-  CHECK(file.lines() == std::vector<std::string>{R"({"type":"start","version":1,"argv":[]})"});
+  CHECK(file.lines() == std::vector<std::string>{R"j({"type":"start","version":1,"argv":[]})j"});
 }
 
 TEST_CASE("a path that cannot be written is refused in words") {
@@ -195,7 +195,7 @@ TEST_CASE("DNS answers a resolver got are recorded once, with their wire bytes")
 
   auto lines = file.lines();
   REQUIRE(lines.size() == 2);
-  std::regex shape(R"(\{"type":"dns","t":[0-9]+\.[0-9]{6},"name":"mx\.test","qtype":1,"rcode":"NOERROR","server":"127\.0\.0\.1:([0-9]+)","tcp":false,"seconds":[0-9]+\.[0-9]{6},"wire":"([0-9a-f]+)"\})");
+  std::regex shape(R"j(\{"type":"dns","t":[0-9]+\.[0-9]{6},"name":"mx\.test","qtype":1,"rcode":"NOERROR","server":"127\.0\.0\.1:([0-9]+)","tcp":false,"seconds":[0-9]+\.[0-9]{6},"wire":"([0-9a-f]+)"\})j");
   std::smatch match;
   REQUIRE(std::regex_match(lines[1], match, shape));
   CHECK(match[1] == std::to_string(replay->port()));
