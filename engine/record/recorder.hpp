@@ -1,7 +1,8 @@
 #pragma once
 // The recorder: every DNS answer and every SMTP transcript line (connects, TLS results and
 // drops are transcript events) written as JSON Lines with its timing, so that `smtpsh
-// replay` can serve the remote side of a probe again, offline.
+// replay` can serve the remote side of a probe again, offline. One object a line (keys in
+// alphabetical order as written; shown here in reading order):
 //
 //   {"type":"start","version":1,"argv":[...]}
 //   {"type":"dns","t":0.012,"name":"example.com","qtype":15,"rcode":"NOERROR","server":"...",

@@ -69,7 +69,7 @@ void DnsReplay::close() {
 }
 
 // The recorded answer with the query's ID, or REFUSED for a question never recorded.
-std::string DnsReplay::answer_for(std::string_view query) {
+std::string DnsReplay::answer_for(std::string_view query, bool take) {
   ldns_pkt* packet = nullptr;
   if (ldns_wire2pkt(&packet, reinterpret_cast<const std::uint8_t*>(query.data()), query.size()) !=
       LDNS_STATUS_OK)
@@ -85,13 +85,16 @@ std::string DnsReplay::answer_for(std::string_view query) {
     if (found != answers_.end() && !found->second.empty()) {
       std::size_t& next = given_[key];
       reply = found->second[std::min(next, found->second.size() - 1)];
-      ++next;
-      ++answered_;
+      // A look (for the size of a UDP answer) gives nothing out: the TCP retry gets this one.
+      if (take) {
+        ++next;
+        ++answered_;
+      }
     }
   }
   if (reply.empty()) {
     // REFUSED, with the question echoed: the query itself, flagged as a response.
-    ++refused_;
+    if (take) ++refused_;
     reply.assign(query);
     if (reply.size() >= 4) {
       reply[2] = static_cast<char>(reply[2] | 0x80);
@@ -112,7 +115,8 @@ void DnsReplay::receive() {
                           [self = shared_from_this()](std::error_code ec, std::size_t size) {
                             if (ec == asio::error::operation_aborted || !self->udp_.is_open()) return;
                             if (!ec) {
-                              std::string reply = self->answer_for(std::string_view(self->datagram_.data(), size));
+                              std::string_view query(self->datagram_.data(), size);
+                              std::string reply = self->answer_for(query, false);
                               // Too big for the asker's buffer: the query's header and
                               // question with QR and TC set, so it asks again over TCP.
                               if (reply.size() > 1232 && size > 12) {
@@ -123,6 +127,8 @@ void DnsReplay::receive() {
                                 reply.assign(self->datagram_.data(), end);
                                 reply[2] = static_cast<char>(reply[2] | 0x82);
                                 for (int i = 6; i < 12; ++i) reply[static_cast<std::size_t>(i)] = 0;
+                              } else {
+                                reply = self->answer_for(query, true);
                               }
                               std::error_code ignored;
                               if (!reply.empty()) self->udp_.send_to(asio::buffer(reply), self->peer_, 0, ignored);
@@ -142,7 +148,7 @@ void DnsReplay::accept() {
         auto body = std::make_shared<std::string>(((*length)[0] << 8) | (*length)[1], '\0');
         asio::async_read(*socket, asio::buffer(*body), [self, socket, body](std::error_code ec, std::size_t) {
           if (ec) return;
-          send_over_tcp(socket, self->answer_for(*body));
+          send_over_tcp(socket, self->answer_for(*body, true));
         });
       });
     }

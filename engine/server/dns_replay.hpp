@@ -31,7 +31,8 @@ class DnsReplay : public std::enable_shared_from_this<DnsReplay> {
   explicit DnsReplay(asio::io_context& io) : io_(io), udp_(io), tcp_(io) {}
 
  private:
-  std::string answer_for(std::string_view query);
+  // The reply to `query`; `take` gives the recorded answer out (the next one comes next time).
+  std::string answer_for(std::string_view query, bool take);
   void receive();
   void accept();
 

@@ -201,6 +201,28 @@ TEST_CASE("several answers to one question are given out in order, the last one 
   CHECK(std::unique(ids.begin(), ids.end()) - ids.begin() >= 2);
 }
 
+TEST_CASE("large answers to one question come in order over TCP, each counted once") {
+  engine::Loop loop;
+  Replay replay(loop);
+  for (int round = 1; round <= 2; ++round) {
+    std::vector<std::string> records;
+    for (int i = 1; i <= 100; ++i)
+      records.push_back(a_record("big.test.", "10.0." + std::to_string(round) + "." + std::to_string(i)));
+    replay.server->add("big.test", dns::type::A, response(7, "big.test.", LDNS_RR_TYPE_A, records));
+  }
+  replay.server->start();
+  // The UDP reply that only says "truncated" must not use up an answer.
+  auto first = replay.ask("big.test", dns::type::A);
+  REQUIRE(first.result.ok());
+  CHECK(first.result.tcp);
+  CHECK(fields(first.result).at(0).rfind("10.0.1.", 0) == 0);
+  CHECK(replay.server->answered() == 1);
+  auto second = replay.ask("big.test", dns::type::A);
+  REQUIRE(second.result.ok());
+  CHECK(fields(second.result).at(0).rfind("10.0.2.", 0) == 0);
+  CHECK(replay.server->answered() == 2);
+}
+
 TEST_CASE("after close() nothing answers") {
   engine::Loop loop;
   Replay replay(loop);
