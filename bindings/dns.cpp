@@ -5,6 +5,12 @@
 #include "bindings/resolver_state.hpp"
 #include "bindings/scheduler.hpp"
 #include "engine/dns/names.hpp"
+#include "engine/record/recorder.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
 
 #include <cstring>
 #include <memory>
@@ -21,9 +27,28 @@ constexpr const char* query_signature = "dns.query(name [, type])";
 constexpr const char* servers_signature =
     "dns.servers([{\"ADDR[:PORT]\", ... [, timeout = SECONDS] [, attempts = N]}])";
 
+// The resolver and who watches its answers: the live trace (--trace) and the recorder.
 struct LuaResolver {
   std::shared_ptr<dns::Resolver> resolver;
+  bool trace = false;
+  record::Recorder* recorder = nullptr;
 };
+
+void observe_answer(void* context, const dns::Query& query, std::string_view wire) {
+  auto* wrapper = static_cast<LuaResolver*>(context);
+  if (wrapper->recorder && wrapper->recorder->is_open()) wrapper->recorder->dns(query, wire);
+  if (!wrapper->trace) return;
+  static const bool colour = isatty(STDERR_FILENO) == 1 && std::getenv("NO_COLOR") == nullptr;
+  const dns::Result& result = query.result();
+  std::string what = result.ok() ? (result.records.empty() ? std::string("NODATA")
+                                                           : std::to_string(result.records.size()) + " records")
+                                 : result.rcode;
+  std::fprintf(stderr, "%s[     dns] == %s %s: %s%s%s%s\n", colour ? "\033[35m" : "",
+               dns::type_name(query.qtype()).c_str(), query.name().c_str(), what.c_str(),
+               result.from_cache ? " (cached)" : "",
+               result.server.empty() ? "" : (", " + result.server + (result.tcp ? " over TCP" : "")).c_str(),
+               colour ? "\033[0m" : "");
+}
 
 struct LuaQuery {
   std::shared_ptr<dns::Query> query;
@@ -421,18 +446,23 @@ int dns_canonical(lua_State* L) {
   return 1;
 }
 
+// dnscore.trace([on]) -> whether every answer is printed on stderr as it comes
+int dns_trace(lua_State* L);
+
 const luaL_Reg dns_functions[] = {
     {"query", dns_query},
     {"servers", dns_servers},
     {"cache", dns_cache},
     {"reverse_name", dns_reverse_name},
     {"canonical", dns_canonical},
+    {"trace", dns_trace},
     {nullptr, nullptr},
 };
 
 bool create_resolver(LuaResolver& wrapper, asio::io_context& io) {
   try {
     new (&wrapper) LuaResolver{dns::Resolver::create(io, dns::system_servers())};
+    wrapper.resolver->set_observer(&observe_answer, &wrapper);
     return true;
   } catch (const std::exception&) {
     new (&wrapper) LuaResolver{};
@@ -441,6 +471,25 @@ bool create_resolver(LuaResolver& wrapper, asio::io_context& io) {
 }
 
 }  // namespace
+
+namespace {
+LuaResolver& wrapper_of(lua_State* L) {
+  resolver_of(L);
+  lua_getfield(L, LUA_REGISTRYINDEX, resolver_key);
+  auto* wrapper = static_cast<LuaResolver*>(lua_touserdata(L, -1));
+  lua_pop(L, 1);
+  return *wrapper;
+}
+
+int dns_trace(lua_State* L) {
+  LuaResolver& wrapper = wrapper_of(L);
+  if (!lua_isnoneornil(L, 1)) wrapper.trace = lua_toboolean(L, 1);
+  lua_pushboolean(L, wrapper.trace);
+  return 1;
+}
+}  // namespace
+
+void set_dns_recorder(lua_State* L, record::Recorder* recorder) { wrapper_of(L).recorder = recorder; }
 
 dns::Resolver& resolver_of(lua_State* L) {
   if (lua_getfield(L, LUA_REGISTRYINDEX, resolver_key) == LUA_TUSERDATA) {

@@ -77,7 +77,8 @@ int record_start(lua_State* L) {
     lua_pushstring(L, error);
     return 2;
   }
-  resolver.set_observer(&record::Recorder::observe_dns, &wrapper.recorder);
+  (void)resolver;
+  set_dns_recorder(L, &wrapper.recorder);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -86,7 +87,7 @@ int record_start(lua_State* L) {
 int record_stop(lua_State* L) {
   LuaRecorder& wrapper = recorder_object(L);
   wrapper.recorder.close();
-  resolver_of(L).set_observer(nullptr, nullptr);
+  set_dns_recorder(L, nullptr);
   return 0;
 }
 

@@ -3,6 +3,7 @@
 // probe asks the same servers end to end. Created on first use from /etc/resolv.conf.
 
 #include "engine/dns/resolver.hpp"
+#include "engine/record/recorder.hpp"
 
 #include <lua.hpp>
 
@@ -10,5 +11,8 @@ namespace smtpsh::lua {
 
 // The state's resolver (kept alive by the registry).  [-0, +0, m]
 dns::Resolver& resolver_of(lua_State* L);
+
+// Every answer of the state's resolver goes to `recorder` too (nullptr: no more).  [-0, +0, m]
+void set_dns_recorder(lua_State* L, record::Recorder* recorder);
 
 }  // namespace smtpsh::lua

@@ -131,6 +131,11 @@ int run(const std::vector<std::string>& argv) {
     lua_pushboolean(L, 1);
     lua_setfield(L, -2, "trace");
     lua_pop(L, 2);
+    lua_getglobal(L, "dns");
+    lua_getfield(L, -1, "trace");
+    lua_pushboolean(L, 1);
+    lua_call(L, 1, 0);
+    lua_pop(L, 1);
   }
 
   for (const std::string& chunk : invocation.chunks) {

@@ -110,6 +110,11 @@ function cli.parse(args, spec)
   if max and #words > max then
     fail(spec.name, "unexpected argument '" .. words[max + 1] .. "'; see --help")
   end
+  -- --trace: SMTP sessions and DNS answers live on stderr.
+  if options.trace then
+    require("smtpsh.smtp").defaults.trace = true
+    dns.trace(true)
+  end
   -- --record FILE: from here on, every DNS answer and SMTP line goes to FILE too.
   if options.record then
     local argv = { spec.name }

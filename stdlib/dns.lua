@@ -25,6 +25,7 @@ dns.query = core.query
 dns.servers = core.servers
 dns.cache = core.cache
 dns.reverse_name = core.reverse_name
+dns.trace = core.trace  -- dns.trace(true): every answer on stderr as it comes (--trace)
 
 local error_meta = { __tostring = function(e) return e.message end }
 
