@@ -65,18 +65,16 @@ local function field_list(records, field)
   return out
 end
 
--- dns.a(host), dns.aaaa(host) -> list of address strings | nil, err
-function dns.a(host)
-  local records, err = core.query(check_string("host", host), "A")
+-- One field of every record of an answer: {addresses}, {names}, ... | nil, err
+local function query_field(name, rtype, field)
+  local records, err = core.query(name, rtype)
   if not records then return nil, err end
-  return field_list(records, "address")
+  return field_list(records, field)
 end
 
-function dns.aaaa(host)
-  local records, err = core.query(check_string("host", host), "AAAA")
-  if not records then return nil, err end
-  return field_list(records, "address")
-end
+-- dns.a(host), dns.aaaa(host) -> list of address strings | nil, err
+function dns.a(host) return query_field(check_string("host", host), "A", "address") end
+function dns.aaaa(host) return query_field(check_string("host", host), "AAAA", "address") end
 
 -- Both families at once: IPv4 first, then IPv6. An error only when neither answered; the
 -- result's `canonical` says where a CNAME chain led.
@@ -102,17 +100,11 @@ end
 function dns.ptr(ip)
   local name, problem = core.reverse_name(check_string("ip", ip))
   if not name then error("dns.ptr(ip): " .. problem, 2) end
-  local records, err = core.query(name, "PTR")
-  if not records then return nil, err end
-  return field_list(records, "host")
+  return query_field(name, "PTR", "host")
 end
 
 -- dns.txt(name) -> list of texts, one per record, its strings joined | nil, err
-function dns.txt(name)
-  local records, err = core.query(check_string("name", name), "TXT")
-  if not records then return nil, err end
-  return field_list(records, "text")
-end
+function dns.txt(name) return query_field(check_string("name", name), "TXT", "text") end
 
 -- dns.tlsa(host, port [, protocol]) -> TLSA records of _PORT._PROTOCOL.HOST | nil, err
 function dns.tlsa(host, port, protocol)

@@ -2,6 +2,8 @@
 // made with ldns's own zone-text parser, independently of the code under test.
 #include "engine/dns/message.hpp"
 
+#include "tests/support/dns_answer.hpp"
+
 #include <doctest/doctest.h>
 #include <ldns/ldns.h>
 
@@ -12,42 +14,7 @@
 
 using namespace smtpsh;
 
-namespace {
-
-// A response to `qname`/`qtype` with `id`, holding `answers` (zone-file lines) in the answer
-// section and `authority` lines in the authority section.
-std::string response(std::uint16_t id, const std::string& qname, ldns_rr_type qtype,
-                     const std::vector<std::string>& answers,
-                     const std::vector<std::string>& authority = {}, int rcode = 0,
-                     bool truncated = false, bool ad = false) {
-  ldns_pkt* packet = ldns_pkt_query_new(ldns_dname_new_frm_str(qname.c_str()), qtype,
-                                        LDNS_RR_CLASS_IN, LDNS_RD);
-  REQUIRE(packet != nullptr);
-  ldns_pkt_set_id(packet, id);
-  ldns_pkt_set_qr(packet, true);
-  ldns_pkt_set_rcode(packet, static_cast<std::uint8_t>(rcode));
-  ldns_pkt_set_tc(packet, truncated);
-  ldns_pkt_set_ad(packet, ad);
-  for (const auto& line : answers) {
-    ldns_rr* rr = nullptr;
-    REQUIRE(ldns_rr_new_frm_str(&rr, line.c_str(), 300, nullptr, nullptr) == LDNS_STATUS_OK);
-    ldns_pkt_push_rr(packet, LDNS_SECTION_ANSWER, rr);
-  }
-  for (const auto& line : authority) {
-    ldns_rr* rr = nullptr;
-    REQUIRE(ldns_rr_new_frm_str(&rr, line.c_str(), 300, nullptr, nullptr) == LDNS_STATUS_OK);
-    ldns_pkt_push_rr(packet, LDNS_SECTION_AUTHORITY, rr);
-  }
-  std::uint8_t* wire = nullptr;
-  std::size_t size = 0;
-  REQUIRE(ldns_pkt2wire(&wire, packet, &size) == LDNS_STATUS_OK);
-  std::string bytes(reinterpret_cast<char*>(wire), size);
-  std::free(wire);
-  ldns_pkt_free(packet);
-  return bytes;
-}
-
-}  // namespace
+using test::dns_response;
 
 TEST_CASE("a query is a recursive question with EDNS0 and the AD bit") {
   std::string wire = dns::build_query("mx1.example.test", dns::type::MX, 0xbeef, 1232);
@@ -72,7 +39,7 @@ TEST_CASE("a query is a recursive question with EDNS0 and the AD bit") {
 }
 
 TEST_CASE("answers are decoded into typed fields") {
-  std::string wire = response(7, "example.test.", LDNS_RR_TYPE_MX,
+  std::string wire = dns_response(7, "example.test.", LDNS_RR_TYPE_MX,
                               {"example.test. 300 IN MX 10 MX1.Example.Test.",
                                "example.test. 200 IN MX 0 ."},
                               {}, 0, false, true);
@@ -91,26 +58,26 @@ TEST_CASE("answers are decoded into typed fields") {
   CHECK(shown == "10 mx1.example.test.");
   CHECK(answer.answer[1].fields == std::vector<std::string>{"0", "."});
 
-  wire = response(8, "multi.example.test.", LDNS_RR_TYPE_TXT,
+  wire = dns_response(8, "multi.example.test.", LDNS_RR_TYPE_TXT,
                   {"multi.example.test. 60 IN TXT \"part one \" \"part two\""});
   REQUIRE(dns::parse_answer(wire, 8, "multi.example.test", dns::type::TXT, answer) ==
           dns::Verdict::accepted);
   REQUIRE(answer.answer.size() == 1);
   CHECK(answer.answer[0].fields == std::vector<std::string>{"part one ", "part two"});
 
-  wire = response(9, "_25._tcp.mx1.example.test.", LDNS_RR_TYPE_TLSA,
+  wire = dns_response(9, "_25._tcp.mx1.example.test.", LDNS_RR_TYPE_TLSA,
                   {"_25._tcp.mx1.example.test. 60 IN TLSA 3 1 1 0123456789ABCDEF"});
   REQUIRE(dns::parse_answer(wire, 9, "_25._tcp.mx1.example.test", dns::type::TLSA, answer) ==
           dns::Verdict::accepted);
   CHECK(answer.answer[0].fields == std::vector<std::string>{"3", "1", "1", "0123456789abcdef"});
 
-  wire = response(10, "host.test.", LDNS_RR_TYPE_AAAA, {"host.test. 60 IN AAAA 2001:DB8::1"});
+  wire = dns_response(10, "host.test.", LDNS_RR_TYPE_AAAA, {"host.test. 60 IN AAAA 2001:DB8::1"});
   REQUIRE(dns::parse_answer(wire, 10, "host.test", dns::type::AAAA, answer) == dns::Verdict::accepted);
   CHECK(answer.answer[0].fields == std::vector<std::string>{"2001:db8::1"});
 }
 
 TEST_CASE("an answer to another ID, question or type is not ours") {
-  std::string wire = response(100, "a.test.", LDNS_RR_TYPE_A, {"a.test. 60 IN A 192.0.2.1"});
+  std::string wire = dns_response(100, "a.test.", LDNS_RR_TYPE_A, {"a.test. 60 IN A 192.0.2.1"});
   dns::Answer answer;
   CHECK(dns::parse_answer(wire, 101, "a.test", dns::type::A, answer) == dns::Verdict::unrelated);
   CHECK(dns::parse_answer(wire, 100, "b.test", dns::type::A, answer) == dns::Verdict::unrelated);
@@ -123,7 +90,7 @@ TEST_CASE("an answer to another ID, question or type is not ours") {
 }
 
 TEST_CASE("every truncation of an answer is refused, never misread") {
-  std::string wire = response(42, "example.test.", LDNS_RR_TYPE_MX,
+  std::string wire = dns_response(42, "example.test.", LDNS_RR_TYPE_MX,
                               {"example.test. 300 IN MX 10 mx1.example.test.",
                                "example.test. 300 IN MX 20 mx2.example.test."},
                               {"example.test. 300 IN NS ns.example.test."});
@@ -145,13 +112,13 @@ TEST_CASE("every truncation of an answer is refused, never misread") {
 
 TEST_CASE("rcodes, truncation and the negative TTL") {
   dns::Answer answer;
-  std::string nx = response(5, "nope.test.", LDNS_RR_TYPE_A, {},
+  std::string nx = dns_response(5, "nope.test.", LDNS_RR_TYPE_A, {},
                             {"test. 300 IN SOA ns.test. admin.test. 1 3600 600 86400 60"}, 3);
   REQUIRE(dns::parse_answer(nx, 5, "nope.test", dns::type::A, answer) == dns::Verdict::accepted);
   CHECK(answer.rcode == dns::rcode::NXDOMAIN);
   CHECK(dns::negative_ttl(answer) == 60u);
 
-  std::string tc = response(6, "big.test.", LDNS_RR_TYPE_A, {}, {}, 0, true);
+  std::string tc = dns_response(6, "big.test.", LDNS_RR_TYPE_A, {}, {}, 0, true);
   REQUIRE(dns::parse_answer(tc, 6, "big.test", dns::type::A, answer) == dns::Verdict::accepted);
   CHECK(answer.truncated);
   CHECK_FALSE(dns::negative_ttl(answer).has_value());
@@ -164,7 +131,7 @@ TEST_CASE("rcodes, truncation and the negative TTL") {
 }
 
 TEST_CASE("the CNAME chain is followed to the records that answer the question") {
-  std::string wire = response(3, "alias.test.", LDNS_RR_TYPE_A,
+  std::string wire = dns_response(3, "alias.test.", LDNS_RR_TYPE_A,
                               {"alias.test. 60 IN CNAME middle.test.",
                                "middle.test. 60 IN CNAME host.test.",
                                "host.test. 60 IN A 192.0.2.7", "other.test. 60 IN A 192.0.2.8"});
@@ -177,7 +144,7 @@ TEST_CASE("the CNAME chain is followed to the records that answer the question")
   CHECK(canonical == "host.test");
 
   // A loop of aliases ends, with nothing found.
-  wire = response(4, "x.test.", LDNS_RR_TYPE_A,
+  wire = dns_response(4, "x.test.", LDNS_RR_TYPE_A,
                   {"x.test. 60 IN CNAME y.test.", "y.test. 60 IN CNAME x.test."});
   REQUIRE(dns::parse_answer(wire, 4, "x.test", dns::type::A, answer) == dns::Verdict::accepted);
   CHECK(dns::records_for(answer, "x.test", dns::type::A, canonical).empty());

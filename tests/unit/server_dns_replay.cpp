@@ -5,6 +5,8 @@
 #include "engine/server/dns_replay.hpp"
 #include "tests/support/operation.hpp"
 
+#include "tests/support/dns_answer.hpp"
+
 #include <doctest/doctest.h>
 #include <ldns/ldns.h>
 
@@ -19,26 +21,9 @@ namespace {
 
 using Op = test::Operation;
 
-// A response to `qname`/`qtype` with `id`, holding `answers` (zone-file lines).
 std::string response(std::uint16_t id, const std::string& qname, ldns_rr_type qtype,
                      const std::vector<std::string>& answers) {
-  ldns_pkt* packet = ldns_pkt_query_new(ldns_dname_new_frm_str(qname.c_str()), qtype,
-                                        LDNS_RR_CLASS_IN, LDNS_RD);
-  REQUIRE(packet != nullptr);
-  ldns_pkt_set_id(packet, id);
-  ldns_pkt_set_qr(packet, true);
-  for (const auto& line : answers) {
-    ldns_rr* rr = nullptr;
-    REQUIRE(ldns_rr_new_frm_str(&rr, line.c_str(), 300, nullptr, nullptr) == LDNS_STATUS_OK);
-    ldns_pkt_push_rr(packet, LDNS_SECTION_ANSWER, rr);
-  }
-  std::uint8_t* wire = nullptr;
-  std::size_t size = 0;
-  REQUIRE(ldns_pkt2wire(&wire, packet, &size) == LDNS_STATUS_OK);
-  std::string bytes(reinterpret_cast<char*>(wire), size);
-  std::free(wire);
-  ldns_pkt_free(packet);
-  return bytes;
+  return test::dns_response(id, qname, qtype, answers);
 }
 
 std::string a_record(const std::string& name, const std::string& address) {
