@@ -40,14 +40,16 @@ void observe_answer(void* context, const dns::Query& query, std::string_view wir
   if (!wrapper->trace) return;
   static const bool colour = isatty(STDERR_FILENO) == 1 && std::getenv("NO_COLOR") == nullptr;
   const dns::Result& result = query.result();
-  std::string what = result.ok() ? (result.records.empty() ? std::string("NODATA")
-                                                           : std::to_string(result.records.size()) + " records")
-                                 : result.rcode;
-  std::fprintf(stderr, "%s[     dns] == %s %s: %s%s%s%s\n", colour ? "\033[35m" : "",
-               dns::type_name(query.qtype()).c_str(), query.name().c_str(), what.c_str(),
-               result.from_cache ? " (cached)" : "",
-               result.server.empty() ? "" : (", " + result.server + (result.tcp ? " over TCP" : "")).c_str(),
-               colour ? "\033[0m" : "");
+  std::string what =
+      result.ok() ? (result.records.empty() ? std::string("NODATA")
+                                            : std::to_string(result.records.size()) + " records")
+                  : result.rcode;
+  std::fprintf(
+      stderr, "%s[     dns] == %s %s: %s%s%s%s\n", colour ? "\033[35m" : "",
+      dns::type_name(query.qtype()).c_str(), query.name().c_str(), what.c_str(),
+      result.from_cache ? " (cached)" : "",
+      result.server.empty() ? "" : (", " + result.server + (result.tcp ? " over TCP" : "")).c_str(),
+      colour ? "\033[0m" : "");
 }
 
 struct LuaQuery {
@@ -91,7 +93,9 @@ int query_gc(lua_State* L) {
   return 0;
 }
 
-void cancel_query(Task&, void* query) { static_cast<dns::Query*>(query)->interrupt(); }
+void cancel_query(Task&, void* query) {
+  static_cast<dns::Query*>(query)->interrupt();
+}
 
 void push_string(lua_State* L, const std::string& text) {
   lua_pushlstring(L, text.data(), text.size());
@@ -274,7 +278,9 @@ TypeText check_type(lua_State* L, int index) {
       number = dns::type_from_name(name);
     } catch (const std::exception&) {
     }
-    if (!number) luaL_error(L, "%s: unknown record type '%s' (use a name such as \"MX\" or a number)", query_signature, name);
+    if (!number)
+      luaL_error(L, "%s: unknown record type '%s' (use a name such as \"MX\" or a number)",
+                 query_signature, name);
   }
   out.number = *number;
   try {
@@ -450,12 +456,9 @@ int dns_canonical(lua_State* L) {
 int dns_trace(lua_State* L);
 
 const luaL_Reg dns_functions[] = {
-    {"query", dns_query},
-    {"servers", dns_servers},
-    {"cache", dns_cache},
-    {"reverse_name", dns_reverse_name},
-    {"canonical", dns_canonical},
-    {"trace", dns_trace},
+    {"query", dns_query},         {"servers", dns_servers},
+    {"cache", dns_cache},         {"reverse_name", dns_reverse_name},
+    {"canonical", dns_canonical}, {"trace", dns_trace},
     {nullptr, nullptr},
 };
 
@@ -489,7 +492,9 @@ int dns_trace(lua_State* L) {
 }
 }  // namespace
 
-void set_dns_recorder(lua_State* L, record::Recorder* recorder) { wrapper_of(L).recorder = recorder; }
+void set_dns_recorder(lua_State* L, record::Recorder* recorder) {
+  wrapper_of(L).recorder = recorder;
+}
 
 dns::Resolver& resolver_of(lua_State* L) {
   if (lua_getfield(L, LUA_REGISTRYINDEX, resolver_key) == LUA_TUSERDATA) {

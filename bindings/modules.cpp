@@ -91,7 +91,9 @@ void add_preload(lua_State* L, const char* name, lua_CFunction open) {
 
 }  // namespace
 
-void set_script_files(std::span<const EmbeddedFile> scripts) { script_files = scripts; }
+void set_script_files(std::span<const EmbeddedFile> scripts) {
+  script_files = scripts;
+}
 
 std::vector<std::string> user_search_dirs() {
   std::vector<std::string> dirs;

@@ -1,12 +1,12 @@
 // net: TCP connections for scripts — net.connect, conn:send, conn:receive, conn:close.
 #include "bindings/address_text.hpp"
 #include "bindings/conn.hpp"
-#include "bindings/tls.hpp"
 #include "bindings/error.hpp"
 #include "bindings/modules.hpp"
 #include "bindings/redirect_state.hpp"
 #include "bindings/resolver_state.hpp"
 #include "bindings/scheduler.hpp"
+#include "bindings/tls.hpp"
 #include "engine/net/connection.hpp"
 
 #include <algorithm>
@@ -253,11 +253,12 @@ int tls_done(lua_State* L, int, lua_KContext) {
 
 // Fills server options from the table at `index`; returns what is wrong, or nullptr.
 const char* read_server_options(lua_State* L, int index, tls::ServerOptions& options) {
-  static const char* const bad_version = "min and max must be \"tls1\", \"tls1.1\", \"tls1.2\" or \"tls1.3\"";
+  static const char* const bad_version =
+      "min and max must be \"tls1\", \"tls1.1\", \"tls1.2\" or \"tls1.3\"";
   try {
-    for (auto [key, field] : {std::pair{"cert", &options.cert_file}, std::pair{"key", &options.key_file},
-                              std::pair{"self_signed", &options.self_signed},
-                              std::pair{"ciphers", &options.ciphers}}) {
+    for (auto [key, field] :
+         {std::pair{"cert", &options.cert_file}, std::pair{"key", &options.key_file},
+          std::pair{"self_signed", &options.self_signed}, std::pair{"ciphers", &options.ciphers}}) {
       if (lua_getfield(L, index, key) == LUA_TSTRING) *field = lua_tostring(L, -1);
       lua_pop(L, 1);
     }
@@ -341,9 +342,12 @@ int conn_index(lua_State* L) {
 }
 
 const luaL_Reg conn_methods[] = {
-    {"send", conn_send},   {"receive", conn_receive},
-    {"close", conn_close}, {"settimeout", conn_settimeout},
-    {"accept_tls", conn_accept_tls}, {"starttls", conn_starttls},
+    {"send", conn_send},
+    {"receive", conn_receive},
+    {"close", conn_close},
+    {"settimeout", conn_settimeout},
+    {"accept_tls", conn_accept_tls},
+    {"starttls", conn_starttls},
     {nullptr, nullptr},
 };
 

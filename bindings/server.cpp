@@ -2,8 +2,8 @@
 // to a new task running the listener's function; stdlib/server.lua speaks SMTP on it.
 #include "bindings/conn.hpp"
 #include "bindings/modules.hpp"
-#include "bindings/scheduler.hpp"
 #include "bindings/redirect_state.hpp"
+#include "bindings/scheduler.hpp"
 #include "engine/net/address.hpp"
 #include "engine/server/dns_replay.hpp"
 #include "engine/server/listener.hpp"
@@ -22,7 +22,7 @@ constexpr const char* listener_metatable = "smtpsh.listener";
 
 struct LuaListener {
   std::shared_ptr<server::Listener> listener;
-  lua_State* L = nullptr;  // the main thread, to spawn session tasks from the accept handler
+  lua_State* L = nullptr;   // the main thread, to spawn session tasks from the accept handler
   int handler = LUA_NOREF;  // registry reference to the function each connection runs
 };
 
@@ -61,8 +61,10 @@ bool open_listener(LuaListener& wrapper, asio::io_context& io, const char* host,
   try {
     std::string problem;
     wrapper.listener = server::Listener::open(io, host, port, problem);
-    if (!wrapper.listener) std::snprintf(error, size, "%s", problem.c_str());
-    else wrapper.listener->start(&on_accept, &wrapper);
+    if (!wrapper.listener)
+      std::snprintf(error, size, "%s", problem.c_str());
+    else
+      wrapper.listener->start(&on_accept, &wrapper);
     return wrapper.listener != nullptr;
   } catch (const std::exception&) {
     std::snprintf(error, size, "out of memory");
@@ -250,7 +252,8 @@ int server_dns_replay(lua_State* L) {
   new (wrapper) LuaDnsReplay{};
   luaL_setmetatable(L, replay_metatable);
   char error[200];
-  if (!open_replay(*wrapper, io, error, sizeof error)) return luaL_error(L, "servercore.dns_replay: %s", error);
+  if (!open_replay(*wrapper, io, error, sizeof error))
+    return luaL_error(L, "servercore.dns_replay: %s", error);
   if (!add_answers(L, 1, *wrapper->server))
     return luaL_error(L, "servercore.dns_replay: every answer needs name, qtype and wire (hex)");
   wrapper->server->start();
@@ -289,11 +292,16 @@ const char* read_redirects(lua_State* L, net::RedirectMap& map) {
     const char* to = lua_tostring(L, -1);
     net::Redirect entry;
     bool ok = from && to && parse_endpoint(from, entry.from);
-    if (ok && std::strcmp(to, "refuse") == 0) entry.action = net::Redirect::Action::refuse;
-    else if (ok && std::strcmp(to, "blackhole") == 0) entry.action = net::Redirect::Action::blackhole;
-    else ok = ok && parse_endpoint(to, entry.to);
+    if (ok && std::strcmp(to, "refuse") == 0)
+      entry.action = net::Redirect::Action::refuse;
+    else if (ok && std::strcmp(to, "blackhole") == 0)
+      entry.action = net::Redirect::Action::blackhole;
+    else
+      ok = ok && parse_endpoint(to, entry.to);
     lua_pop(L, 3);
-    if (!ok) return "each redirect needs from = \"IP:PORT\" and to = \"IP:PORT\" | \"refuse\" | \"blackhole\"";
+    if (!ok)
+      return "each redirect needs from = \"IP:PORT\" and to = \"IP:PORT\" | \"refuse\" | "
+             "\"blackhole\"";
     try {
       map.entries.push_back(entry);
     } catch (const std::exception&) {
@@ -315,20 +323,26 @@ int server_redirect(lua_State* L) {
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
   auto map = std::make_shared<net::RedirectMap>();
-  if (otherwise && std::strcmp(otherwise, "refuse") == 0) map->otherwise = net::Redirect::Action::refuse;
-  if (otherwise && std::strcmp(otherwise, "blackhole") == 0) map->otherwise = net::Redirect::Action::blackhole;
+  if (otherwise && std::strcmp(otherwise, "refuse") == 0)
+    map->otherwise = net::Redirect::Action::refuse;
+  if (otherwise && std::strcmp(otherwise, "blackhole") == 0)
+    map->otherwise = net::Redirect::Action::blackhole;
   wrapper->map = map;
-  if (const char* problem = read_redirects(L, *map)) return luaL_error(L, "servercore.redirect: %s", problem);
+  if (const char* problem = read_redirects(L, *map))
+    return luaL_error(L, "servercore.redirect: %s", problem);
   lua_setfield(L, LUA_REGISTRYINDEX, redirect_key);
   return 0;
 }
 
 const luaL_Reg replay_methods[] = {
-    {"port", replay_port}, {"counts", replay_counts}, {"close", replay_close}, {nullptr, nullptr},
+    {"port", replay_port},
+    {"counts", replay_counts},
+    {"close", replay_close},
+    {nullptr, nullptr},
 };
 
 const luaL_Reg listener_methods[] = {
-    {"close", listener_close},     {"address", listener_address}, {"port", listener_port},
+    {"close", listener_close},       {"address", listener_address}, {"port", listener_port},
     {"accepted", listener_accepted}, {"is_open", listener_is_open}, {nullptr, nullptr},
 };
 

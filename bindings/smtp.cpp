@@ -3,8 +3,8 @@
 #include "bindings/address_text.hpp"
 #include "bindings/error.hpp"
 #include "bindings/modules.hpp"
-#include "bindings/redirect_state.hpp"
 #include "bindings/record.hpp"
+#include "bindings/redirect_state.hpp"
 #include "bindings/resolver_state.hpp"
 #include "bindings/scheduler.hpp"
 #include "bindings/tls.hpp"
@@ -200,7 +200,8 @@ int core_connect(lua_State* L) {
   luaL_setmetatable(L, session_metatable);
   // opts.tls: implicit TLS with these options (index 5 the table, 6 the parsed options).
   const tls::Options* implicit_tls = nullptr;
-  if (lua_getfield(L, 3, "tls") == LUA_TTABLE) implicit_tls = &check_tls_options(L, 5, "smtp.connect");
+  if (lua_getfield(L, 3, "tls") == LUA_TTABLE)
+    implicit_tls = &check_tls_options(L, 5, "smtp.connect");
   // `source` points into the options table at index 3, which stays on this stack.
   if (!start_connect(*wrapper, task, host, static_cast<std::uint16_t>(port), source, timeout,
                      resolver, implicit_tls, redirect_of(L)))
@@ -376,7 +377,8 @@ int push_tls_failure(lua_State* L, const smtp::Session& session, const char* sta
 int starttls_done(lua_State* L, int, lua_KContext) {
   Scheduler::check_abort(L);
   smtp::Session& session = check_session(L, 1);
-  if (!session.outcome().ok() || !session.tls_info()) return push_tls_failure(L, session, "starttls");
+  if (!session.outcome().ok() || !session.tls_info())
+    return push_tls_failure(L, session, "starttls");
   push_tls_info(L, *session.tls_info());
   return 1;
 }
@@ -416,7 +418,8 @@ int core_check_tls_options(lua_State* L) {
   const char* signature = luaL_optstring(L, 2, "s:starttls");
   const tls::Options& options = check_tls_options(L, 1, signature);
   char error[300];
-  if (tls_context_error(options, error, sizeof error)) return luaL_error(L, "%s: %s", signature, error);
+  if (tls_context_error(options, error, sizeof error))
+    return luaL_error(L, "%s: %s", signature, error);
   return 0;
 }
 

@@ -46,8 +46,8 @@ tls::Version version_field(lua_State* L, int table, const char* key, const char*
   const char* name = lua_tostring(L, -1);
   auto version = name ? tls::parse_version(name) : std::nullopt;
   if (!version)
-    luaL_error(L, "%s: %s must be \"tls1\", \"tls1.1\", \"tls1.2\" or \"tls1.3\", got %s", signature,
-               key, name ? name : luaL_typename(L, -1));
+    luaL_error(L, "%s: %s must be \"tls1\", \"tls1.1\", \"tls1.2\" or \"tls1.3\", got %s",
+               signature, key, name ? name : luaL_typename(L, -1));
   lua_pop(L, 1);
   return *version;
 }
@@ -94,8 +94,10 @@ const char* add_tlsa(lua_State* L, tls::Options& options) {
   const char* hex = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &size) : nullptr;
   bool numbers = lua_isinteger(L, -4) && lua_isinteger(L, -3) && lua_isinteger(L, -2);
   const char* problem = nullptr;
-  if (!hex || !numbers) problem = "needs usage, selector, matching_type and data";
-  else if (size % 2 != 0) problem = "data must be hex digits";
+  if (!hex || !numbers)
+    problem = "needs usage, selector, matching_type and data";
+  else if (size % 2 != 0)
+    problem = "data must be hex digits";
   if (!problem) {
     auto nibble = [](char c) -> int {
       if (c >= '0' && c <= '9') return c - '0';
@@ -140,9 +142,9 @@ tls::Options& check_tls_options(lua_State* L, int table, const char* signature) 
   options.max = version_field(L, table, "max", signature);
   bool ok = true;
   const char* bad = nullptr;
-  for (auto [key, field] : {std::pair{"ciphers", &options.ciphers},
-                            std::pair{"ciphersuites", &options.ciphersuites},
-                            std::pair{"sni", &options.sni}, std::pair{"ca_file", &options.ca_file}}) {
+  for (auto [key, field] :
+       {std::pair{"ciphers", &options.ciphers}, std::pair{"ciphersuites", &options.ciphersuites},
+        std::pair{"sni", &options.sni}, std::pair{"ca_file", &options.ca_file}}) {
     string_field(L, table, key, *field, ok);
     if (!ok) {
       bad = key;
@@ -177,7 +179,8 @@ tls::Options& check_tls_options(lua_State* L, int table, const char* signature) 
   }
   lua_pop(L, 1);
   if (options.verify == tls::Verify::dane && options.tlsa.empty())
-    luaL_error(L, "%s: verify = \"dane\" needs TLSA records (tlsa = dns.tlsa(host, port))", signature);
+    luaL_error(L, "%s: verify = \"dane\" needs TLSA records (tlsa = dns.tlsa(host, port))",
+               signature);
   return options;
 }
 

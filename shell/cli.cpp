@@ -60,7 +60,8 @@ Invocation parse_command_line(const std::vector<std::string>& argv, bool stdin_i
     } else if (word == "--trace") {
       result.trace = true;
     } else if (word == "--record") {
-      if (i + 1 >= argv.size()) return fail("option '--record' needs a file: smtpsh --record FILE.jsonl ...");
+      if (i + 1 >= argv.size())
+        return fail("option '--record' needs a file: smtpsh --record FILE.jsonl ...");
       result.record = argv[++i];
     } else if (word == "--help" || word == "-h") {
       result.mode = Invocation::Mode::help;

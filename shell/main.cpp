@@ -1,7 +1,7 @@
 // smtpsh: the command line, dispatched to the REPL, a script, -e chunks or a subcommand.
 #include "bindings/modules.hpp"
-#include "shell/demo.hpp"
 #include "shell/cli.hpp"
+#include "shell/demo.hpp"
 #include "shell/repl.hpp"
 #include "shell/runner.hpp"
 

@@ -26,7 +26,9 @@ std::string owned_text(char* text) {
   return text ? std::string(text) : std::string();
 }
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+char lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
 // A name from its wire form (labels, each after its length byte), in presentation form without
 // the final dot ("." for the root), lower case; bytes that are not plain are escaped as
@@ -44,8 +46,8 @@ std::string name_text(const ldns_rdf* rdf) {
     if (!text.empty()) text.push_back('.');
     for (std::size_t i = 0; i < length; ++i) {
       auto byte = data[at + i];
-      if (byte == '.' || byte == '\\' || byte == '"' || byte == '(' || byte == ')' ||
-          byte == ';' || byte == '@' || byte == '$') {
+      if (byte == '.' || byte == '\\' || byte == '"' || byte == '(' || byte == ')' || byte == ';' ||
+          byte == '@' || byte == '$') {
         text.push_back('\\');
         text.push_back(static_cast<char>(byte));
       } else if (byte <= ' ' || byte >= 0x7f) {
@@ -123,8 +125,10 @@ Record decode_record(const ldns_rr* rr) {
     if (ldns_rdf_get_type(rdf) == LDNS_RDF_TYPE_DNAME) {
       const std::string& name = record.fields.back();
       record.presentation += name == "." ? name : name + ".";
-    } else if (ldns_rdf_get_type(rdf) == LDNS_RDF_TYPE_A || ldns_rdf_get_type(rdf) == LDNS_RDF_TYPE_AAAA ||
-               ldns_rdf_get_type(rdf) == LDNS_RDF_TYPE_INT8 || ldns_rdf_get_type(rdf) == LDNS_RDF_TYPE_INT16 ||
+    } else if (ldns_rdf_get_type(rdf) == LDNS_RDF_TYPE_A ||
+               ldns_rdf_get_type(rdf) == LDNS_RDF_TYPE_AAAA ||
+               ldns_rdf_get_type(rdf) == LDNS_RDF_TYPE_INT8 ||
+               ldns_rdf_get_type(rdf) == LDNS_RDF_TYPE_INT16 ||
                ldns_rdf_get_type(rdf) == LDNS_RDF_TYPE_INT32) {
       record.presentation += record.fields.back();
     } else {
@@ -145,8 +149,8 @@ void decode_section(const ldns_rr_list* list, std::vector<Record>& out) {
 }
 
 bool same_name(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
+                                            [](char x, char y) { return lower(x) == lower(y); });
 }
 
 }  // namespace
@@ -196,12 +200,13 @@ std::optional<std::string> canonical_name(std::string_view name, std::string& er
     } else {
       if (byte <= ' ' || byte == 0x7f || c == '\\' || c == '"' || c == '(' || c == ')' ||
           c == ';') {
-        error = "domain name '" + std::string(name) + "' holds a space, control or quoting character";
+        error =
+            "domain name '" + std::string(name) + "' holds a space, control or quoting character";
         return std::nullopt;
       }
       if (byte >= 0x80) {
-        error = "domain name '" + std::string(name) +
-                "' is not ASCII: give its A-label (xn--) form";
+        error =
+            "domain name '" + std::string(name) + "' is not ASCII: give its A-label (xn--) form";
         return std::nullopt;
       }
       if (++label > 63) {
@@ -224,8 +229,8 @@ std::string build_query(std::string_view name, std::uint16_t qtype, std::uint16_
   ldns_rdf* owner = ldns_dname_new_frm_str(fqdn.c_str());
   if (!owner) return {};
   // The packet takes the name over.
-  Owned<ldns_pkt> packet(ldns_pkt_query_new(owner, static_cast<ldns_rr_type>(qtype),
-                                            LDNS_RR_CLASS_IN, LDNS_RD));
+  Owned<ldns_pkt> packet(
+      ldns_pkt_query_new(owner, static_cast<ldns_rr_type>(qtype), LDNS_RR_CLASS_IN, LDNS_RD));
   if (!packet) return {};
   ldns_pkt_set_id(packet.get(), id);
   ldns_pkt_set_ad(packet.get(), true);
@@ -260,8 +265,8 @@ Verdict parse_answer(std::string_view wire, std::uint16_t id, std::string_view n
     if (rcode == rcode::NOERROR || rcode == rcode::NXDOMAIN) return Verdict::unrelated;
   } else {
     const ldns_rr* q = ldns_rr_list_rr(question, 0);
-    if (questions != 1 || ldns_rr_get_type(q) != qtype || ldns_rr_get_class(q) != LDNS_RR_CLASS_IN ||
-        !same_name(name_text(ldns_rr_owner(q)), name))
+    if (questions != 1 || ldns_rr_get_type(q) != qtype ||
+        ldns_rr_get_class(q) != LDNS_RR_CLASS_IN || !same_name(name_text(ldns_rr_owner(q)), name))
       return Verdict::unrelated;
   }
 
@@ -296,7 +301,8 @@ std::vector<const Record*> records_for(const Answer& answer, std::string_view na
 std::optional<std::uint32_t> negative_ttl(const Answer& answer) {
   for (const Record& record : answer.authority) {
     if (record.type != type::SOA || record.fields.size() < 7) continue;
-    std::uint32_t minimum = static_cast<std::uint32_t>(std::strtoul(record.fields[6].c_str(), nullptr, 10));
+    std::uint32_t minimum =
+        static_cast<std::uint32_t>(std::strtoul(record.fields[6].c_str(), nullptr, 10));
     return std::min(record.ttl, minimum);
   }
   return std::nullopt;

@@ -17,8 +17,8 @@ std::string type_name(std::uint16_t type);
 std::string rcode_name(int rcode);  // "NOERROR", "NXDOMAIN", "SERVFAIL", "RCODE11"
 
 namespace type {
-constexpr std::uint16_t A = 1, NS = 2, CNAME = 5, SOA = 6, PTR = 12, MX = 15, TXT = 16,
-                        AAAA = 28, SRV = 33, TLSA = 52, ANY = 255;
+constexpr std::uint16_t A = 1, NS = 2, CNAME = 5, SOA = 6, PTR = 12, MX = 15, TXT = 16, AAAA = 28,
+                        SRV = 33, TLSA = 52, ANY = 255;
 }
 namespace rcode {
 constexpr int NOERROR = 0, FORMERR = 1, SERVFAIL = 2, NXDOMAIN = 3, NOTIMP = 4, REFUSED = 5;
@@ -58,9 +58,9 @@ std::string build_query(std::string_view name, std::uint16_t qtype, std::uint16_
 
 // What checking and decoding an answer found.
 enum class Verdict : std::uint8_t {
-  accepted,    // `answer` is filled
-  unrelated,   // not a response to this query (another ID, question or a query): drop it
-  malformed,   // claims to answer it but does not decode
+  accepted,   // `answer` is filled
+  unrelated,  // not a response to this query (another ID, question or a query): drop it
+  malformed,  // claims to answer it but does not decode
 };
 
 // Checks that `wire` answers the query with `id` for `name`/`qtype` (compared without case)

@@ -12,9 +12,9 @@ std::optional<std::string> reversed_labels(std::string_view ip) {
   if (ec) return std::nullopt;
   std::string out;
   if (address.is_v4() || (address.is_v6() && address.to_v6().is_v4_mapped())) {
-    auto bytes = address.is_v4() ? address.to_v4().to_bytes()
-                                 : asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6())
-                                       .to_bytes();
+    auto bytes = address.is_v4()
+                     ? address.to_v4().to_bytes()
+                     : asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6()).to_bytes();
     for (int i = 3; i >= 0; --i) {
       out += std::to_string(bytes[static_cast<std::size_t>(i)]);
       if (i > 0) out += '.';

@@ -15,9 +15,11 @@ std::vector<std::string_view> words_of(std::string_view line) {
   std::vector<std::string_view> words;
   std::size_t i = 0;
   while (i < line.size()) {
-    while (i < line.size() && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) ++i;
+    while (i < line.size() && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r'))
+      ++i;
     std::size_t start = i;
-    while (i < line.size() && line[i] != ' ' && line[i] != '\t' && line[i] != '\r') ++i;
+    while (i < line.size() && line[i] != ' ' && line[i] != '\t' && line[i] != '\r')
+      ++i;
     if (i > start) words.push_back(line.substr(start, i - start));
   }
   return words;
@@ -57,8 +59,7 @@ ServerSet parse_resolv_conf(std::string_view text) {
       }
     }
   }
-  if (set.servers.empty())
-    set.servers.emplace_back(asio::ip::make_address("127.0.0.1"), 53);
+  if (set.servers.empty()) set.servers.emplace_back(asio::ip::make_address("127.0.0.1"), 53);
   return set;
 }
 

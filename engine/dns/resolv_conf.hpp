@@ -16,7 +16,7 @@ namespace smtpsh::dns {
 struct ServerSet {
   std::vector<asio::ip::udp::endpoint> servers;
   engine::Duration timeout = std::chrono::seconds(5);  // per try, as resolv.conf's timeout:
-  int attempts = 2;                                   // rounds over all servers
+  int attempts = 2;                                    // rounds over all servers
 };
 
 // Parses resolv.conf text. Unknown lines are ignored, as the C library does; without any

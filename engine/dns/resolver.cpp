@@ -2,11 +2,11 @@
 
 #include "engine/net/connection.hpp"
 
+#include <openssl/rand.h>
 #include <asio/connect.hpp>
 #include <asio/post.hpp>
 #include <asio/read.hpp>
 #include <asio/write.hpp>
-#include <openssl/rand.h>
 
 #include <algorithm>
 #include <random>
@@ -46,15 +46,24 @@ double seconds_since(engine::Clock::time_point start) {
 
 std::string_view status_text(Status status) {
   switch (status) {
-    case Status::ok: return "NOERROR";
-    case Status::nxdomain: return "NXDOMAIN";
-    case Status::servfail: return "SERVFAIL";
-    case Status::refused: return "REFUSED";
-    case Status::other_rcode: return "RCODE";
-    case Status::timeout: return "timeout";
-    case Status::unreachable: return "unreachable";
-    case Status::malformed: return "malformed";
-    case Status::interrupted: return "interrupted";
+    case Status::ok:
+      return "NOERROR";
+    case Status::nxdomain:
+      return "NXDOMAIN";
+    case Status::servfail:
+      return "SERVFAIL";
+    case Status::refused:
+      return "REFUSED";
+    case Status::other_rcode:
+      return "RCODE";
+    case Status::timeout:
+      return "timeout";
+    case Status::unreachable:
+      return "unreachable";
+    case Status::malformed:
+      return "malformed";
+    case Status::interrupted:
+      return "interrupted";
   }
   return "unknown";
 }
@@ -80,7 +89,8 @@ void Resolver::set_cache(bool enabled) {
 
 std::shared_ptr<Query> Resolver::query(std::string_view name, std::uint16_t qtype,
                                        Query::Notify notify, void* context) {
-  auto query = std::make_shared<Query>(shared_from_this(), std::string(name), qtype, notify, context);
+  auto query =
+      std::make_shared<Query>(shared_from_this(), std::string(name), qtype, notify, context);
   query->start();
   return query;
 }
@@ -129,7 +139,8 @@ void Resolver::store(const Query& query, std::uint32_t ttl) {
 
 std::uint16_t Resolver::random_id() {
   unsigned char bytes[2];
-  if (RAND_bytes(bytes, sizeof bytes) == 1) return static_cast<std::uint16_t>((bytes[0] << 8) | bytes[1]);
+  if (RAND_bytes(bytes, sizeof bytes) == 1)
+    return static_cast<std::uint16_t>((bytes[0] << 8) | bytes[1]);
   static std::mt19937 fallback{std::random_device{}()};
   return static_cast<std::uint16_t>(fallback());
 }
@@ -228,8 +239,9 @@ void Query::send_udp() {
                                            std::error_code ec, std::size_t) {
     if (self->done_ || generation != self->generation_) return;
     if (ec) {
-      self->remember_failure(Status::unreachable, "unreachable",
-                             "cannot send to DNS server " + self->server_text() + ": " + ec.message());
+      self->remember_failure(
+          Status::unreachable, "unreachable",
+          "cannot send to DNS server " + self->server_text() + ": " + ec.message());
       return self->next_try();
     }
   });
@@ -311,19 +323,21 @@ void Query::on_tcp_length(const std::error_code& ec) {
   }
   std::size_t size = (std::size_t{length_[0]} << 8) | length_[1];
   buffer_.resize(size);
-  asio::async_read(*tcp_, asio::buffer(buffer_),
-                   [self = shared_from_this(), generation = generation_](std::error_code ec, std::size_t) {
-                     if (self->done_ || generation != self->generation_) return;
-                     self->on_tcp_body(ec);
-                   });
+  asio::async_read(
+      *tcp_, asio::buffer(buffer_),
+      [self = shared_from_this(), generation = generation_](std::error_code ec, std::size_t) {
+        if (self->done_ || generation != self->generation_) return;
+        self->on_tcp_body(ec);
+      });
 }
 
 void Query::on_tcp_body(const std::error_code& ec) {
   if (ec) return on_tcp_length(ec);
   Answer answer;
   if (parse_answer(buffer_, id_, name_, qtype_, answer) != Verdict::accepted) {
-    remember_failure(Status::malformed, "malformed",
-                     "DNS server " + server_text() + " sent a TCP answer that does not match the query");
+    remember_failure(
+        Status::malformed, "malformed",
+        "DNS server " + server_text() + " sent a TCP answer that does not match the query");
     return next_try();
   }
   take(answer, buffer_, true);
@@ -337,7 +351,9 @@ void Query::take(const Answer& answer, std::string_view wire, bool tcp) {
                     : answer.rcode == rcode::REFUSED ? Status::refused
                                                      : Status::other_rcode;
     std::string rcode = rcode_name(answer.rcode);
-    remember_failure(status, rcode, "DNS server " + server + " answered " + rcode + " for " + name_ + " " + type_name(qtype_));
+    remember_failure(
+        status, rcode,
+        "DNS server " + server + " answered " + rcode + " for " + name_ + " " + type_name(qtype_));
     failure_.server = server;
     failure_.tcp = tcp;
     if (resolver_->observer_) {
@@ -383,7 +399,8 @@ void Query::take(const Answer& answer, std::string_view wire, bool tcp) {
       ttl = negative_ttl(answer).value_or(0);
     } else {
       ttl = result_.records.front().ttl;
-      for (const Record& record : result_.records) ttl = std::min(ttl, record.ttl);
+      for (const Record& record : result_.records)
+        ttl = std::min(ttl, record.ttl);
     }
   }
   result_.seconds = seconds_since(started_);

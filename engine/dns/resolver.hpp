@@ -104,7 +104,7 @@ class Query : public std::enable_shared_from_this<Query> {
   std::string wire_;    // the query
   std::string buffer_;  // an answer being received
   std::uint16_t id_ = 0;
-  std::size_t try_ = 0;     // tries started
+  std::size_t try_ = 0;           // tries started
   std::uint32_t generation_ = 0;  // bumped per try: late completions of an old try are ignored
   std::size_t server_index_ = 0;
   unsigned char length_[2] = {};

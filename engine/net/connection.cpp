@@ -118,8 +118,8 @@ void Connection::connect(std::string_view host, std::uint16_t port, const Connec
 // The deadline, close() or an interrupt came before the host name resolved.
 void Connection::abandon_resolving() {
   if (write_.deadline.expired())
-    write_.outcome.fail(Failure::timeout, "resolving " + target_ + " timed out after " +
-                                              describe_duration(timeout_));
+    write_.outcome.fail(Failure::timeout,
+                        "resolving " + target_ + " timed out after " + describe_duration(timeout_));
   else if (closed_locally_)
     write_.outcome.fail(Failure::closed, "connect to " + target_ + " abandoned: connection closed");
   else
@@ -377,12 +377,12 @@ void Connection::read_more(void (*next)(Connection&, const std::error_code&)) {
   std::size_t old_size = buffer_.size();
   buffer_.resize(old_size + read_chunk);
   read_some(asio::buffer(buffer_.data() + old_size, read_chunk),
-                          asio::bind_cancellation_slot(read_.deadline.slot(),
-                                                       [self = shared_from_this(), old_size, next](
-                                                           std::error_code ec, std::size_t n) {
-                                                         self->buffer_.resize(old_size + n);
-                                                         next(*self, ec);
-                                                       }));
+            asio::bind_cancellation_slot(
+                read_.deadline.slot(),
+                [self = shared_from_this(), old_size, next](std::error_code ec, std::size_t n) {
+                  self->buffer_.resize(old_size + n);
+                  next(*self, ec);
+                }));
 }
 
 void Connection::on_line(const std::error_code& ec) {

@@ -1,13 +1,13 @@
 // Connection::start_tls: the TLS handshake on an open connection, and what a failed one means
 // in words. Reads and writes switch to the TLS stream in connection.cpp.
-#include "engine/net/connection.hpp"
 #include "engine/net/address.hpp"
+#include "engine/net/connection.hpp"
 #include "engine/tls/context.hpp"
 
-#include <asio/bind_cancellation_slot.hpp>
-#include <asio/ssl/error.hpp>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/ssl/error.hpp>
 
 namespace smtpsh::net {
 
@@ -20,10 +20,10 @@ bool is_alert(int reason) {
 
 bool is_not_tls(int reason) {
   return reason == SSL_R_WRONG_VERSION_NUMBER || reason == SSL_R_PACKET_LENGTH_TOO_LONG ||
-         reason == SSL_R_UNKNOWN_PROTOCOL ||
-         reason == SSL_R_UNEXPECTED_RECORD || reason == SSL_R_HTTP_REQUEST ||
-         reason == SSL_R_WRONG_SSL_VERSION || reason == SSL_R_LENGTH_MISMATCH ||
-         reason == SSL_R_BAD_PACKET_LENGTH || reason == SSL_R_RECORD_LENGTH_MISMATCH;
+         reason == SSL_R_UNKNOWN_PROTOCOL || reason == SSL_R_UNEXPECTED_RECORD ||
+         reason == SSL_R_HTTP_REQUEST || reason == SSL_R_WRONG_SSL_VERSION ||
+         reason == SSL_R_LENGTH_MISMATCH || reason == SSL_R_BAD_PACKET_LENGTH ||
+         reason == SSL_R_RECORD_LENGTH_MISMATCH;
 }
 
 // The words OpenSSL has for a packed error code; for a received alert, its name.
@@ -54,7 +54,8 @@ bool Connection::begin_tls(std::unique_ptr<asio::ssl::context> context, const st
   discard_consumed();
   if (!buffer_.empty()) {
     std::string shown;
-    for (char c : buffer_.substr(0, 40)) shown += (c >= ' ' && c < 0x7f) ? c : '.';
+    for (char c : buffer_.substr(0, 40))
+      shown += (c >= ' ' && c < 0x7f) ? c : '.';
     write_.outcome.fail(Failure::tls, "TLS handshake failed: " + peer_name() + " sent " +
                                           std::to_string(buffer_.size()) +
                                           " bytes of plain text before the handshake (\"" + shown +
@@ -89,11 +90,11 @@ void Connection::start_tls(const tls::Options& options, Notify notify, void* con
     return finish_soon(write_);
   }
   tls_options_ = std::make_unique<tls::Options>(options);
-  tls_->async_handshake(asio::ssl::stream_base::client,
-                        asio::bind_cancellation_slot(
-                            write_.deadline.slot(), [self = shared_from_this()](std::error_code ec) {
-                              self->on_handshake(ec);
-                            }));
+  tls_->async_handshake(
+      asio::ssl::stream_base::client,
+      asio::bind_cancellation_slot(
+          write_.deadline.slot(),
+          [self = shared_from_this()](std::error_code ec) { self->on_handshake(ec); }));
 }
 
 void Connection::accept_tls(const tls::ServerOptions& options, Notify notify, void* context) {
@@ -102,11 +103,11 @@ void Connection::accept_tls(const tls::ServerOptions& options, Notify notify, vo
   auto ssl_context = tls::make_server_context(options, error);
   if (!begin_tls(std::move(ssl_context), error)) return;
   tls_options_ = std::make_unique<tls::Options>();
-  tls_->async_handshake(asio::ssl::stream_base::server,
-                        asio::bind_cancellation_slot(
-                            write_.deadline.slot(), [self = shared_from_this()](std::error_code ec) {
-                              self->on_handshake(ec);
-                            }));
+  tls_->async_handshake(
+      asio::ssl::stream_base::server,
+      asio::bind_cancellation_slot(
+          write_.deadline.slot(),
+          [self = shared_from_this()](std::error_code ec) { self->on_handshake(ec); }));
 }
 
 void Connection::on_handshake(const std::error_code& ec) {

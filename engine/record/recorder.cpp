@@ -9,7 +9,8 @@ namespace smtpsh::record {
 
 std::string json_string(std::string_view text) {
   // Bytes that are not UTF-8 (a server may send anything) are replaced, not refused.
-  return nlohmann::json(std::string(text)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return nlohmann::json(std::string(text))
+      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 namespace {
@@ -26,7 +27,9 @@ std::string hex(std::string_view bytes) {
 }
 
 // Seconds to the microsecond: enough for a replay's delays, and stable to read.
-double rounded(double seconds) { return static_cast<double>(static_cast<long long>(seconds * 1e6 + 0.5)) / 1e6; }
+double rounded(double seconds) {
+  return static_cast<double>(static_cast<long long>(seconds * 1e6 + 0.5)) / 1e6;
+}
 
 void write_line(std::FILE* file, const nlohmann::json& line) {
   std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -36,9 +39,12 @@ void write_line(std::FILE* file, const nlohmann::json& line) {
 }
 }  // namespace
 
-Recorder::~Recorder() { close(); }
+Recorder::~Recorder() {
+  close();
+}
 
-bool Recorder::open(const std::string& path, const std::vector<std::string>& argv, std::string& error) {
+bool Recorder::open(const std::string& path, const std::vector<std::string>& argv,
+                    std::string& error) {
   close();
   file_ = std::fopen(path.c_str(), "w");
   if (!file_) {
@@ -62,8 +68,11 @@ double Recorder::now() const {
 
 void Recorder::transcript(int session, const smtp::TranscriptEntry& entry) {
   if (!file_) return;
-  write_line(file_, {{"type", "smtp"}, {"t", rounded(now())}, {"session", session},
-                     {"st", rounded(entry.t)}, {"dir", std::string(1, entry.dir)},
+  write_line(file_, {{"type", "smtp"},
+                     {"t", rounded(now())},
+                     {"session", session},
+                     {"st", rounded(entry.t)},
+                     {"dir", std::string(1, entry.dir)},
                      {"line", entry.line}});
 }
 
@@ -71,9 +80,15 @@ void Recorder::dns(const dns::Query& query, std::string_view wire) {
   if (!file_) return;
   const dns::Result& result = query.result();
   if (result.from_cache) return;  // the answer was recorded when it first came
-  write_line(file_, {{"type", "dns"}, {"t", rounded(now())}, {"name", query.name()},
-                     {"qtype", query.qtype()}, {"rcode", result.rcode}, {"server", result.server},
-                     {"tcp", result.tcp}, {"seconds", rounded(result.seconds)}, {"wire", hex(wire)}});
+  write_line(file_, {{"type", "dns"},
+                     {"t", rounded(now())},
+                     {"name", query.name()},
+                     {"qtype", query.qtype()},
+                     {"rcode", result.rcode},
+                     {"server", result.server},
+                     {"tcp", result.tcp},
+                     {"seconds", rounded(result.seconds)},
+                     {"wire", hex(wire)}});
 }
 
 void Recorder::observe_dns(void* recorder, const dns::Query& query, std::string_view wire) {

@@ -1,8 +1,8 @@
 #include "engine/server/dns_replay.hpp"
 
+#include <ldns/ldns.h>
 #include <asio/read.hpp>
 #include <asio/write.hpp>
-#include <ldns/ldns.h>
 
 #include <algorithm>
 
@@ -113,7 +113,8 @@ void DnsReplay::receive() {
   datagram_.resize(65535);
   udp_.async_receive_from(asio::buffer(datagram_), peer_,
                           [self = shared_from_this()](std::error_code ec, std::size_t size) {
-                            if (ec == asio::error::operation_aborted || !self->udp_.is_open()) return;
+                            if (ec == asio::error::operation_aborted || !self->udp_.is_open())
+                              return;
                             if (!ec) {
                               std::string_view query(self->datagram_.data(), size);
                               std::string reply = self->answer_for(query, false);
@@ -126,31 +127,36 @@ void DnsReplay::receive() {
                                 end = std::min(end + 5, size);  // the root label, QTYPE, QCLASS
                                 reply.assign(self->datagram_.data(), end);
                                 reply[2] = static_cast<char>(reply[2] | 0x82);
-                                for (int i = 6; i < 12; ++i) reply[static_cast<std::size_t>(i)] = 0;
+                                for (int i = 6; i < 12; ++i)
+                                  reply[static_cast<std::size_t>(i)] = 0;
                               } else {
                                 reply = self->answer_for(query, true);
                               }
                               std::error_code ignored;
-                              if (!reply.empty()) self->udp_.send_to(asio::buffer(reply), self->peer_, 0, ignored);
+                              if (!reply.empty())
+                                self->udp_.send_to(asio::buffer(reply), self->peer_, 0, ignored);
                             }
                             self->receive();
                           });
 }
 
 void DnsReplay::accept() {
-  tcp_.async_accept([self = shared_from_this()](std::error_code ec, asio::ip::tcp::socket accepted) {
+  tcp_.async_accept([self = shared_from_this()](std::error_code ec,
+                                                asio::ip::tcp::socket accepted) {
     if (!self->tcp_.is_open()) return;
     if (!ec) {
       auto socket = std::make_shared<asio::ip::tcp::socket>(std::move(accepted));
       auto length = std::make_shared<std::array<unsigned char, 2>>();
-      asio::async_read(*socket, asio::buffer(*length), [self, socket, length](std::error_code ec, std::size_t) {
-        if (ec) return;
-        auto body = std::make_shared<std::string>(((*length)[0] << 8) | (*length)[1], '\0');
-        asio::async_read(*socket, asio::buffer(*body), [self, socket, body](std::error_code ec, std::size_t) {
-          if (ec) return;
-          send_over_tcp(socket, self->answer_for(*body, true));
-        });
-      });
+      asio::async_read(
+          *socket, asio::buffer(*length), [self, socket, length](std::error_code ec, std::size_t) {
+            if (ec) return;
+            auto body = std::make_shared<std::string>(((*length)[0] << 8) | (*length)[1], '\0');
+            asio::async_read(*socket, asio::buffer(*body),
+                             [self, socket, body](std::error_code ec, std::size_t) {
+                               if (ec) return;
+                               send_over_tcp(socket, self->answer_for(*body, true));
+                             });
+          });
     }
     self->accept();
   });

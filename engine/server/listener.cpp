@@ -33,16 +33,17 @@ void Listener::start(OnAccept on_accept, void* context) {
 }
 
 void Listener::accept_next() {
-  acceptor_.async_accept([self = shared_from_this()](std::error_code ec, asio::ip::tcp::socket socket) {
-    if (!self->acceptor_.is_open()) return;
-    if (!ec) {
-      ++self->accepted_;
-      auto connection = net::Connection::adopt(self->io_, std::move(socket));
-      if (self->on_accept_) self->on_accept_(self->context_, std::move(connection));
-    }
-    // A failed accept (out of descriptors, say) must not stop the server.
-    self->accept_next();
-  });
+  acceptor_.async_accept(
+      [self = shared_from_this()](std::error_code ec, asio::ip::tcp::socket socket) {
+        if (!self->acceptor_.is_open()) return;
+        if (!ec) {
+          ++self->accepted_;
+          auto connection = net::Connection::adopt(self->io_, std::move(socket));
+          if (self->on_accept_) self->on_accept_(self->context_, std::move(connection));
+        }
+        // A failed accept (out of descriptors, say) must not stop the server.
+        self->accept_next();
+      });
 }
 
 void Listener::close() {
@@ -51,6 +52,8 @@ void Listener::close() {
   acceptor_.close(ignored);
 }
 
-std::string Listener::address() const { return net::format_endpoint(endpoint_); }
+std::string Listener::address() const {
+  return net::format_endpoint(endpoint_);
+}
 
 }  // namespace smtpsh::server

@@ -108,7 +108,8 @@ void Session::on_implicit_tls(void* self_pointer) {
 void Session::start_tls(const tls::Options& options, Notify notify, void* context) {
   begin(notify, context);
   if (closed_) return fail_soon(net::Failure::closed, "the session is closed");
-  transcript_.add('!', "TLS handshake" + (options.sni.empty() ? std::string() : " (SNI " + options.sni + ")"));
+  transcript_.add(
+      '!', "TLS handshake" + (options.sni.empty() ? std::string() : " (SNI " + options.sni + ")"));
   parser_.reset();
   connection_->start_tls(options, &Session::on_tls, this);
 }

@@ -1,8 +1,8 @@
 #include "engine/tls/context.hpp"
 
 #include <openssl/err.h>
-#include <openssl/ssl.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
 #include <asio/ip/address.hpp>
@@ -54,7 +54,8 @@ bool use_self_signed(SSL_CTX* ctx, const std::string& name, std::string& error) 
     X509V3_CTX v3;
     X509V3_set_ctx_nodb(&v3);
     X509V3_set_ctx(&v3, cert, cert, nullptr, nullptr, 0);
-    X509_EXTENSION* extension = X509V3_EXT_conf_nid(nullptr, &v3, NID_subject_alt_name, san.c_str());
+    X509_EXTENSION* extension =
+        X509V3_EXT_conf_nid(nullptr, &v3, NID_subject_alt_name, san.c_str());
     ok = extension && X509_add_ext(cert, extension, -1) == 1;
     X509_EXTENSION_free(extension);
     ok = ok && X509_sign(cert, key, EVP_sha256()) > 0 && SSL_CTX_use_certificate(ctx, cert) == 1 &&
@@ -62,7 +63,8 @@ bool use_self_signed(SSL_CTX* ctx, const std::string& name, std::string& error) 
   }
   X509_free(cert);
   EVP_PKEY_free(key);
-  if (!ok) error = "cannot make a self-signed certificate for " + name + ": " + last_openssl_error();
+  if (!ok)
+    error = "cannot make a self-signed certificate for " + name + ": " + last_openssl_error();
   return ok;
 }
 
@@ -78,7 +80,8 @@ std::unique_ptr<asio::ssl::context> make_context(const Options& options, std::st
   SSL_CTX* ctx = context->native_handle();
   ERR_clear_error();
   if (!options.ciphers.empty() && SSL_CTX_set_cipher_list(ctx, options.ciphers.c_str()) != 1) {
-    error = "no TLS cipher matches '" + options.ciphers + "' (OpenSSL cipher-list syntax, TLS 1.2 and below)";
+    error = "no TLS cipher matches '" + options.ciphers +
+            "' (OpenSSL cipher-list syntax, TLS 1.2 and below)";
     ERR_clear_error();
     return nullptr;
   }
@@ -108,7 +111,6 @@ std::unique_ptr<asio::ssl::context> make_context(const Options& options, std::st
   ERR_clear_error();
   return context;
 }
-
 
 std::unique_ptr<asio::ssl::context> make_server_context(const ServerOptions& options,
                                                         std::string& error) {

@@ -28,8 +28,8 @@ std::string time_text(const ASN1_TIME* time) {
   std::tm tm{};
   if (!time || ASN1_TIME_to_tm(time, &tm) != 1) return {};
   char text[64];
-  std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
   return text;
 }
 
@@ -48,7 +48,8 @@ std::string hex(const unsigned char* data, std::size_t size, bool colons) {
 
 std::vector<std::string> alt_names(X509* cert) {
   std::vector<std::string> names;
-  auto* general = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  auto* general =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
   if (!general) return names;
   for (int i = 0; i < sk_GENERAL_NAME_num(general); ++i) {
     const GENERAL_NAME* entry = sk_GENERAL_NAME_value(general, i);
@@ -95,7 +96,8 @@ Certificate certificate_of(X509* cert) {
   unsigned char* spki = nullptr;
   int spki_size = i2d_PUBKEY(X509_get0_pubkey(cert), &spki);
   if (spki_size > 0) {
-    if (EVP_Digest(spki, static_cast<std::size_t>(spki_size), digest, &size, EVP_sha256(), nullptr) == 1)
+    if (EVP_Digest(spki, static_cast<std::size_t>(spki_size), digest, &size, EVP_sha256(),
+                   nullptr) == 1)
       out.spki_sha256 = hex(digest, size, false);
     OPENSSL_free(spki);
   }
@@ -150,9 +152,8 @@ Info describe(SSL* ssl, const Options& options) {
   if (!leaf) {
     info.verify_result = "the server sent no certificate";
   } else {
-    info.verify_result = info.verify_code == X509_V_OK
-                             ? "ok"
-                             : X509_verify_cert_error_string(info.verify_code);
+    info.verify_result =
+        info.verify_code == X509_V_OK ? "ok" : X509_verify_cert_error_string(info.verify_code);
   }
   if (!options.sni.empty() && leaf) {
     info.name_checked = true;

@@ -13,10 +13,10 @@ namespace smtpsh::tls {
 struct Certificate {
   std::string subject;  // RFC 2253 form: "CN=mx1.example.test,O=Example"
   std::string issuer;
-  std::vector<std::string> names;  // subjectAltName DNS names and addresses
+  std::vector<std::string> names;     // subjectAltName DNS names and addresses
   std::string not_before, not_after;  // "2026-01-31T12:00:00Z"
-  long days_left = 0;  // until not_after, negative once expired
-  std::string sha256;  // fingerprint of the DER, "AB:CD:..."
+  long days_left = 0;                 // until not_after, negative once expired
+  std::string sha256;                 // fingerprint of the DER, "AB:CD:..."
   std::string spki_sha256;  // SHA-256 of the public key (what TLSA 3 1 1 holds), lower-case hex
   std::string key;          // "RSA 2048", "EC 256"
   std::string serial;
@@ -25,7 +25,7 @@ struct Certificate {
 struct Info {
   std::string version;  // "TLSv1.3", as OpenSSL names it
   std::string cipher;
-  std::string group;  // key exchange group, "X25519", when known
+  std::string group;               // key exchange group, "X25519", when known
   std::vector<Certificate> chain;  // as the peer sent it, leaf first
   bool verified = false;           // chain and name verified
   long verify_code = 0;
@@ -36,7 +36,7 @@ struct Info {
   // DANE, when TLSA records were given.
   bool dane = false;
   bool dane_matched = false;
-  int dane_depth = -1;  // the chain depth the matching record applied to
+  int dane_depth = -1;      // the chain depth the matching record applied to
   std::string dane_record;  // "3 1 1 <hex>"
   bool dnssec = false;
 };

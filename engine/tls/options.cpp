@@ -18,18 +18,24 @@ std::optional<Version> parse_version(std::string_view name) {
 
 std::string_view version_option_name(Version version) {
   switch (version) {
-    case Version::tls1: return "tls1";
-    case Version::tls1_1: return "tls1.1";
-    case Version::tls1_2: return "tls1.2";
-    case Version::tls1_3: return "tls1.3";
-    case Version::any: break;
+    case Version::tls1:
+      return "tls1";
+    case Version::tls1_1:
+      return "tls1.1";
+    case Version::tls1_2:
+      return "tls1.2";
+    case Version::tls1_3:
+      return "tls1.3";
+    case Version::any:
+      break;
   }
   return "any";
 }
 
 bool offers_legacy_versions(Version min, Version max) {
   // Without a bound the system's defaults hold (Debian: TLS 1.2 and up), as for a modern sender.
-  return (min != Version::any && min < Version::tls1_2) || (max != Version::any && max < Version::tls1_2);
+  return (min != Version::any && min < Version::tls1_2) ||
+         (max != Version::any && max < Version::tls1_2);
 }
 
 bool offers_legacy_versions(const Options& options) {

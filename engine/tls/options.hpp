@@ -10,7 +10,13 @@
 namespace smtpsh::tls {
 
 // Protocol versions by their OpenSSL numbers (TLS1_VERSION ...); 0 means "no bound".
-enum class Version : int { any = 0, tls1 = 0x0301, tls1_1 = 0x0302, tls1_2 = 0x0303, tls1_3 = 0x0304 };
+enum class Version : int {
+  any = 0,
+  tls1 = 0x0301,
+  tls1_1 = 0x0302,
+  tls1_2 = 0x0303,
+  tls1_3 = 0x0304
+};
 
 // "tls1", "tls1.1", "tls1.2", "tls1.3" (also "TLSv1.2" as OpenSSL names them).
 std::optional<Version> parse_version(std::string_view name);
@@ -34,7 +40,7 @@ struct Options {
   std::string ciphersuites;  // TLS 1.3
   std::string sni;           // the name sent and checked; empty for none (an address target)
   Verify verify = Verify::none;
-  std::string ca_file;  // instead of the system CAs
+  std::string ca_file;     // instead of the system CAs
   std::vector<Tlsa> tlsa;  // for verify == dane (also checked and reported when given with none)
   bool dnssec = false;     // whether the TLSA records came with the AD bit
 };

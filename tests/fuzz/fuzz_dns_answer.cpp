@@ -37,10 +37,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (dns::parse_answer(wire, id, "example.test", qtype, answer) != dns::Verdict::accepted)
       continue;
     for (const auto* section : {&answer.answer, &answer.authority})
-      for (const dns::Record& record : *section) expect(canonical(record.name));
+      for (const dns::Record& record : *section)
+        expect(canonical(record.name));
     std::string end;
     auto records = dns::records_for(answer, "example.test", qtype, end);
-    for (const dns::Record* record : records) expect(record->type == qtype);
+    for (const dns::Record* record : records)
+      expect(record->type == qtype);
     (void)dns::negative_ttl(answer);
   }
   return 0;

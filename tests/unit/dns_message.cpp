@@ -39,10 +39,10 @@ TEST_CASE("a query is a recursive question with EDNS0 and the AD bit") {
 }
 
 TEST_CASE("answers are decoded into typed fields") {
-  std::string wire = dns_response(7, "example.test.", LDNS_RR_TYPE_MX,
-                              {"example.test. 300 IN MX 10 MX1.Example.Test.",
-                               "example.test. 200 IN MX 0 ."},
-                              {}, 0, false, true);
+  std::string wire =
+      dns_response(7, "example.test.", LDNS_RR_TYPE_MX,
+                   {"example.test. 300 IN MX 10 MX1.Example.Test.", "example.test. 200 IN MX 0 ."},
+                   {}, 0, false, true);
   dns::Answer answer;
   REQUIRE(dns::parse_answer(wire, 7, "example.test", dns::type::MX, answer) ==
           dns::Verdict::accepted);
@@ -59,20 +59,21 @@ TEST_CASE("answers are decoded into typed fields") {
   CHECK(answer.answer[1].fields == std::vector<std::string>{"0", "."});
 
   wire = dns_response(8, "multi.example.test.", LDNS_RR_TYPE_TXT,
-                  {"multi.example.test. 60 IN TXT \"part one \" \"part two\""});
+                      {"multi.example.test. 60 IN TXT \"part one \" \"part two\""});
   REQUIRE(dns::parse_answer(wire, 8, "multi.example.test", dns::type::TXT, answer) ==
           dns::Verdict::accepted);
   REQUIRE(answer.answer.size() == 1);
   CHECK(answer.answer[0].fields == std::vector<std::string>{"part one ", "part two"});
 
   wire = dns_response(9, "_25._tcp.mx1.example.test.", LDNS_RR_TYPE_TLSA,
-                  {"_25._tcp.mx1.example.test. 60 IN TLSA 3 1 1 0123456789ABCDEF"});
+                      {"_25._tcp.mx1.example.test. 60 IN TLSA 3 1 1 0123456789ABCDEF"});
   REQUIRE(dns::parse_answer(wire, 9, "_25._tcp.mx1.example.test", dns::type::TLSA, answer) ==
           dns::Verdict::accepted);
   CHECK(answer.answer[0].fields == std::vector<std::string>{"3", "1", "1", "0123456789abcdef"});
 
   wire = dns_response(10, "host.test.", LDNS_RR_TYPE_AAAA, {"host.test. 60 IN AAAA 2001:DB8::1"});
-  REQUIRE(dns::parse_answer(wire, 10, "host.test", dns::type::AAAA, answer) == dns::Verdict::accepted);
+  REQUIRE(dns::parse_answer(wire, 10, "host.test", dns::type::AAAA, answer) ==
+          dns::Verdict::accepted);
   CHECK(answer.answer[0].fields == std::vector<std::string>{"2001:db8::1"});
 }
 
@@ -91,9 +92,9 @@ TEST_CASE("an answer to another ID, question or type is not ours") {
 
 TEST_CASE("every truncation of an answer is refused, never misread") {
   std::string wire = dns_response(42, "example.test.", LDNS_RR_TYPE_MX,
-                              {"example.test. 300 IN MX 10 mx1.example.test.",
-                               "example.test. 300 IN MX 20 mx2.example.test."},
-                              {"example.test. 300 IN NS ns.example.test."});
+                                  {"example.test. 300 IN MX 10 mx1.example.test.",
+                                   "example.test. 300 IN MX 20 mx2.example.test."},
+                                  {"example.test. 300 IN NS ns.example.test."});
   for (std::size_t cut = 0; cut < wire.size(); ++cut) {
     CAPTURE(cut);
     dns::Answer answer;
@@ -113,7 +114,7 @@ TEST_CASE("every truncation of an answer is refused, never misread") {
 TEST_CASE("rcodes, truncation and the negative TTL") {
   dns::Answer answer;
   std::string nx = dns_response(5, "nope.test.", LDNS_RR_TYPE_A, {},
-                            {"test. 300 IN SOA ns.test. admin.test. 1 3600 600 86400 60"}, 3);
+                                {"test. 300 IN SOA ns.test. admin.test. 1 3600 600 86400 60"}, 3);
   REQUIRE(dns::parse_answer(nx, 5, "nope.test", dns::type::A, answer) == dns::Verdict::accepted);
   CHECK(answer.rcode == dns::rcode::NXDOMAIN);
   CHECK(dns::negative_ttl(answer) == 60u);
@@ -131,10 +132,10 @@ TEST_CASE("rcodes, truncation and the negative TTL") {
 }
 
 TEST_CASE("the CNAME chain is followed to the records that answer the question") {
-  std::string wire = dns_response(3, "alias.test.", LDNS_RR_TYPE_A,
-                              {"alias.test. 60 IN CNAME middle.test.",
-                               "middle.test. 60 IN CNAME host.test.",
-                               "host.test. 60 IN A 192.0.2.7", "other.test. 60 IN A 192.0.2.8"});
+  std::string wire =
+      dns_response(3, "alias.test.", LDNS_RR_TYPE_A,
+                   {"alias.test. 60 IN CNAME middle.test.", "middle.test. 60 IN CNAME host.test.",
+                    "host.test. 60 IN A 192.0.2.7", "other.test. 60 IN A 192.0.2.8"});
   dns::Answer answer;
   REQUIRE(dns::parse_answer(wire, 3, "alias.test", dns::type::A, answer) == dns::Verdict::accepted);
   std::string canonical;
@@ -145,7 +146,7 @@ TEST_CASE("the CNAME chain is followed to the records that answer the question")
 
   // A loop of aliases ends, with nothing found.
   wire = dns_response(4, "x.test.", LDNS_RR_TYPE_A,
-                  {"x.test. 60 IN CNAME y.test.", "y.test. 60 IN CNAME x.test."});
+                      {"x.test. 60 IN CNAME y.test.", "y.test. 60 IN CNAME x.test."});
   REQUIRE(dns::parse_answer(wire, 4, "x.test", dns::type::A, answer) == dns::Verdict::accepted);
   CHECK(dns::records_for(answer, "x.test", dns::type::A, canonical).empty());
 }
@@ -166,7 +167,8 @@ TEST_CASE("names are made canonical, and what cannot be a name is refused in wor
   CHECK_FALSE(dns::canonical_name(std::string(64, 'a') + ".test", error));
   CHECK(error.find("63") != std::string::npos);
   std::string long_name;
-  for (int i = 0; i < 50; ++i) long_name += "abcd.";
+  for (int i = 0; i < 50; ++i)
+    long_name += "abcd.";
   long_name += "test";
   CHECK_FALSE(dns::canonical_name(long_name, error));
   CHECK(error.find("253") != std::string::npos);

@@ -32,7 +32,8 @@ asio::ip::udp::endpoint loopback(std::uint16_t port) {
 dns::ServerSet servers(std::vector<std::uint16_t> ports, engine::Duration timeout = 2s,
                        int attempts = 1) {
   dns::ServerSet set;
-  for (auto port : ports) set.servers.push_back(loopback(port));
+  for (auto port : ports)
+    set.servers.push_back(loopback(port));
   set.timeout = timeout;
   set.attempts = attempts;
   return set;
@@ -49,7 +50,8 @@ dns::Result ask(engine::Loop& loop, dns::Resolver& resolver, const std::string& 
 
 std::vector<std::string> first_fields(const dns::Result& result) {
   std::vector<std::string> out;
-  for (const auto& record : result.records) out.push_back(record.fields.back());
+  for (const auto& record : result.records)
+    out.push_back(record.fields.back());
   return out;
 }
 
@@ -66,7 +68,8 @@ TEST_CASE("answers over UDP from NSD, with the server that gave them") {
   CHECK(mx.server == "127.0.0.1:" + std::to_string(nsd().port()));
   auto hosts = first_fields(mx);
   std::sort(hosts.begin(), hosts.end());
-  CHECK(hosts == std::vector<std::string>{"mx1.example.test", "mx2.example.test", "mx3.example.test"});
+  CHECK(hosts ==
+        std::vector<std::string>{"mx1.example.test", "mx2.example.test", "mx3.example.test"});
 
   auto txt = ask(loop, *resolver, "multi.example.test", dns::type::TXT);
   REQUIRE(txt.records.size() == 1);
@@ -254,7 +257,8 @@ TEST_CASE("connect resolves through the resolver, and reaches smtp-sink by its n
   auto resolver = dns::Resolver::create(loop.io(), servers({nsd().port()}));
   auto conn = net::Connection::create(loop.io());
   Op op;
-  conn->connect("mx1.example.test", port, {.source = {}, .timeout = 5s, .resolver = resolver}, &Op::notify, &op);
+  conn->connect("mx1.example.test", port, {.source = {}, .timeout = 5s, .resolver = resolver},
+                &Op::notify, &op);
   test::wait(loop, op);
   INFO(conn->write_outcome().message);
   REQUIRE(conn->write_outcome().ok());
@@ -262,8 +266,8 @@ TEST_CASE("connect resolves through the resolver, and reaches smtp-sink by its n
 
   auto missing = net::Connection::create(loop.io());
   Op op2;
-  missing->connect("nowhere.example.test", port, {.source = {}, .timeout = 5s, .resolver = resolver},
-                   &Op::notify, &op2);
+  missing->connect("nowhere.example.test", port,
+                   {.source = {}, .timeout = 5s, .resolver = resolver}, &Op::notify, &op2);
   test::wait(loop, op2);
   CHECK(missing->write_outcome().failure == net::Failure::dns);
   CHECK(missing->write_outcome().message.find("NXDOMAIN") != std::string::npos);

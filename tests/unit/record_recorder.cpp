@@ -1,8 +1,8 @@
 // engine/record/recorder: JSON string escaping, and the JSON Lines a Recorder writes to a real
 // file: the start line, SMTP transcript lines, and the DNS answers a real resolver got from a
 // replay DNS server on loopback.
-#include "engine/record/recorder.hpp"
 #include "engine/dns/resolver.hpp"
+#include "engine/record/recorder.hpp"
 #include "engine/server/dns_replay.hpp"
 #include "tests/support/operation.hpp"
 
@@ -10,8 +10,8 @@
 
 #include <doctest/doctest.h>
 #include <ldns/ldns.h>
-#include <nlohmann/json.hpp>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cstdlib>
@@ -43,7 +43,8 @@ class TempFile {
   std::vector<std::string> lines() const {
     std::ifstream in(path());
     std::vector<std::string> out;
-    for (std::string line; std::getline(in, line);) out.push_back(line);
+    for (std::string line; std::getline(in, line);)
+      out.push_back(line);
     return out;
   }
 
@@ -79,8 +80,12 @@ TEST_CASE("json_string escapes what RFC 8259 requires and passes UTF-8 through")
   CHECK(json_string("gr\xc3\xbc\xc3\x9f \xe2\x82\xac \xf0\x9f\x93\xa7") ==
         "\"gr\xc3\xbc\xc3\x9f \xe2\x82\xac \xf0\x9f\x93\xa7\"");
   // What is not UTF-8 (a server may send anything) becomes U+FFFD, and the output stays JSON.
-  std::string replaced = json_string("a\xff" "b");
-  CHECK(replaced == "\"a\xef\xbf\xbd" "b\"");
+  std::string replaced = json_string(
+      "a\xff"
+      "b");
+  CHECK(replaced ==
+        "\"a\xef\xbf\xbd"
+        "b\"");
   CHECK(nlohmann::json::parse(json_string("x\xc3(\xe2\x82 \x80y")).get<std::string>().find('y') !=
         std::string::npos);
   // Whatever it is given, it parses back to the same text when that text was UTF-8.
@@ -116,7 +121,8 @@ TEST_CASE("a recording: the start line with argv, then transcript lines") {
   CHECK(parsed[0] == nlohmann::json{{"type", "start"},
                                     {"version", 1},
                                     {"argv", {"smtpsh", "-e", "print(\"hi\")", "mx.test"}}});
-  CHECK(lines[0].find(R"j("argv":["smtpsh","-e","print(\"hi\")","mx.test"])j") != std::string::npos);
+  CHECK(lines[0].find(R"j("argv":["smtpsh","-e","print(\"hi\")","mx.test"])j") !=
+        std::string::npos);
 
   // Transcript lines: everything but the recording time is exact.
   auto without_t = [](nlohmann::json line) {
@@ -125,12 +131,20 @@ TEST_CASE("a recording: the start line with argv, then transcript lines") {
     line.erase("t");
     return line;
   };
-  CHECK(without_t(parsed[1]) == nlohmann::json{{"type", "smtp"}, {"session", 1}, {"st", 0.0},
-                                               {"dir", "!"}, {"line", "connected to 127.0.0.1:25"}});
-  CHECK(without_t(parsed[2]) == nlohmann::json{{"type", "smtp"}, {"session", 1}, {"st", 0.012},
-                                               {"dir", "S"}, {"line", "220 mx.test ESMTP"}});
+  CHECK(without_t(parsed[1]) == nlohmann::json{{"type", "smtp"},
+                                               {"session", 1},
+                                               {"st", 0.0},
+                                               {"dir", "!"},
+                                               {"line", "connected to 127.0.0.1:25"}});
+  CHECK(without_t(parsed[2]) == nlohmann::json{{"type", "smtp"},
+                                               {"session", 1},
+                                               {"st", 0.012},
+                                               {"dir", "S"},
+                                               {"line", "220 mx.test ESMTP"}});
   // The session time is rounded to the microsecond.
-  CHECK(without_t(parsed[3]) == nlohmann::json{{"type", "smtp"}, {"session", 2}, {"st", 1.234568},
+  CHECK(without_t(parsed[3]) == nlohmann::json{{"type", "smtp"},
+                                               {"session", 2},
+                                               {"st", 1.234568},
                                                {"dir", "C"},
                                                {"line", "MAIL FROM:<\"a b\"@x.test>\t"}});
   CHECK(lines[3].find(R"j("line":"MAIL FROM:<\"a b\"@x.test>\t")j") != std::string::npos);
@@ -166,7 +180,9 @@ TEST_CASE("a path that cannot be written is refused in words") {
   CHECK_FALSE(recorder.open("/nonexistent-smtpsh-dir/recording.jsonl", {"smtpsh"}, error));
   CHECK_FALSE(recorder.is_open());
   CHECK(error.rfind("cannot write the recording", 0) == 0);
-  CHECK(error == "cannot write the recording /nonexistent-smtpsh-dir/recording.jsonl: No such file or directory");
+  CHECK(error ==
+        "cannot write the recording /nonexistent-smtpsh-dir/recording.jsonl: No such file or "
+        "directory");
   // A directory is not a file either.
   TempFile file;
   std::string dir = std::filesystem::path(file.path()).parent_path().string();

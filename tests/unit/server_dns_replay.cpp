@@ -72,7 +72,8 @@ struct Replay {
 
 std::vector<std::string> fields(const dns::Result& result) {
   std::vector<std::string> out;
-  for (const auto& record : result.records) out.push_back(record.fields.back());
+  for (const auto& record : result.records)
+    out.push_back(record.fields.back());
   return out;
 }
 
@@ -110,8 +111,9 @@ TEST_CASE("a recorded answer comes back under the asker's ID, with its records")
   CHECK(replay.server->refused() == 0);
 
   // The question's case and a trailing dot do not matter.
-  replay.server->add("A.Example.Test.", dns::type::A,
-                     response(7, "a.example.test.", LDNS_RR_TYPE_A, {a_record("a.example.test.", "192.0.2.1")}));
+  replay.server->add(
+      "A.Example.Test.", dns::type::A,
+      response(7, "a.example.test.", LDNS_RR_TYPE_A, {a_record("a.example.test.", "192.0.2.1")}));
   auto a = replay.ask("a.example.test", dns::type::A);
   REQUIRE(a.result.ok());
   CHECK(fields(a.result) == std::vector<std::string>{"192.0.2.1"});
@@ -121,8 +123,9 @@ TEST_CASE("a recorded answer comes back under the asker's ID, with its records")
 TEST_CASE("a question never recorded is REFUSED") {
   engine::Loop loop;
   Replay replay(loop);
-  replay.server->add("known.test", dns::type::A,
-                     response(1, "known.test.", LDNS_RR_TYPE_A, {a_record("known.test.", "192.0.2.2")}));
+  replay.server->add(
+      "known.test", dns::type::A,
+      response(1, "known.test.", LDNS_RR_TYPE_A, {a_record("known.test.", "192.0.2.2")}));
   replay.server->start();
 
   auto unknown = replay.ask("unknown.test", dns::type::A);
@@ -144,7 +147,8 @@ TEST_CASE("an answer too big for UDP is asked again over TCP and comes back whol
   engine::Loop loop;
   Replay replay(loop);
   std::vector<std::string> records;
-  for (int i = 1; i <= 100; ++i) records.push_back(a_record("big.test.", "10.0.0." + std::to_string(i)));
+  for (int i = 1; i <= 100; ++i)
+    records.push_back(a_record("big.test.", "10.0.0." + std::to_string(i)));
   std::string big = response(99, "big.test.", LDNS_RR_TYPE_A, records);
   REQUIRE(big.size() > 1232);
   replay.server->add("big.test", dns::type::A, big);
@@ -157,7 +161,8 @@ TEST_CASE("an answer too big for UDP is asked again over TCP and comes back whol
   REQUIRE(asked.result.records.size() == 100);
   auto addresses = fields(asked.result);
   for (int i = 1; i <= 100; ++i)
-    CHECK(std::find(addresses.begin(), addresses.end(), "10.0.0." + std::to_string(i)) != addresses.end());
+    CHECK(std::find(addresses.begin(), addresses.end(), "10.0.0." + std::to_string(i)) !=
+          addresses.end());
   CHECK(asked.wire.substr(2) == big.substr(2));
 }
 
@@ -177,8 +182,8 @@ TEST_CASE("several answers to one question are given out in order, the last one 
     seen.push_back(fields(asked.result).at(0));
     ids.push_back(id_of(asked.wire));
   }
-  CHECK(seen == std::vector<std::string>{"192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.3",
-                                         "192.0.2.3"});
+  CHECK(seen ==
+        std::vector<std::string>{"192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.3", "192.0.2.3"});
   CHECK(replay.server->answered() == 5);
   CHECK(replay.server->refused() == 0);
   // Each answer carried the ID of its own query (the resolver picks them at random).
@@ -192,7 +197,8 @@ TEST_CASE("large answers to one question come in order over TCP, each counted on
   for (int round = 1; round <= 2; ++round) {
     std::vector<std::string> records;
     for (int i = 1; i <= 100; ++i)
-      records.push_back(a_record("big.test.", "10.0." + std::to_string(round) + "." + std::to_string(i)));
+      records.push_back(
+          a_record("big.test.", "10.0." + std::to_string(round) + "." + std::to_string(i)));
     replay.server->add("big.test", dns::type::A, response(7, "big.test.", LDNS_RR_TYPE_A, records));
   }
   replay.server->start();
@@ -221,5 +227,6 @@ TEST_CASE("after close() nothing answers") {
   replay.resolver->set_servers(servers);
   auto asked = replay.ask("x.test", dns::type::A);
   CHECK_FALSE(asked.result.ok());
-  CHECK((asked.result.status == dns::Status::unreachable || asked.result.status == dns::Status::timeout));
+  CHECK((asked.result.status == dns::Status::unreachable ||
+         asked.result.status == dns::Status::timeout));
 }

@@ -114,10 +114,9 @@ TEST_CASE("three clients: three accepted connections, each talking to its own cl
 
   for (auto& client : clients) {
     CAPTURE(client->local_address());
-    auto found = std::find_if(accepted.connections.begin(), accepted.connections.end(),
-                              [&](const auto& conn) {
-                                return conn->remote_address() == client->local_address();
-                              });
+    auto found = std::find_if(
+        accepted.connections.begin(), accepted.connections.end(),
+        [&](const auto& conn) { return conn->remote_address() == client->local_address(); });
     REQUIRE(found != accepted.connections.end());
     net::Connection& server_side = **found;
     CHECK(server_side.is_open());
@@ -129,7 +128,8 @@ TEST_CASE("three clients: three accepted connections, each talking to its own cl
     send(loop, *client, "QUIT " + client->local_address() + "\r\n");
     CHECK(read_line(loop, server_side) == "QUIT " + client->local_address());
   }
-  for (auto& conn : accepted.connections) conn->close();
+  for (auto& conn : accepted.connections)
+    conn->close();
   listener->close();
 }
 

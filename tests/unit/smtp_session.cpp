@@ -1,6 +1,6 @@
 // engine/smtp/session against Postfix's smtp-sink on loopback.
-#include "shell/demo.hpp"
 #include "engine/smtp/session.hpp"
+#include "shell/demo.hpp"
 #include "tests/support/operation.hpp"
 #include "tests/support/subprocess.hpp"
 

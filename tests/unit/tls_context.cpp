@@ -80,7 +80,8 @@ std::string after_equals(const std::string& output) {
   auto at = output.rfind('=');
   REQUIRE(at != std::string::npos);
   std::string value = output.substr(at + 1);
-  while (!value.empty() && std::isspace(static_cast<unsigned char>(value.back()))) value.pop_back();
+  while (!value.empty() && std::isspace(static_cast<unsigned char>(value.back())))
+    value.pop_back();
   while (!value.empty() && std::isspace(static_cast<unsigned char>(value.front())))
     value.erase(value.begin());
   return value;
@@ -218,7 +219,8 @@ TEST_CASE("client contexts: options that cannot be honoured are refused in words
   options.ca_file = "/nonexistent/smtpsh-ca.pem";
   CHECK(tls::make_context(options, error) == nullptr);
   CHECK(error.rfind("cannot load CA certificates from '/nonexistent/smtpsh-ca.pem': ", 0) == 0);
-  CHECK(error.size() > std::string("cannot load CA certificates from '/nonexistent/smtpsh-ca.pem': ").size());
+  CHECK(error.size() >
+        std::string("cannot load CA certificates from '/nonexistent/smtpsh-ca.pem': ").size());
 }
 
 TEST_CASE("client contexts: ordinary options are accepted") {
@@ -259,7 +261,8 @@ TEST_CASE("client contexts: ordinary options are accepted") {
 
   // DANE records turn DANE on; an unusable record alone is refused when DANE is required.
   tls::Options dane = client_options(tls::Verify::dane);
-  dane.tlsa.push_back({.usage = 9, .selector = 1, .matching_type = 1, .data = std::string(32, 'x')});
+  dane.tlsa.push_back(
+      {.usage = 9, .selector = 1, .matching_type = 1, .data = std::string(32, 'x')});
   auto dane_context = tls::make_context(dane, error);
   REQUIRE(dane_context != nullptr);
   SSL* ssl = SSL_new(dane_context->native_handle());
@@ -280,7 +283,8 @@ TEST_CASE("server contexts: a self-signed certificate, or files that must load")
   // An address gets an IP SAN.
   auto by_address = tls::make_server_context(self_signed("127.0.0.1"), error);
   REQUIRE(by_address != nullptr);
-  CHECK(X509_check_ip_asc(SSL_CTX_get0_certificate(by_address->native_handle()), "127.0.0.1", 0) == 1);
+  CHECK(X509_check_ip_asc(SSL_CTX_get0_certificate(by_address->native_handle()), "127.0.0.1", 0) ==
+        1);
 
   tls::ServerOptions missing;
   missing.cert_file = "/nonexistent/smtpsh.crt";
@@ -386,9 +390,9 @@ TEST_CASE("verify=peer fails the handshake on a self-signed certificate") {
   auto client = handshake(loop, server, client_options(tls::Verify::peer));
   CHECK(client->write_outcome().failure == net::Failure::tls);
   CHECK(std::string(client->tls_failure_reason()) == "verify");
-  CHECK(client->write_outcome().message ==
-        "TLS handshake failed: the certificate of 127.0.0.1:" +
-            std::to_string(server.listener->port()) + " did not verify (self-signed certificate)");
+  CHECK(client->write_outcome().message == "TLS handshake failed: the certificate of 127.0.0.1:" +
+                                               std::to_string(server.listener->port()) +
+                                               " did not verify (self-signed certificate)");
   CHECK(client->tls_info() == nullptr);
   CHECK_FALSE(client->is_tls());
   CHECK_FALSE(client->is_open());  // nothing usable is left on the connection
@@ -416,7 +420,8 @@ TEST_CASE("verify=peer passes with the certificate as the CA file, and checks th
     CHECK(info->name_matches);
 
     // The fingerprints agree with what openssl computes from the file.
-    auto fingerprint = after_equals(openssl({"x509", "-in", files.cert, "-noout", "-fingerprint", "-sha256"}));
+    auto fingerprint =
+        after_equals(openssl({"x509", "-in", files.cert, "-noout", "-fingerprint", "-sha256"}));
     CHECK(info->chain[0].sha256 == fingerprint);
     std::string der = dir.file("spki.der");
     openssl({"x509", "-in", files.cert, "-noout", "-pubkey", "-out", dir.file("spki.pem")});
