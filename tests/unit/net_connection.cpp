@@ -2,6 +2,7 @@
 // sockets that play a fixed byte sequence (for what no server does on purpose: bare LF,
 // a line over the limit, a close in the middle of a line, a full accept queue).
 #include "engine/net/connection.hpp"
+#include "tests/support/connection_steps.hpp"
 #include "tests/support/operation.hpp"
 #include "tests/support/subprocess.hpp"
 
@@ -21,33 +22,10 @@ using namespace std::chrono_literals;
 namespace {
 
 using Op = test::Operation;
+using test::connect;
+using test::read_line;
+using test::send;
 using test::wait;
-
-std::shared_ptr<net::Connection> connect(engine::Loop& loop, const std::string& host,
-                                         std::uint16_t port, net::ConnectOptions options = {}) {
-  auto conn = net::Connection::create(loop.io());
-  Op op;
-  conn->connect(host, port, options, &Op::notify, &op);
-  CHECK_FALSE(op.done);  // never completes inside the call that started it
-  wait(loop, op);
-  return conn;
-}
-
-std::string read_line(engine::Loop& loop, net::Connection& conn) {
-  if (conn.take_buffered_line()) return std::string(conn.data());
-  Op op;
-  conn.read_line(&Op::notify, &op);
-  wait(loop, op);
-  return std::string(conn.data());
-}
-
-void send(engine::Loop& loop, net::Connection& conn, std::string_view bytes) {
-  Op op;
-  conn.send(bytes, &Op::notify, &op);
-  wait(loop, op);
-  REQUIRE(conn.write_outcome().ok());
-  CHECK(conn.bytes_sent() == bytes.size());
-}
 
 // A listener on 127.0.0.1 that accepts one client, writes `script`, then either closes or
 // holds the connection open until the test ends. Every wait is bounded.

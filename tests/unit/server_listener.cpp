@@ -2,6 +2,7 @@
 // net::Connection objects that speak to the clients that made them, all on loopback.
 #include "engine/net/connection.hpp"
 #include "engine/server/listener.hpp"
+#include "tests/support/connection_steps.hpp"
 #include "tests/support/operation.hpp"
 
 #include <doctest/doctest.h>
@@ -17,6 +18,8 @@ using namespace std::chrono_literals;
 namespace {
 
 using Op = test::Operation;
+using test::read_line;
+using test::send;
 using test::wait;
 
 // Keeps what the listener hands over; done once `expected` connections came.
@@ -30,29 +33,6 @@ struct Accepted {
     if (self->connections.size() >= self->expected) self->op.done = true;
   }
 };
-
-std::shared_ptr<net::Connection> connect(engine::Loop& loop, std::uint16_t port) {
-  auto conn = net::Connection::create(loop.io());
-  Op op;
-  conn->connect("127.0.0.1", port, {.source = {}, .timeout = 5s}, &Op::notify, &op);
-  wait(loop, op);
-  return conn;
-}
-
-std::string read_line(engine::Loop& loop, net::Connection& conn) {
-  if (conn.take_buffered_line()) return std::string(conn.data());
-  Op op;
-  conn.read_line(&Op::notify, &op);
-  wait(loop, op);
-  return std::string(conn.data());
-}
-
-void send(engine::Loop& loop, net::Connection& conn, std::string_view bytes) {
-  Op op;
-  conn.send(bytes, &Op::notify, &op);
-  wait(loop, op);
-  REQUIRE(conn.write_outcome().ok());
-}
 
 }  // namespace
 
@@ -105,7 +85,8 @@ TEST_CASE("three clients: three accepted connections, each talking to its own cl
 
   std::vector<std::shared_ptr<net::Connection>> clients;
   for (int i = 0; i < 3; ++i) {
-    clients.push_back(connect(loop, listener->port()));
+    clients.push_back(
+        test::connect(loop, "127.0.0.1", listener->port(), {.source = {}, .timeout = 5s}));
     REQUIRE(clients.back()->write_outcome().ok());
   }
   wait(loop, accepted.op);
@@ -141,14 +122,14 @@ TEST_CASE("after close() connects are refused and nothing more is accepted") {
   Accepted accepted;
   accepted.expected = 1;
   listener->start(&Accepted::on_accept, &accepted);
-  auto first = connect(loop, listener->port());
+  auto first = test::connect(loop, "127.0.0.1", listener->port(), {.source = {}, .timeout = 5s});
   REQUIRE(first->write_outcome().ok());
   wait(loop, accepted.op);
   auto port = listener->port();
   listener->close();
   CHECK_FALSE(listener->is_open());
 
-  auto late = connect(loop, port);
+  auto late = test::connect(loop, "127.0.0.1", port, {.source = {}, .timeout = 5s});
   CHECK(late->write_outcome().failure == net::Failure::refused);
   CHECK(late->write_outcome().message == "connection refused by 127.0.0.1:" + std::to_string(port));
   // Let anything still queued run: the closed listener hands nothing over.

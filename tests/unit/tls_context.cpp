@@ -7,6 +7,7 @@
 #include "engine/server/listener.hpp"
 #include "engine/tls/context.hpp"
 #include "engine/tls/info.hpp"
+#include "tests/support/connection_steps.hpp"
 #include "tests/support/operation.hpp"
 #include "tests/support/subprocess.hpp"
 
@@ -28,6 +29,8 @@ using namespace std::chrono_literals;
 namespace {
 
 using Op = test::Operation;
+using test::read_line;
+using test::send;
 using test::wait;
 
 // A fresh directory under the system's temp directory, removed with everything in it.
@@ -100,21 +103,6 @@ bool is_lower_hex(const std::string& text) {
                      [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
-std::string read_line(engine::Loop& loop, net::Connection& conn) {
-  if (conn.take_buffered_line()) return std::string(conn.data());
-  Op op;
-  conn.read_line(&Op::notify, &op);
-  wait(loop, op);
-  return std::string(conn.data());
-}
-
-void send(engine::Loop& loop, net::Connection& conn, std::string_view bytes) {
-  Op op;
-  conn.send(bytes, &Op::notify, &op);
-  wait(loop, op);
-  REQUIRE(conn.write_outcome().ok());
-}
-
 // The server side: a listener on 127.0.0.1 whose one accepted connection either handshakes
 // with `options` or first sends `plain` (and then does nothing more).
 struct Server {
@@ -151,19 +139,10 @@ struct Server {
   }
 };
 
-std::shared_ptr<net::Connection> connect(engine::Loop& loop, std::uint16_t port) {
-  auto conn = net::Connection::create(loop.io());
-  Op op;
-  conn->connect("127.0.0.1", port, {.source = {}, .timeout = 5s}, &Op::notify, &op);
-  wait(loop, op);
-  REQUIRE(conn->write_outcome().ok());
-  return conn;
-}
-
 // Connects to `server` and runs the client side of the handshake; waits for both sides.
 std::shared_ptr<net::Connection> handshake(engine::Loop& loop, Server& server,
                                            const tls::Options& options) {
-  auto client = connect(loop, server.listener->port());
+  auto client = test::connect_loopback(loop, server.listener->port());
   Op op;
   client->start_tls(options, &Op::notify, &op);
   CHECK_FALSE(op.done);  // never completes inside the call that started it
@@ -557,7 +536,7 @@ TEST_CASE("DANE-EE: a TLSA 3 1 1 record for the server's key passes; another one
 TEST_CASE("plain text buffered before the handshake fails it as not_tls") {
   engine::Loop loop;
   Server server(loop, {}, "220 ok\r\nextra\r\n");
-  auto client = connect(loop, server.listener->port());
+  auto client = test::connect_loopback(loop, server.listener->port());
   wait(loop, server.done);
   REQUIRE(server.conn->write_outcome().ok());
   // Reading the first line pulls in the second as well: it stays buffered.
@@ -577,7 +556,7 @@ TEST_CASE("plain text buffered before the handshake fails it as not_tls") {
 TEST_CASE("options that cannot be honoured fail start_tls at once, as 'local'") {
   engine::Loop loop;
   Server server(loop, self_signed());
-  auto client = connect(loop, server.listener->port());
+  auto client = test::connect_loopback(loop, server.listener->port());
   tls::Options options = client_options();
   options.min = tls::Version::tls1_3;
   options.max = tls::Version::tls1_1;
