@@ -251,61 +251,17 @@ int tls_done(lua_State* L, int, lua_KContext) {
   return 1;
 }
 
-// Fills server options from the table at `index`; returns what is wrong, or nullptr.
-const char* read_server_options(lua_State* L, int index, tls::ServerOptions& options) {
-  static const char* const bad_version =
-      "min and max must be \"tls1\", \"tls1.1\", \"tls1.2\" or \"tls1.3\"";
-  try {
-    for (auto [key, field] :
-         {std::pair{"cert", &options.cert_file}, std::pair{"key", &options.key_file},
-          std::pair{"self_signed", &options.self_signed}, std::pair{"ciphers", &options.ciphers}}) {
-      if (lua_getfield(L, index, key) == LUA_TSTRING) *field = lua_tostring(L, -1);
-      lua_pop(L, 1);
-    }
-    for (auto [key, field] : {std::pair{"min", &options.min}, std::pair{"max", &options.max}}) {
-      if (lua_getfield(L, index, key) != LUA_TNIL) {
-        const char* name = lua_tostring(L, -1);
-        auto version = name ? tls::parse_version(name) : std::nullopt;
-        lua_pop(L, 1);
-        if (!version) return bad_version;
-        *field = *version;
-      } else {
-        lua_pop(L, 1);
-      }
-    }
-  } catch (const std::exception&) {
-    return "out of memory";
-  }
-  return nullptr;
-}
-
-struct LuaServerOptions {
-  tls::ServerOptions options;
-};
-
-int server_options_gc(lua_State* L) {
-  static_cast<LuaServerOptions*>(lua_touserdata(L, 1))->~LuaServerOptions();
-  return 0;
-}
-
 // conn:accept_tls{cert=, key= | self_signed = NAME, min=, max=, ciphers=} -> tls info | nil, err
 // The server side of a handshake (the scenario server after its 220 to STARTTLS).
 int conn_accept_tls(lua_State* L) {
   net::Connection& conn = check_conn(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
-  auto* holder = static_cast<LuaServerOptions*>(lua_newuserdatauv(L, sizeof(LuaServerOptions), 0));
-  new (holder) LuaServerOptions{};
-  lua_createtable(L, 0, 1);
-  lua_pushcfunction(L, server_options_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_setmetatable(L, -2);
-  if (const char* problem = read_server_options(L, 2, holder->options))
-    return luaL_error(L, "conn:accept_tls: %s", problem);
+  const tls::ServerOptions& options = check_server_tls_options(L, 2, "conn:accept_tls");
   if (conn.writing() || conn.reading())
     return luaL_error(L, "conn:accept_tls: the connection is busy reading or writing");
   Task& task = Scheduler::require_current(L, "conn:accept_tls");
-  conn.accept_tls(holder->options, &Scheduler::wake_task, &task);
+  conn.accept_tls(options, &Scheduler::wake_task, &task);
   return Scheduler::get(L).suspend(L, task, tls_done, 0, cancel_io, &conn);
 }
 

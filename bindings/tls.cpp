@@ -11,12 +11,24 @@ namespace {
 
 constexpr const char* options_metatable = "smtpsh.tls_options";
 
+constexpr const char* server_options_metatable = "smtpsh.tls_server_options";
+
 struct LuaTlsOptions {
   tls::Options options;
 };
 
+struct LuaServerOptions {
+  tls::ServerOptions options;
+};
+
 int options_gc(lua_State* L) {
   static_cast<LuaTlsOptions*>(luaL_checkudata(L, 1, options_metatable))->~LuaTlsOptions();
+  return 0;
+}
+
+int server_options_gc(lua_State* L) {
+  static_cast<LuaServerOptions*>(luaL_checkudata(L, 1, server_options_metatable))
+      ->~LuaServerOptions();
   return 0;
 }
 
@@ -141,17 +153,12 @@ tls::Options& check_tls_options(lua_State* L, int table, const char* signature) 
   options.min = version_field(L, table, "min", signature);
   options.max = version_field(L, table, "max", signature);
   bool ok = true;
-  const char* bad = nullptr;
   for (auto [key, field] :
        {std::pair{"ciphers", &options.ciphers}, std::pair{"ciphersuites", &options.ciphersuites},
         std::pair{"sni", &options.sni}, std::pair{"ca_file", &options.ca_file}}) {
     string_field(L, table, key, *field, ok);
-    if (!ok) {
-      bad = key;
-      break;
-    }
+    if (!ok) luaL_error(L, "%s: %s must be a string", signature, key);
   }
-  if (bad) luaL_error(L, "%s: %s must be a string", signature, bad);
   if (lua_getfield(L, table, "verify") != LUA_TNIL) {
     const char* verify = lua_tostring(L, -1);
     if (verify && std::strcmp(verify, "none") == 0)
@@ -181,6 +188,30 @@ tls::Options& check_tls_options(lua_State* L, int table, const char* signature) 
   if (options.verify == tls::Verify::dane && options.tlsa.empty())
     luaL_error(L, "%s: verify = \"dane\" needs TLSA records (tlsa = dns.tlsa(host, port))",
                signature);
+  return options;
+}
+
+tls::ServerOptions& check_server_tls_options(lua_State* L, int table, const char* signature) {
+  table = lua_absindex(L, table);
+  luaL_checktype(L, table, LUA_TTABLE);
+  auto* wrapper =
+      static_cast<LuaServerOptions*>(lua_newuserdatauv(L, sizeof(LuaServerOptions), 0));
+  new (wrapper) LuaServerOptions{};
+  if (luaL_newmetatable(L, server_options_metatable)) {
+    lua_pushcfunction(L, server_options_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  tls::ServerOptions& options = wrapper->options;
+  options.min = version_field(L, table, "min", signature);
+  options.max = version_field(L, table, "max", signature);
+  bool ok = true;
+  for (auto [key, field] :
+       {std::pair{"cert", &options.cert_file}, std::pair{"key", &options.key_file},
+        std::pair{"self_signed", &options.self_signed}, std::pair{"ciphers", &options.ciphers}}) {
+    string_field(L, table, key, *field, ok);
+    if (!ok) luaL_error(L, "%s: %s must be a string", signature, key);
+  }
   return options;
 }
 

@@ -14,6 +14,10 @@ namespace smtpsh::lua {
 // Raises an error naming the bad field.  [-0, +1, v]
 tls::Options& check_tls_options(lua_State* L, int table, const char* signature);
 
+// Reads the server side's {cert=, key= | self_signed = NAME, min=, max=, ciphers=} at `table`
+// into a new userdata, pushed on the stack. Raises an error naming the bad field.  [-0, +1, v]
+tls::ServerOptions& check_server_tls_options(lua_State* L, int table, const char* signature);
+
 // [-0, +1, m]
 void push_tls_info(lua_State* L, const tls::Info& info);
 

@@ -222,7 +222,6 @@ function Diagnosis:source_checks(ip)
   elseif not fc.ok then
     problem = fc.reason
   else
-    r.source.ptr = fc.names
     local matches = false
     for _, name in ipairs(fc.confirmed) do
       if string_lower(name) == string_lower(self.helo or "") then matches = true end

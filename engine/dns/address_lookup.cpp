@@ -67,13 +67,10 @@ void AddressLookup::on_answer(void* self_pointer) {
 }
 
 void AddressLookup::interrupt() {
+  // Without queries (an address, /etc/hosts) the look-up is already finishing.
   if (done_) return;
   if (a_) a_->interrupt();
   if (aaaa_) aaaa_->interrupt();
-  if (!a_) {
-    status_ = Status::interrupted;
-    error_ = "look-up of " + host_ + " interrupted";
-  }
 }
 
 void AddressLookup::finish() {
