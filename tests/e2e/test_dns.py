@@ -103,6 +103,14 @@ class TestDns(SmtpshTestCase):
         self.assertEqual(lines[-1], "example.test: 2 warnings")
         self.assertNotIn("\x1b[", cp.stdout)  # not a terminal: no colour
 
+    def test_trace_shows_every_answer(self):
+        cp = self.smtpsh("dns", "example.test", "--resolver", self.resolver, "--trace")
+        self.assertExit(cp, 0)
+        self.assertIn(f"[     dns] == MX example.test: 3 records, {self.resolver}\n", cp.stderr)
+        self.assertIn("[     dns] == AAAA mx3.example.test: NODATA", cp.stderr)
+        quiet = self.smtpsh("dns", "example.test", "--resolver", self.resolver)
+        self.assertNotIn("[     dns]", quiet.stderr)
+
     def test_unreachable_resolver_is_a_dns_failure(self):
         cp = self.smtpsh("dns", "example.test", "--json", "--resolver", f"127.0.0.1:{self.silent}",
                          "--timeout", "0.3")
