@@ -30,8 +30,10 @@ cli.apply_resolver(options, "tls")
 local implicit = options.implicit
 local host, port = require("smtpsh.smtpcore").parse_target(words[1], implicit and 465 or 25)
 if not host then cli.fail("tls", port) end
-if options["ca-file"] and not io.open(options["ca-file"]) then
-  cli.fail("tls", "cannot read --ca-file " .. options["ca-file"])
+if options["ca-file"] then
+  local file = io.open(options["ca-file"])
+  if not file then cli.fail("tls", "cannot read --ca-file " .. options["ca-file"]) end
+  file:close()
 end
 local timeout = options.timeout or 10
 local target = (host:find(":", 1, true) and "[" .. host .. "]" or host) .. ":" .. port

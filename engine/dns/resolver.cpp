@@ -126,12 +126,11 @@ bool Resolver::from_cache(Query& query) {
 
 void Resolver::store(const Query& query, std::uint32_t ttl) {
   if (!cache_enabled_ || ttl == 0) return;
+  auto now = engine::Clock::now();
   if (cache_.size() >= max_cache_entries) {
-    auto now = engine::Clock::now();
     std::erase_if(cache_, [&](const auto& entry) { return entry.second.expires <= now; });
     if (cache_.size() >= max_cache_entries) cache_.clear();
   }
-  auto now = engine::Clock::now();
   ttl = std::min(ttl, max_cache_ttl);
   cache_[cache_key(query.name_, query.qtype_)] =
       CacheEntry{query.result_, now, now + std::chrono::seconds(ttl)};
