@@ -35,6 +35,17 @@ class TestOptions(SmtpshTestCase):
             self.assertRegex(cp.stdout, r"(?<![\w-])" + re.escape(word) + r"\b",
                              f"--help should mention {word}{describe(cp)}")
 
+    def test_every_command_in_help_answers_help(self):
+        cp = run_smtpsh(["--help"])
+        listed = re.findall(r"^  (\w+) ", cp.stdout.split("commands built in", 1)[1], re.M)
+        self.assertEqual(set(listed), {"diagnose", "dns", "blacklist", "tls", "banner", "raw",
+                                       "send", "serve", "replay"})
+        for name in listed:
+            with self.subTest(command=name):
+                sub = run_smtpsh([name, "--help"])
+                self.assertExit(sub, 0)
+                self.assertTrue(sub.stdout.startswith("usage: smtpsh " + name), describe(sub))
+
     def test_unknown_option(self):
         cp = run_smtpsh(["-x"])
         self.assertOneLineError(cp, 2, "smtpsh: unknown option '-x'")
