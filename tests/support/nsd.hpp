@@ -3,7 +3,7 @@
 // process: a real NSD serving tests/peers/zones/ ("nsd"), or a scripted peer ("silent",
 // "mismatch", "wrongq"; see the script's docstring).
 
-#include <sys/types.h>
+#include "tests/support/subprocess.hpp"
 
 #include <cstdint>
 #include <string>
@@ -15,31 +15,17 @@ class DnsPeer {
  public:
   // Runs `/usr/bin/python3 <repo>/tests/peers/dns_peer.py mode_args...`, e.g. {"nsd"},
   // {"nsd", "--no-rrl"}, {"silent"}, and waits up to 15 s for its `PORT n` line. Throws
-  // std::runtime_error with the peer's stderr if it does not come up.
-  // The peer leads a process group of its own (NSD runs in it). It gets SIGTERM when the
-  // thread that created it ends (PR_SET_PDEATHSIG), so create peers from a long-lived thread.
+  // std::runtime_error with what the peer printed if it does not come up. It is a Child:
+  // stopped (with NSD, which runs in its process group) when this object goes.
   explicit DnsPeer(const std::vector<std::string>& mode_args);
-  // SIGTERM (the script then stops NSD and removes its temp dir), up to 3 s, then SIGKILL to
-  // the whole group; reaps the script.
-  ~DnsPeer();
-  DnsPeer(const DnsPeer&) = delete;
-  DnsPeer& operator=(const DnsPeer&) = delete;
 
-  std::uint16_t port() const { return port_; }  // on 127.0.0.1 unless --host said otherwise
-  pid_t pid() const { return pid_; }
-  bool running() const;     // not yet exited
-  std::string log() const;  // what the peer wrote on stderr so far
+  std::uint16_t port() const { return port_; }  // on 127.0.0.1
 
   static std::string script_path();  // <repo>/tests/peers/dns_peer.py
 
  private:
-  int stop();  // returns the exit status as subprocess.hpp reports it, -1 if not running
-
-  pid_t pid_ = -1;
+  Child child_;
   std::uint16_t port_ = 0;
-  int stdin_fd_ = -1;   // kept open: end of file on it also tells the peer to stop
-  int stdout_fd_ = -1;  // kept open, so that the peer never writes into a closed pipe
-  int log_fd_ = -1;     // its stderr: a temp file, already unlinked
 };
 
 }  // namespace smtpsh::test
