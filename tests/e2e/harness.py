@@ -297,6 +297,28 @@ def test_certs():
     return _certs_dir
 
 
+class NsdTestCase(SmtpshTestCase):
+    """A test class with NSD serving tests/peers/zones for all its tests: `cls.nsd` is its port,
+    `cls.resolver` the --resolver value; each mode in `dns_peers` (e.g. "silent") is started
+    too, its port in the attribute of that name."""
+
+    dns_peers = ()
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.stack = contextlib.ExitStack()
+        cls.nsd = cls.stack.enter_context(dns_peer("nsd"))
+        cls.resolver = f"127.0.0.1:{cls.nsd}"
+        for mode in cls.dns_peers:
+            setattr(cls, mode, cls.stack.enter_context(dns_peer(mode)))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stack.close()
+        super().tearDownClass()
+
+
 @contextlib.contextmanager
 def tls_peer(mode, *args, startup_timeout=15):
     """Starts tests/peers/tls_peer.py MODE ARGS; yields {"port": n, "implicit": m or None}."""

@@ -7,7 +7,6 @@ a kernel socket; DNS is NSD with tests/peers/zones. Every test passes --resolver
     /usr/bin/python3 -m unittest -v tests/e2e/test_diagnose.py      (SMTPSH=/path/to/smtpsh)
 """
 
-import contextlib
 import json
 import os
 import sys
@@ -15,7 +14,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import SmtpshTestCase, describe, dns_peer, peer, run_smtpsh, scenario  # noqa: E402
+from harness import describe, peer, run_smtpsh, scenario  # noqa: E402
 
 VERDICTS = {"ok", "no_mx", "dns_failure", "connect_refused", "connect_timeout",
             "dropped_before_banner", "server_busy", "dropped_mid_session", "tls_version_mismatch",
@@ -23,19 +22,7 @@ VERDICTS = {"ok", "no_mx", "dns_failure", "connect_refused", "connect_timeout",
             "slow_server", "rejected"}
 
 
-class TestDiagnose(SmtpshTestCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.stack = contextlib.ExitStack()
-        cls.nsd = cls.stack.enter_context(dns_peer("nsd"))
-        cls.resolver = f"127.0.0.1:{cls.nsd}"
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.stack.close()
-        super().tearDownClass()
-
+class TestDiagnose(harness.NsdTestCase):
     def diagnose(self, target, *args, status=None, timeout=60, dnsbl="dnsbl.test"):
         cmd = ["diagnose", target, "--json", "--resolver", self.resolver, "--timeout", "3",
                "--dnsbl", dnsbl, *map(str, args)]

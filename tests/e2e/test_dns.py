@@ -4,7 +4,6 @@ server: NSD serving tests/peers/zones on a free loopback port (tests/peers/dns_p
     /usr/bin/python3 -m unittest -v tests/e2e/test_dns.py      (SMTPSH=/path/to/smtpsh)
 """
 
-import contextlib
 import json
 import os
 import sys
@@ -12,22 +11,11 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import LUA_DIR, SmtpshTestCase, describe, dns_peer, run_smtpsh, smtp_sink  # noqa: E402
+from harness import LUA_DIR, describe, run_smtpsh, smtp_sink  # noqa: E402
 
 
-class TestDns(SmtpshTestCase):
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.stack = contextlib.ExitStack()
-        cls.nsd = cls.stack.enter_context(dns_peer("nsd"))
-        cls.silent = cls.stack.enter_context(dns_peer("silent"))
-        cls.resolver = f"127.0.0.1:{cls.nsd}"
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.stack.close()
-        super().tearDownClass()
+class TestDns(harness.NsdTestCase):
+    dns_peers = ("silent",)
 
     def smtpsh(self, *args, timeout=30):
         return run_smtpsh([str(a) for a in args], timeout=timeout)

@@ -16,8 +16,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import harness  # noqa: E402
-from harness import SmtpshTestCase, describe, run_smtpsh, scenario, scratch_dir  # noqa: E402
+from harness import SmtpshTestCase, run_smtpsh, scenario, scratch_dir  # noqa: E402
 
 ACTIONS = r'''
 -- Each recipient's local part picks what the server does with it.
