@@ -287,8 +287,7 @@ void Connection::send(std::string_view bytes, Notify notify, void* context) {
   continue_send();
 }
 
-// Asio 1.22's composed operations do not pass per-operation cancellation on to the socket,
-// so reads and writes are driven here one system call at a time, each bound to the deadline.
+// Plain or TLS: after start_tls every read and write goes through the TLS stream.
 template <class Buffers, class Handler>
 void Connection::read_some(const Buffers& buffers, Handler&& handler) {
   if (tls_)
@@ -305,6 +304,8 @@ void Connection::write_some(const Buffers& buffers, Handler&& handler) {
     socket_.async_write_some(buffers, std::forward<Handler>(handler));
 }
 
+// Asio 1.22's composed operations do not pass per-operation cancellation on to the socket,
+// so reads and writes are driven here one system call at a time, each bound to the deadline.
 void Connection::continue_send() {
   write_some(
       asio::buffer(pending_send_.data() + bytes_sent_, pending_send_.size() - bytes_sent_),
