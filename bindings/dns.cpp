@@ -4,6 +4,7 @@
 #include "bindings/modules.hpp"
 #include "bindings/resolver_state.hpp"
 #include "bindings/scheduler.hpp"
+#include "bindings/seconds.hpp"
 #include "engine/dns/names.hpp"
 #include "engine/record/recorder.hpp"
 
@@ -351,9 +352,9 @@ const char* apply_servers(lua_State* L, dns::Resolver& resolver, int table, char
     }
     if (lua_getfield(L, table, "timeout") != LUA_TNIL) {
       double seconds = lua_tonumber(L, -1);
-      if (!lua_isnumber(L, -1) || seconds <= 0) {
+      if (!lua_isnumber(L, -1) || !is_duration(seconds)) {
         lua_pop(L, 1);
-        std::snprintf(error, error_size, "timeout must be a number of seconds above 0");
+        std::snprintf(error, error_size, "timeout must be a finite number of seconds above 0");
         return error;
       }
       set.timeout = engine::seconds_to_duration(seconds);

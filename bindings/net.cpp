@@ -6,8 +6,12 @@
 #include "bindings/redirect_state.hpp"
 #include "bindings/resolver_state.hpp"
 #include "bindings/scheduler.hpp"
+#include "bindings/seconds.hpp"
 #include "bindings/tls.hpp"
 #include "engine/net/connection.hpp"
+#include "engine/net/source_address.hpp"
+
+#include <cstdio>
 
 #include <algorithm>
 #include <cstring>
@@ -75,11 +79,7 @@ int net_connect(lua_State* L) {
   double timeout = 0;
   if (!lua_isnoneornil(L, 3)) {
     luaL_checktype(L, 3, LUA_TTABLE);
-    if (lua_getfield(L, 3, "timeout") != LUA_TNIL) {
-      if (!lua_isnumber(L, -1) || lua_tonumber(L, -1) <= 0)
-        return luaL_error(L, "%s: timeout must be a number of seconds above 0", connect_signature);
-      timeout = lua_tonumber(L, -1);
-    }
+    timeout = optional_seconds_field(L, 3, "timeout", connect_signature);
     if (lua_getfield(L, 3, "source") != LUA_TNIL) {
       if (lua_type(L, -1) != LUA_TSTRING)
         return luaL_error(L, "%s: source must be an IP address string", connect_signature);
@@ -193,8 +193,7 @@ int conn_receive(lua_State* L) {
 
 int conn_settimeout(lua_State* L) {
   net::Connection& conn = check_conn(L, 1);
-  lua_Number seconds = luaL_checknumber(L, 2);
-  luaL_argcheck(L, seconds > 0, 2, "conn:settimeout(seconds): seconds must be above 0");
+  lua_Number seconds = check_seconds(L, 2, "conn:settimeout(seconds)", "seconds");
   conn.set_timeout(engine::seconds_to_duration(seconds));
   return 0;
 }
@@ -307,8 +306,33 @@ const luaL_Reg conn_methods[] = {
     {nullptr, nullptr},
 };
 
+// net.usable_source(address) -> true | nil, why: whether this machine can send from address
+bool source_problem(const char* address, char* problem, std::size_t size) {
+  try {
+    auto why = net::source_address_problem(address);
+    if (why) std::snprintf(problem, size, "%s", why->c_str());
+    return why.has_value();
+  } catch (const std::exception&) {
+    std::snprintf(problem, size, "out of memory");
+    return true;
+  }
+}
+
+int net_usable_source(lua_State* L) {
+  const char* address = luaL_checkstring(L, 1);
+  char problem[256];
+  if (source_problem(address, problem, sizeof problem)) {
+    lua_pushnil(L);
+    lua_pushstring(L, problem);
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 const luaL_Reg net_functions[] = {
     {"connect", net_connect},
+    {"usable_source", net_usable_source},
     {nullptr, nullptr},
 };
 

@@ -2,9 +2,12 @@
 
 #include "engine/net/address.hpp"
 
+#include <cerrno>
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/connect.hpp>
 #include <asio/post.hpp>
+
+#include <algorithm>
 
 namespace smtpsh::net {
 
@@ -100,8 +103,7 @@ void Connection::connect(std::string_view host, std::uint16_t port, const Connec
     std::error_code ec;
     asio::ip::make_address(source_, ec);
     if (ec) {
-      write_.outcome.fail(Failure::unreachable,
-                          "source address '" + source_ + "' is not an IP address");
+      write_.outcome.fail(Failure::source, "source address '" + source_ + "' is not an IP address");
       return finish_soon(write_);
     }
   }
@@ -220,19 +222,29 @@ void Connection::try_endpoint(std::size_t index) {
     }
     if (!ec) socket_.bind(asio::ip::tcp::endpoint(source, 0), ec);
     if (ec) {
-      write_.outcome.fail(Failure::unreachable,
-                          "cannot connect from source address " + source_ + ": " + ec.message());
+      // Not a fact about the peer: this machine cannot send from that address.
+      std::string why = ec.value() == EADDRNOTAVAIL
+                            ? "it is not an address of this machine"
+                            : ec.message();
+      write_.outcome.fail(is_resource_error(ec) ? Failure::resource : Failure::source,
+                          "cannot connect from source address " + source_ + ": " + why);
       socket_.close(ignored);
       return finish_soon(write_);
     }
   }
   if (ec) {
     last_connect_error_ = ec;
+    // Out of descriptors: the next address would fail the same way.
+    if (is_resource_error(ec)) return try_endpoint(endpoints_.size());
     return try_endpoint(index + 1);
   }
   socket_.async_connect(
       endpoint, asio::bind_cancellation_slot(
                     write_.deadline.slot(), [self = shared_from_this(), index](std::error_code ec) {
+                      // Accepted, then reset before we looked: the peer answered the SYN, so
+                      // this is a connection that closed before its greeting (the read that
+                      // follows reports it), not a failed connect.
+                      if (self->accepted_then_reset(ec)) ec.clear();
                       if (!ec) {
                         self->remote_ = self->endpoints_[index];
                         std::error_code unknown;
@@ -254,6 +266,12 @@ void Connection::try_endpoint(std::size_t index) {
                     }));
 }
 
+bool Connection::accepted_then_reset(const std::error_code& ec) const {
+  if (closed_locally_ || write_.deadline.expired() || write_.interrupted) return false;
+  return ec == asio::error::connection_reset || ec == asio::error::eof ||
+         ec == asio::error::broken_pipe;
+}
+
 void Connection::fail_connect(const Direction& direction, const std::error_code& ec) {
   Failure failure = failure_of(direction, ec);
   std::string text;
@@ -269,6 +287,9 @@ void Connection::fail_connect(const Direction& direction, const std::error_code&
       break;
     case Failure::closed:
       text = "connect to " + target_ + " abandoned: connection closed";
+      break;
+    case Failure::resource:
+      text = "cannot connect to " + target_ + ": " + describe_resource_error(ec);
       break;
     default:
       text = "cannot connect to " + target_ + ": " + ec.message();
@@ -418,6 +439,44 @@ void Connection::on_line(const std::error_code& ec) {
     text += ": " + ec.message();
   read_.outcome.fail(failure, std::move(text));
   finish(read_);
+}
+
+bool Connection::take_waiting_lines(std::vector<std::string>& lines, std::size_t max_lines,
+                                    bool& more) {
+  discard_consumed();
+  more = false;
+  // Under TLS the socket also carries records that are no application data (TLS 1.3 session
+  // tickets): only bytes already decrypted count there.
+  if (!tls_ && socket_.is_open() && !read_.busy) {
+    std::error_code ec;
+    std::size_t waiting = socket_.available(ec);
+    if (!ec && waiting > 0) {
+      std::size_t old_size = buffer_.size();
+      std::size_t take = std::min(waiting, max_line + 1);
+      buffer_.resize(old_size + take);
+      std::size_t got = socket_.read_some(asio::buffer(buffer_.data() + old_size, take), ec);
+      buffer_.resize(old_size + (ec ? 0 : got));
+      if (waiting > take) more = true;
+    }
+  }
+  if (buffer_.empty()) return false;
+  std::string_view rest = buffer_;
+  while (!rest.empty()) {
+    if (lines.size() == max_lines) {
+      more = true;
+      break;
+    }
+    std::size_t newline = rest.find('\n');
+    std::string_view line = rest.substr(0, newline);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    lines.emplace_back(line.substr(0, max_line));
+    rest = newline == std::string_view::npos ? std::string_view() : rest.substr(newline + 1);
+  }
+  buffer_.clear();
+  scanned_ = 0;
+  data_ = {};
+  if (buffer_.capacity() > idle_buffer_capacity) buffer_.shrink_to_fit();
+  return true;
 }
 
 bool Connection::take_buffered(std::size_t count) {

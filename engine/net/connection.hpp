@@ -101,6 +101,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // "verify" (the certificate did not verify as asked), "local" (our options).
   const char* tls_failure_reason() const { return tls_reason_; }
 
+  // Takes whatever has arrived and not been read: lines already buffered, and on a plain
+  // connection the bytes waiting in the socket (read without waiting). Up to `max_lines`
+  // lines go to `lines` (an unterminated tail counts as one; each cut to max_line); `more`
+  // says some were left out. Returns false, taking nothing, when nothing is waiting. The
+  // SMTP session calls it before each command: what it finds, no command asked for.
+  bool take_waiting_lines(std::vector<std::string>& lines, std::size_t max_lines, bool& more);
+
   bool take_buffered(std::size_t count);
   void read_exactly(std::size_t count, Notify notify, void* context);
 
@@ -155,6 +162,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void abandon_resolving();
   void try_endpoint(std::size_t index);
   void fail_connect(const Direction& direction, const std::error_code& ec);
+  bool accepted_then_reset(const std::error_code& ec) const;
 
   void continue_send();
   void on_handshake(const std::error_code& ec);

@@ -3,6 +3,10 @@
 #include <asio/error.hpp>
 #include <asio/ssl/error.hpp>
 
+#include <sys/resource.h>
+
+#include <cerrno>
+
 namespace smtpsh::net {
 
 std::string_view failure_name(Failure failure) {
@@ -25,6 +29,10 @@ std::string_view failure_name(Failure failure) {
       return "tls";
     case Failure::interrupted:
       return "interrupted";
+    case Failure::resource:
+      return "resource";
+    case Failure::source:
+      return "source";
     case Failure::other:
       return "other";
   }
@@ -35,6 +43,7 @@ Failure classify(const std::error_code& ec, bool timed_out) {
   if (!ec) return Failure::none;
   if (ec == asio::error::operation_aborted)
     return timed_out ? Failure::timeout : Failure::interrupted;
+  if (is_resource_error(ec)) return Failure::resource;
   if (ec == asio::error::connection_refused) return Failure::refused;
   if (ec == asio::error::timed_out) return Failure::timeout;
   if (ec == asio::error::network_unreachable || ec == asio::error::host_unreachable ||
@@ -52,6 +61,33 @@ Failure classify(const std::error_code& ec, bool timed_out) {
       ec.category() == asio::error::get_addrinfo_category())
     return Failure::dns;
   return Failure::other;
+}
+
+}  // namespace smtpsh::net
+
+namespace smtpsh::net {
+
+bool is_resource_error(const std::error_code& ec) {
+  if (ec.category() != std::system_category() && ec.category() != std::generic_category())
+    return false;
+  int value = ec.value();
+  return value == EMFILE || value == ENFILE || value == ENOBUFS || value == ENOMEM;
+}
+
+std::string describe_resource_error(const std::error_code& ec) {
+  int value = ec.value();
+  if (value == EMFILE) {
+    rlimit limit{};
+    std::string text = "too many open files";
+    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY)
+      text += " (this process may have " + std::to_string(limit.rlim_cur) + " descriptors";
+    else
+      text += " (this process hit its descriptor limit";
+    return text + ": raise it with ulimit -n, or run fewer sessions at once)";
+  }
+  if (value == ENFILE)
+    return "the system's table of open files is full (raise fs.file-max, or run fewer sessions)";
+  return "out of buffer space or memory (" + ec.message() + "): run fewer sessions at once";
 }
 
 }  // namespace smtpsh::net

@@ -18,6 +18,8 @@ enum class Failure : std::uint8_t {
   protocol,     // the peer sent something we refuse to take (a line over the limit)
   tls,          // the TLS handshake failed
   interrupted,  // cancelled on request (Ctrl-C, task cancellation)
+  resource,     // this process ran out of descriptors or memory (EMFILE, ENFILE, ENOBUFS)
+  source,       // the source address asked for cannot be used on this machine
   other,
 };
 
@@ -26,6 +28,14 @@ std::string_view failure_name(Failure failure);
 // Maps an error from a connect or an I/O step to its kind. `timed_out` says whether our own
 // deadline fired: Asio then reports operation_aborted, which alone means "cancelled".
 Failure classify(const std::error_code& ec, bool timed_out);
+
+// Whether `ec` says this process (or the system) ran out of descriptors or buffers: a local
+// limit, never a fact about the peer.
+bool is_resource_error(const std::error_code& ec);
+
+// "too many open files (the limit is 1024 descriptors: raise it with ulimit -n)": the
+// sentence for a resource error, naming the limit that was hit.
+std::string describe_resource_error(const std::error_code& ec);
 
 // What an operation ended with: a kind, and a sentence for humans when it failed.
 struct Outcome {

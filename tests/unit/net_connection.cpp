@@ -253,8 +253,14 @@ TEST_CASE("the source address is bound, and a bad one is refused clearly") {
   CHECK(from_second->local_address().rfind("127.0.0.2:", 0) == 0);
 
   auto not_ip = connect(loop, "127.0.0.1", port, {.source = "mail.example"});
-  CHECK(not_ip->write_outcome().failure == net::Failure::unreachable);
+  CHECK(not_ip->write_outcome().failure == net::Failure::source);
   CHECK(not_ip->write_outcome().message == "source address 'mail.example' is not an IP address");
+
+  // An address this machine does not have: the user's mistake, never the network's.
+  auto not_ours = connect(loop, "127.0.0.1", port, {.source = "192.0.2.77"});
+  CHECK(not_ours->write_outcome().failure == net::Failure::source);
+  CHECK(not_ours->write_outcome().message ==
+        "cannot connect from source address 192.0.2.77: it is not an address of this machine");
 
   auto wrong_family = connect(loop, "127.0.0.1", port, {.source = "::1"});
   CHECK(wrong_family->write_outcome().failure == net::Failure::unreachable);
