@@ -56,6 +56,11 @@ void on_accept(void* context, std::shared_ptr<net::Connection> connection) {
   lua_settop(L, top);
 }
 
+// Out of descriptors: the listener pauses and says so once; a server has no caller to tell.
+void on_listener_trouble(void*, const std::string& message) {
+  std::fprintf(stderr, "smtpsh: scenario server: %s\n", message.c_str());
+}
+
 bool open_listener(LuaListener& wrapper, asio::io_context& io, const char* host, std::uint16_t port,
                    char* error, std::size_t size) {
   try {
@@ -64,7 +69,7 @@ bool open_listener(LuaListener& wrapper, asio::io_context& io, const char* host,
     if (!wrapper.listener)
       std::snprintf(error, size, "%s", problem.c_str());
     else
-      wrapper.listener->start(&on_accept, &wrapper);
+      wrapper.listener->start(&on_accept, &wrapper, &on_listener_trouble);
     return wrapper.listener != nullptr;
   } catch (const std::exception&) {
     std::snprintf(error, size, "out of memory");

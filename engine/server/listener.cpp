@@ -2,6 +2,8 @@
 
 #include "engine/net/address.hpp"
 
+#include <algorithm>
+
 namespace smtpsh::server {
 
 std::shared_ptr<Listener> Listener::open(asio::io_context& io, const std::string& host,
@@ -26,8 +28,14 @@ std::shared_ptr<Listener> Listener::open(asio::io_context& io, const std::string
   return listener;
 }
 
-void Listener::start(OnAccept on_accept, void* context) {
+namespace {
+constexpr engine::Duration first_pause = std::chrono::milliseconds(10);
+constexpr engine::Duration longest_pause = std::chrono::seconds(1);
+}  // namespace
+
+void Listener::start(OnAccept on_accept, void* context, OnTrouble on_trouble) {
   on_accept_ = on_accept;
+  on_trouble_ = on_trouble;
   context_ = context;
   accept_next();
 }
@@ -38,16 +46,38 @@ void Listener::accept_next() {
         if (!self->acceptor_.is_open()) return;
         if (!ec) {
           ++self->accepted_;
+          self->backoff_ = engine::Duration::zero();
           auto connection = net::Connection::adopt(self->io_, std::move(socket));
           if (self->on_accept_) self->on_accept_(self->context_, std::move(connection));
+        } else if (net::is_resource_error(ec)) {
+          return self->pause_after(ec);
         }
-        // A failed accept (out of descriptors, say) must not stop the server.
+        // Any other failed accept (the client reset first, say) must not stop the server.
         self->accept_next();
       });
 }
 
+void Listener::pause_after(const std::error_code& ec) {
+  bool first = backoff_ == engine::Duration::zero();
+  backoff_ = first ? first_pause : std::min(backoff_ * 2, longest_pause);
+  ++pauses_;
+  if (first && !warned_ && on_trouble_) {
+    warned_ = true;
+    on_trouble_(context_, "cannot accept connections on " + address() + ": " +
+                              net::describe_resource_error(ec) +
+                              "; pausing accepts until descriptors free up (said once)");
+  }
+  pause_.expires_after(backoff_);
+  pause_.async_wait([self = shared_from_this()](std::error_code wait_error) {
+    if (wait_error || !self->acceptor_.is_open()) return;
+    self->accept_next();
+  });
+}
+
 void Listener::close() {
   on_accept_ = nullptr;
+  on_trouble_ = nullptr;
+  pause_.cancel();
   std::error_code ignored;
   acceptor_.close(ignored);
 }
