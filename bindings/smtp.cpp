@@ -7,6 +7,7 @@
 #include "bindings/redirect_state.hpp"
 #include "bindings/resolver_state.hpp"
 #include "bindings/scheduler.hpp"
+#include "bindings/seconds.hpp"
 #include "bindings/tls.hpp"
 #include "engine/net/address.hpp"
 #include "engine/smtp/auth.hpp"
@@ -34,12 +35,28 @@ struct LuaSession {
   bool tracing = false;
   record::Recorder* recorder = nullptr;  // while recording: this session's lines go there too
   int record_id = 0;
+  char operation[16] = {};  // the step in flight ("ehlo"), for the error a second caller gets
 };
 
-smtp::Session& check_session(lua_State* L, int index) {
+LuaSession& check_wrapper(lua_State* L, int index) {
   auto* wrapper = static_cast<LuaSession*>(luaL_checkudata(L, index, session_metatable));
   if (!wrapper->session) luaL_error(L, "SMTP session used after it was collected");
-  return *wrapper->session;
+  return *wrapper;
+}
+
+smtp::Session& check_session(lua_State* L, int index) {
+  return *check_wrapper(L, index).session;
+}
+
+// The session for a new operation: one at a time. A second task that tries gets a clear
+// error (a programming mistake, so it raises), never a second read racing the first.
+smtp::Session& claim_session(lua_State* L, int index, const char* operation) {
+  LuaSession& wrapper = check_wrapper(L, index);
+  if (wrapper.session->busy())
+    luaL_error(L, "the session is busy with %s in another task: wait for it (task.wait) first",
+               wrapper.operation[0] ? wrapper.operation : "a command");
+  std::snprintf(wrapper.operation, sizeof wrapper.operation, "%s", operation);
+  return *wrapper.session;
 }
 
 void cancel_session(Task&, void* session) {
@@ -185,8 +202,7 @@ int core_connect(lua_State* L) {
   luaL_argcheck(L, port >= 1 && port <= 65535, 2, "port must be 1..65535");
   luaL_checktype(L, 3, LUA_TTABLE);
   lua_settop(L, 3);
-  lua_getfield(L, 3, "timeout");
-  double timeout = luaL_optnumber(L, -1, 0);
+  double timeout = optional_seconds_field(L, 3, "timeout", "smtp.connect");
   lua_getfield(L, 3, "source");
   const char* source = luaL_optstring(L, -1, nullptr);
   lua_getfield(L, 3, "trace");
@@ -250,10 +266,11 @@ bool start_exchange(lua_State* L, smtp::Session& session, Task& task) {
   }
 }
 
-// session:exchange({line, ...} [, {shown_prefix, ...}]) -> {reply, ...} | nil, err
+// session:exchange({line, ...} [, {shown_prefix, ...} [, stage]]) -> {reply, ...} | nil, err
 int session_exchange(lua_State* L) {
-  smtp::Session& session = check_session(L, 1);
+  check_session(L, 1);
   luaL_checktype(L, 2, LUA_TTABLE);
+  const char* stage = luaL_optstring(L, 4, "a command");
   lua_settop(L, 3);
   for (lua_Integer i = 1; i <= static_cast<lua_Integer>(lua_rawlen(L, 2)); ++i) {
     if (lua_rawgeti(L, 2, i) != LUA_TSTRING)
@@ -265,6 +282,7 @@ int session_exchange(lua_State* L) {
     lua_pop(L, 1);
   }
   Task& task = Scheduler::require_current(L, "SMTP commands");
+  smtp::Session& session = claim_session(L, 1, stage);
   if (!start_exchange(L, session, task)) return luaL_error(L, "session:exchange: out of memory");
   return Scheduler::get(L).suspend(L, task, exchange_done, 0, cancel_session, &session);
 }
@@ -291,11 +309,12 @@ bool start_message(smtp::Session& session, Task& task, const char* body, std::si
 }
 
 int send_body(lua_State* L, bool chunk) {
-  smtp::Session& session = check_session(L, 1);
+  check_session(L, 1);
   std::size_t length = 0;
   const char* body = luaL_checklstring(L, 2, &length);
   lua_settop(L, 2);
   Task& task = Scheduler::require_current(L, "SMTP commands");
+  smtp::Session& session = claim_session(L, 1, chunk ? "bdat" : "data");
   if (!start_message(session, task, body, length, chunk))
     return luaL_error(L, "session: out of memory");
   return Scheduler::get(L).suspend(L, task, message_done, 0, cancel_session, &session);
@@ -334,6 +353,24 @@ int session_note(lua_State* L) {
   std::size_t length = 0;
   const char* text = luaL_checklstring(L, 2, &length);
   session.transcript().add('!', std::string_view(text, length));
+  return 0;
+}
+
+// session:secret(text): text shows as *** wherever the server echoes it from now on.
+bool add_secret(smtp::Session& session, const char* text, std::size_t length) {
+  try {
+    session.add_secret(std::string_view(text, length));
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+int session_secret(lua_State* L) {
+  smtp::Session& session = check_session(L, 1);
+  std::size_t length = 0;
+  const char* text = luaL_checklstring(L, 2, &length);
+  if (!add_secret(session, text, length)) return luaL_error(L, "session:secret: out of memory");
   return 0;
 }
 
@@ -394,10 +431,11 @@ bool start_tls(smtp::Session& session, const tls::Options& options, Task& task) 
 
 // session:starttls(opts) -> tls info | nil, err: the handshake only (after the 220).
 int session_starttls(lua_State* L) {
-  smtp::Session& session = check_session(L, 1);
+  check_session(L, 1);
   lua_settop(L, 2);
   const tls::Options& options = check_tls_options(L, 2, "s:starttls");  // index 3
   Task& task = Scheduler::require_current(L, "s:starttls");
+  smtp::Session& session = claim_session(L, 1, "starttls");
   if (!start_tls(session, options, task)) return luaL_error(L, "s:starttls: out of memory");
   return Scheduler::get(L).suspend(L, task, starttls_done, 0, cancel_session, &session);
 }
@@ -636,6 +674,7 @@ const luaL_Reg session_methods[] = {
     {"chunk", session_chunk},
     {"transcript", session_transcript},
     {"note", session_note},
+    {"secret", session_secret},
     {"closed", session_closed},
     {"close", session_close},
     {"local_addr", session_local_addr},

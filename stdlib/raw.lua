@@ -3,14 +3,18 @@
 
 local smtp = require "smtpsh.smtp"
 
-local tostring, pairs, string_upper, string_match, table_concat =
-  tostring, pairs, string.upper, string.match, table.concat
+local tostring, pairs, string_upper, string_match, string_find, string_sub, table_concat =
+  tostring, pairs, string.upper, string.match, string.find, string.sub, table.concat
 
 local raw = {}
 
 -- Sends `line` and prints the reply that answers it. A failure is printed, not raised.
 local function send_line(s, line, output)
-  local replies, err = s.core:exchange({ line })
+  if string_find(line, "[\r\n%z]") then
+    output:write("! not sent: a CR, LF or NUL inside the line would smuggle another command\n")
+    return nil
+  end
+  local replies, err = s.core:exchange({ line }, nil, "raw")
   if not replies then
     output:write("! ", tostring(err), "\n")
     return nil
@@ -58,7 +62,10 @@ function raw.run(target, opts)
   local in_message, body = false, {}
   while not s.closed do
     local line = opts.read_line and opts.read_line() or opts.input:read("l")
-    if line == nil or (not in_message and line == ":quit") then break end
+    if line == nil then break end
+    -- Lines piped from a file or another program often end in CRLF: the CR is the line end.
+    if string_sub(line, -1) == "\r" then line = string_sub(line, 1, -2) end
+    if not in_message and line == ":quit" then break end
     if in_message then
       if line == "." then
         local reply, merr = s.core:message(table_concat(body, "\r\n") .. (#body > 0 and "\r\n" or ""))

@@ -93,9 +93,33 @@ local function one_line(reply)
   return (string_gsub(tostring(reply), "\n", " | "))
 end
 
--- Sends one command; a 4xx/5xx reply becomes nil, err (kind "reply").
-local function command(s, stage, line, shown)
-  local replies, err = s.core:exchange({ line }, shown and { shown })
+-- The replies each command may get on success (RFC 5321 section 4.3.2; RFC 3207 for STARTTLS,
+-- RFC 4954 for AUTH): "intermediate" is AUTH's 334 while the exchange goes on. A 4xx/5xx is
+-- an answer too (nil, err of kind "reply"); any other code is the server out of step with
+-- the commands sent (a 334 to MAIL, a 250 to DATA), a protocol error that ends the session.
+local accepted = {
+  ehlo = { [250] = true }, helo = { [250] = true },
+  mail = { [250] = true }, rcpt = { [250] = true, [251] = true },
+  data = { [354] = true }, rset = { [250] = true }, noop = { [250] = true },
+  vrfy = { [250] = true, [251] = true, [252] = true }, expn = { [250] = true, [252] = true },
+  -- HELP: 211/214 by the RFC; 250 from servers such as aiosmtpd. Harmless either way.
+  help = { [211] = true, [214] = true, [250] = true }, quit = { [221] = true }, starttls = { [220] = true },
+  -- AUTH: 334 asks for the next step; after the last step only 235 (or 4xx/5xx) may come.
+  auth = { [235] = true }, intermediate = { [334] = true },
+}
+
+local function out_of_step(s, stage, reply, expected)
+  s.core:note("reply " .. reply.code .. " is not an answer to " .. stage .. ": closing the session")
+  s.core:close()
+  return core.error("protocol", stage, stage .. " answered " .. one_line(reply) ..
+    ", which it does not allow (expected " .. expected .. ", or 4xx/5xx)", reply)
+end
+
+-- Sends one command; a 4xx/5xx reply becomes nil, err (kind "reply"), a code the command does
+-- not allow nil, err (kind "protocol"). `expect` names the row of `accepted` (default: the
+-- stage); false accepts every code below 400 (s:cmd, whose command is the caller's own).
+local function command(s, stage, line, shown, expect)
+  local replies, err = s.core:exchange({ line }, shown and { shown }, stage)
   if not replies then
     err.stage = stage
     return nil, err
@@ -103,6 +127,13 @@ local function command(s, stage, line, shown)
   local reply = replies[1]
   if reply.code >= 400 then
     return nil, core.error("reply", stage, stage .. " refused: " .. one_line(reply), reply)
+  end
+  local allowed = expect ~= false and accepted[expect or stage]
+  if allowed and not allowed[reply.code] then
+    local codes = {}
+    for code in pairs(allowed) do codes[#codes + 1] = tostring(code) end
+    table_sort(codes)
+    return nil, out_of_step(s, stage, reply, table_concat(codes, " or "))
   end
   return reply
 end
@@ -214,9 +245,6 @@ function Session:data(message)
   if type(message) ~= "string" then error("s:data(message): message must be a string", 2) end
   local reply, err = command(self, "data", "DATA")
   if not reply then return nil, err end
-  if reply.code ~= 354 then
-    return nil, core.error("protocol", "data", "expected 354 after DATA, got " .. one_line(reply), reply)
-  end
   local final, ferr = self.core:message(message)
   if not final then
     ferr.stage = "data"
@@ -225,6 +253,7 @@ function Session:data(message)
   if final.code >= 400 then
     return nil, core.error("reply", "data", "message refused: " .. one_line(final), final)
   end
+  if final.code ~= 250 then return nil, out_of_step(self, "data", final, "250") end
   return final
 end
 
@@ -241,6 +270,7 @@ function Session:bdat(message)
   if reply.code >= 400 then
     return nil, core.error("reply", "bdat", "message refused: " .. one_line(reply), reply)
   end
+  if reply.code ~= 250 then return nil, out_of_step(self, "bdat", reply, "250") end
   return reply
 end
 
@@ -261,7 +291,7 @@ function Session:quit()
 end
 
 function Session:cmd(line)
-  return command(self, "cmd", checked("command", line))
+  return command(self, "cmd", checked("command", line), nil, false)
 end
 
 -- s:starttls([opts]) -> tls info | nil, err. Sends STARTTLS; after the 220, the handshake with
@@ -277,9 +307,6 @@ function Session:starttls(opts)
   core.check_tls_options(options)
   local reply, err = command(self, "starttls", "STARTTLS")
   if not reply then return nil, err end
-  if reply.code ~= 220 then
-    return nil, core.error("reply", "starttls", "STARTTLS answered " .. one_line(reply) .. ", not 220", reply)
-  end
   local info, terr = self.core:starttls(options)
   if not info then return nil, terr end
   self.caps, self.ehlo_reply = {}, nil
@@ -296,17 +323,19 @@ function Session:auth(mech, user, secret)
   mech = string_upper(checked("mechanism", mech))
   checked("user", user)
   checked("secret", secret)
+  -- A server may echo what it got (535 ... <blob>): the secret is hidden there too.
+  self.core:secret(secret)
   if mech == "PLAIN" then
     local prefix = "AUTH PLAIN "
     return command(self, "auth", prefix .. core.plain(user, secret), #prefix)
   elseif mech == "LOGIN" then
-    local reply, err = command(self, "auth", "AUTH LOGIN")
+    local reply, err = command(self, "auth", "AUTH LOGIN", nil, "intermediate")
     if not reply then return nil, err end
-    reply, err = command(self, "auth", core.b64encode(user))
+    reply, err = command(self, "auth", core.b64encode(user), nil, "intermediate")
     if not reply then return nil, err end
     return command(self, "auth", core.b64encode(secret), 0)
   elseif mech == "CRAM-MD5" then
-    local reply, err = command(self, "auth", "AUTH CRAM-MD5")
+    local reply, err = command(self, "auth", "AUTH CRAM-MD5", nil, "intermediate")
     if not reply then return nil, err end
     local answer = core.cram_md5(user, secret, reply.text)
     if not answer then
@@ -323,13 +352,13 @@ function Session:pipeline(lines)
   if type(lines) ~= "table" then error("s:pipeline{line, ...}: expected a list of command lines", 2) end
   for i, line in ipairs(lines) do checked("pipelined command " .. i, line) end
   if rawget(self.caps, "PIPELINING") then
-    local replies, err = self.core:exchange(lines)
+    local replies, err = self.core:exchange(lines, nil, "pipeline")
     if not replies then err.stage = "pipeline" end
     return replies, err
   end
   local replies = {}
   for _, line in ipairs(lines) do
-    local got, err = self.core:exchange({ line })
+    local got, err = self.core:exchange({ line }, nil, "pipeline")
     if not got then
       err.stage = "pipeline"
       return nil, err

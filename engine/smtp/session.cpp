@@ -9,6 +9,10 @@ namespace smtpsh::smtp {
 namespace {
 // A long message is not worth a transcript line per line: the head shows what was sent.
 constexpr std::size_t body_lines_in_transcript = 50;
+// Lines no command asked for: how many are shown, in the transcript and in the message.
+constexpr std::size_t unsolicited_lines_shown = 20;
+constexpr std::size_t unsolicited_lines_named = 3;
+constexpr std::size_t unsolicited_excerpt = 80;
 }  // namespace
 
 std::shared_ptr<Session> Session::create(asio::io_context& io) {
@@ -33,7 +37,7 @@ void Session::complete() {
 }
 
 void Session::fail(net::Failure failure, std::string message) {
-  outcome_ = {failure, std::move(message)};
+  outcome_ = {failure, redacted(message)};
   transcript_.add('!', outcome_.message);
   // Whatever comes next on this connection can no longer be matched to a command.
   if (!closed_) {
@@ -134,6 +138,11 @@ void Session::exchange(std::vector<std::string> lines, std::vector<std::size_t> 
   }
   for (std::size_t i = 0; i < lines.size(); ++i) {
     if (i < shown_prefix.size() && shown_prefix[i] < lines[i].size())
+      add_secret(std::string_view(lines[i]).substr(shown_prefix[i]));
+  }
+  if (refuse_unsolicited_input()) return;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    if (i < shown_prefix.size() && shown_prefix[i] < lines[i].size())
       transcript_.add('C', lines[i].substr(0, shown_prefix[i]) + "***");
     else
       transcript_.add('C', lines[i]);
@@ -141,9 +150,71 @@ void Session::exchange(std::vector<std::string> lines, std::vector<std::size_t> 
   write_then_read(lines.size());
 }
 
+void Session::add_secret(std::string_view secret) {
+  if (secret.size() < min_secret) return;
+  for (const std::string& known : secrets_)
+    if (known == secret) return;
+  secrets_.emplace_back(secret);
+}
+
+std::string Session::redacted(std::string_view line) const {
+  std::string out(line);
+  for (const std::string& secret : secrets_) {
+    for (std::size_t at = out.find(secret); at != std::string::npos;
+         at = out.find(secret, at + 3))
+      out.replace(at, secret.size(), "***");
+  }
+  return out;
+}
+
+// Before a command goes out, nothing may be waiting from the server: a reply read now would
+// be taken for this command's (a desync that makes MAIL read the answer to EHLO). What is
+// waiting was sent when no command asked for it, or is a reply beyond the commands sent.
+// A 421 that came early is the server closing, and is reported as that; anything else fails
+// the session as a protocol error naming the lines. Returns true when it failed the session.
+bool Session::refuse_unsolicited_input() {
+  std::vector<std::string> lines;
+  bool more = false;
+  if (!connection_->take_waiting_lines(lines, unsolicited_lines_shown, more)) return false;
+  for (std::string& line : lines) {
+    line = redacted(line);
+    transcript_.add('S', line);
+  }
+  if (more) transcript_.add('!', "more unsolicited lines not shown");
+  ReplyParser early;
+  ReplyParser::Status status = ReplyParser::Status::need_more;
+  for (const std::string& line : lines)
+    if (status == ReplyParser::Status::need_more) status = early.feed_line(line);
+  if (status == ReplyParser::Status::done && early.reply().code == 421) {
+    replies_.push_back(early.reply());
+    transcript_.add('!', "421 before the command was sent: the server closes the session");
+    closed_ = true;
+    connection_->close();
+    asio::post(io_, [self = shared_from_this()] { self->complete(); });
+    return true;
+  }
+  std::string named;
+  for (std::size_t i = 0; i < lines.size() && i < unsolicited_lines_named; ++i) {
+    if (!named.empty()) named += " | ";
+    named += lines[i].substr(0, unsolicited_excerpt);
+  }
+  if (lines.size() > unsolicited_lines_named || more) named += " | ...";
+  std::string count = more ? "more than " + std::to_string(lines.size()) + " lines"
+                           : std::to_string(lines.size()) + (lines.size() == 1 ? " line" : " lines");
+  outcome_ = {net::Failure::protocol, "the server sent " + count +
+                                          " that no command asked for (out of step with the "
+                                          "commands sent): " + named};
+  transcript_.add('!', outcome_.message);
+  closed_ = true;
+  connection_->close();
+  asio::post(io_, [self = shared_from_this()] { self->complete(); });
+  return true;
+}
+
 void Session::send_message(std::string_view message, Notify notify, void* context) {
   begin(notify, context);
   if (closed_) return fail_soon(net::Failure::closed, "the session is closed");
+  if (refuse_unsolicited_input()) return;
   outgoing_ = frame_for_data(message);
   add_body_to_transcript(outgoing_);
   write_then_read(1);
@@ -152,6 +223,7 @@ void Session::send_message(std::string_view message, Notify notify, void* contex
 void Session::send_chunk(std::string_view message, Notify notify, void* context) {
   begin(notify, context);
   if (closed_) return fail_soon(net::Failure::closed, "the session is closed");
+  if (refuse_unsolicited_input()) return;
   std::string body = normalise_line_ends(message);
   std::string command = "BDAT " + std::to_string(body.size()) + " LAST";
   transcript_.add('C', command);
@@ -206,7 +278,7 @@ bool Session::take_line() {
   const net::Outcome& read = connection_->read_outcome();
   if (!read.ok()) {
     std::string_view partial = connection_->data();
-    if (!partial.empty()) transcript_.add('S', partial);
+    if (!partial.empty()) transcript_.add('S', redacted(partial));
     std::string message = read.message;
     if (read.failure == net::Failure::closed)
       message = "connection closed by " + connection_->remote_address() + " without a reply";
@@ -214,6 +286,11 @@ bool Session::take_line() {
     return false;
   }
   std::string_view line = connection_->data();
+  std::string hidden;
+  if (!secrets_.empty()) {
+    hidden = redacted(line);
+    line = hidden;
+  }
   transcript_.add('S', line);
   ReplyParser::Status status = parser_.feed_line(line);
   if (status == ReplyParser::Status::error) {

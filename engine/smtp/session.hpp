@@ -58,6 +58,16 @@ class Session : public std::enable_shared_from_this<Session> {
   const Outcome& outcome() const { return outcome_; }
   const std::vector<Reply>& replies() const { return replies_; }
 
+  // Whether an operation is in flight: a second one must wait (the caller checks).
+  bool busy() const { return notify_ != nullptr; }
+
+  // From now on `secret` shows as "***" wherever it appears in what the server sends (a
+  // server may echo the AUTH blob in its 535): in the transcript, replies and messages.
+  // Lines sent with a shown_prefix add their hidden part here themselves. Secrets shorter
+  // than min_secret are not searched for: redacting every "a" would garble the transcript.
+  void add_secret(std::string_view secret);
+  static constexpr std::size_t min_secret = 4;
+
   // After a 421, an error or close(): nothing more can be sent.
   bool closed() const { return closed_; }
   void close();
@@ -72,6 +82,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void write_then_read(std::size_t replies_wanted);
   void read_next_reply();
   bool take_line();
+  bool refuse_unsolicited_input();
+  std::string redacted(std::string_view line) const;
   void add_body_to_transcript(std::string_view framed);
   void fail(net::Failure failure, std::string message);
   void fail_soon(net::Failure failure, std::string message);
@@ -94,6 +106,7 @@ class Session : public std::enable_shared_from_this<Session> {
   Notify notify_ = nullptr;
   void* context_ = nullptr;
   bool closed_ = false;
+  std::vector<std::string> secrets_;
   std::unique_ptr<tls::Options> implicit_tls_;  // only between connect and the handshake
   // Our own callbacks get a raw pointer to *this; this keeps it alive until they ran.
   std::shared_ptr<Session> self_while_busy_;
