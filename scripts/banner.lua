@@ -13,13 +13,7 @@ local options, words = cli.parse({ ... }, {
 cli.apply_resolver(options, "banner")
 local target, timeout = words[1], options.timeout
 
-local function fail_usage(message) cli.fail("banner", message) end
-
-local host, port = target:match("^%[(.+)%]:(%d+)$")
-if not host then host, port = target:match("^([^:]+):(%d+)$") end
-if not host then host, port = target, 25 end
-port = math.tointeger(tonumber(port))
-if not port or port < 1 or port > 65535 then fail_usage("bad port in '" .. target .. "'") end
+local host, port = cli.target("banner", target)
 
 local started = task.now()
 local conn, err = net.connect(host, port, { timeout = timeout or 30 })

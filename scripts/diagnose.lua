@@ -39,9 +39,7 @@ for _, name in ipairs { "helo", "from", "rcpt", "source" } do
     cli.fail("diagnose", "--" .. name .. " must not hold spaces, CR or LF")
   end
 end
-if options.source and not require("smtpsh.smtpcore").is_address(options.source) then
-  cli.fail("diagnose", "--source must be an IP address of this machine, got '" .. options.source .. "'")
-end
+cli.source("diagnose", options.source)
 local zones = options.dnsbl
 if zones and #zones == 1 and zones[1] == "none" then zones = {} end
 

@@ -18,6 +18,7 @@ local options, words = cli.parse({ ... }, {
 })
 cli.apply_resolver(options, "raw")
 local target, timeout = words[1], options.timeout or 30
+cli.target("raw", target, options.implicit and 465 or 25)
 
 local raw = require "smtpsh.raw"
 local ok, err = raw.run(target, { timeout = timeout, input = io.stdin, output = io.stdout,

@@ -17,39 +17,18 @@ local usage = [==[usage: smtpsh send --server HOST[:PORT] --from ADDR --to ADDR 
        [--quit-after banner|ehlo|mail|rcpt|data] [--timeout SECONDS] [--resolver ADDR[:PORT]]
        [--record FILE.jsonl] [--trace] [--json]]==]
 
-local function fail_usage(message)
-  io.stderr:write("smtpsh send: ", message, "\n")
-  os.exit(2)
-end
+local cli = require "smtpsh.cli"
+local function fail_usage(message) cli.fail("send", message) end
 
-local options = { to = {}, header = {} }
-local takes_value = { server = true, from = true, to = true, header = true, body = true,
-  helo = true, auth = true, user = true, ["password-file"] = true, ["quit-after"] = true,
-  timeout = true, resolver = true, record = true }
-local flags = { trace = true, json = true }
-local args = { ... }
-local i = 1
-while i <= #args do
-  local name = args[i]:match("^%-%-([%w-]+)$")
-  if args[i] == "--help" then
-    print(usage)
-    os.exit(0)
-  elseif name and flags[name] then
-    options[name] = true
-  elseif name and takes_value[name] then
-    i = i + 1
-    if args[i] == nil then fail_usage("--" .. name .. " needs a value; see --help") end
-    if type(options[name]) == "table" then
-      table.insert(options[name], args[i])
-    else
-      options[name] = args[i]
-    end
-  else
-    fail_usage("unknown argument '" .. args[i] .. "'; see --help")
-  end
-  i = i + 1
-end
+local options = cli.parse({ ... }, {
+  name = "send", usage = usage, min = 0, max = 0,
+  options = { server = "string", from = "string", to = "repeat", header = "repeat",
+              body = "string", helo = "string", auth = "string", user = "string",
+              ["password-file"] = "string", ["quit-after"] = "string" },
+})
+options.to, options.header = options.to or {}, options.header or {}
 if not options.server then fail_usage("--server HOST[:PORT] is required") end
+cli.target("send", options.server)
 local quit_after = options["quit-after"]
 local stages = { banner = 1, ehlo = 2, mail = 3, rcpt = 4, data = 5 }
 if quit_after and not stages[quit_after] then
@@ -60,40 +39,63 @@ if needs_envelope and not options.from then fail_usage("--from ADDR is required"
 if needs_envelope and (not quit_after or stages[quit_after] >= stages.rcpt) and #options.to == 0 then
   fail_usage("--to ADDR is required")
 end
-local timeout = 30
-if options.timeout then
-  timeout = tonumber(options.timeout)
-  if not timeout or timeout <= 0 then fail_usage("--timeout needs a number of seconds above 0") end
-end
-require("smtpsh.cli").apply_resolver({ resolver = options.resolver and { options.resolver } }, "send")
-if options.record then
-  local ok, rerr = require("smtpsh.recordcore").start(options.record, { "send", ... })
-  if not ok then fail_usage("--record: " .. rerr) end
-end
+local timeout = options.timeout or 30
+cli.apply_resolver(options, "send")
 
+-- Nothing a caller gives may carry a line break into the SMTP dialogue or the message header:
+-- "K: v\r\nBcc: x" would add a header, "a@b>\r\nRCPT TO:<c@d" a recipient. Refused before
+-- anything is sent.
+local function no_line_break(what, value)
+  if value and value:find("[\r\n%z]") then
+    fail_usage(what .. " must not contain a CR, LF or NUL: it would smuggle in another line")
+  end
+end
+no_line_break("--from", options.from)
+no_line_break("--helo", options.helo)
+no_line_break("--auth", options.auth)
+no_line_break("--user", options.user)
+for _, to in ipairs(options.to) do no_line_break("--to", to) end
+for _, header in ipairs(options.header) do no_line_break("--header", header) end
+
+local mechanisms = { PLAIN = true, LOGIN = true, ["CRAM-MD5"] = true }
 local secret
 if options.auth then
+  options.auth = options.auth:upper()
+  if not mechanisms[options.auth] then
+    fail_usage("--auth must be PLAIN, LOGIN or CRAM-MD5, got '" .. options.auth .. "'")
+  end
   if not options.user or not options["password-file"] then
     fail_usage("--auth needs --user and --password-file")
   end
   local file, err = io.open(options["password-file"], "rb")
-  if not file then fail_usage("cannot read the password file: " .. tostring(err)) end
-  secret = (file:read("a") or ""):gsub("\r?\n$", "")
-  file:close()
+  local text = file and file:read("a")
+  if file then file:close() end
+  if not text then
+    fail_usage("cannot read the password file " .. options["password-file"] .. ": " ..
+      tostring(err or "it is a directory, or unreadable"))
+  end
+  secret = text:gsub("\r?\n$", "")
+  if secret:find("[\r\n%z]") then
+    fail_usage("the password file holds more than one line: put the password alone on its first line")
+  end
+  if secret == "" then fail_usage("the password file " .. options["password-file"] .. " is empty") end
 end
 
 local body = options.body or "This is a test message sent by smtpsh.\n"
 if body:sub(1, 1) == "@" then
-  local file, err = io.open(body:sub(2), "rb")
-  if not file then fail_usage("cannot read the body file: " .. tostring(err)) end
-  body = file:read("a")
-  file:close()
+  local name = body:sub(2)
+  local file, err = io.open(name, "rb")
+  body = file and file:read("a")
+  if file then file:close() end
+  if not body then
+    fail_usage("cannot read the body file " .. name .. ": " .. tostring(err or "it is a directory, or unreadable"))
+  end
 end
 local function build_message()
   local headers = {}
   local has = {}
   for _, header in ipairs(options.header) do
-    local key = header:match("^([^:%s]+):")
+    local key = header:match("^([!-9;-~]+):")
     if not key then fail_usage("--header must look like 'Name: value', got '" .. header .. "'") end
     has[key:lower()] = true
     headers[#headers + 1] = header

@@ -28,8 +28,7 @@ local options, words = cli.parse({ ... }, {
 })
 cli.apply_resolver(options, "tls")
 local implicit = options.implicit
-local host, port = require("smtpsh.smtpcore").parse_target(words[1], implicit and 465 or 25)
-if not host then cli.fail("tls", port) end
+local host, port = cli.target("tls", words[1], implicit and 465 or 25)
 if options["ca-file"] then
   local file = io.open(options["ca-file"])
   if not file then cli.fail("tls", "cannot read --ca-file " .. options["ca-file"]) end

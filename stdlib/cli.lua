@@ -9,6 +9,8 @@
 --   })
 --   cli.apply_resolver(opts)   -- --resolver and --timeout reach the DNS engine
 --
+-- Kinds: flag, string, list (repeatable, split at commas), repeat (repeatable, kept whole),
+-- seconds, count, port.
 -- A bad command line prints one line naming what to fix on stderr and exits 2; --help prints
 -- the usage on stdout and exits 0.
 
@@ -40,6 +42,7 @@ local converters = {
   flag = function() return true end,
   string = function(value) return value end,
   list = function(value) return value end,
+  ["repeat"] = function(value) return value end,
   seconds = function(value)
     local n = tonumber(value)
     if not n or n <= 0 or n ~= n or n == 1 / 0 then return nil, "a number of seconds above 0" end
@@ -95,6 +98,9 @@ function cli.parse(args, spec)
       if kind == "list" then
         options[name] = options[name] or {}
         for item in string_gmatch(value, "[^,%s]+") do options[name][#options[name] + 1] = item end
+      elseif kind == "repeat" then
+        options[name] = options[name] or {}
+        options[name][#options[name] + 1] = value
       else
         options[name] = value
       end
@@ -123,6 +129,24 @@ function cli.parse(args, spec)
     if not ok then fail(spec.name, "--record: " .. err) end
   end
   return options, words
+end
+
+-- HOST[:PORT] as every subcommand takes it ("[v6]:port" for IPv6 with a port): host, port,
+-- or exit 2 with one line naming what is wrong. One parser for every command (engine/net).
+function cli.target(name, target, default_port)
+  local host, port = require("smtpsh.smtpcore").parse_target(target, default_port or 25)
+  if not host then fail(name, port .. "; expected HOST, HOST:PORT or [IPV6]:PORT") end
+  return host, port
+end
+
+-- --source ADDR: an IP address this machine can send from, or exit 2 naming what is wrong.
+-- Checked before anything is sent: a probe from an address this machine does not have would
+-- otherwise fail in a way that looks like the network's fault.
+function cli.source(name, source)
+  if source == nil then return nil end
+  local ok, problem = require("smtpsh.net").usable_source(source)
+  if not ok then fail(name, "--source " .. source .. ": " .. problem) end
+  return source
 end
 
 -- Points the DNS engine at --resolver (when given) with --timeout per try.

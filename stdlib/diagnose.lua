@@ -18,8 +18,8 @@ local report = require "smtpsh.report"
 local task = require "smtpsh.task"
 
 local type, ipairs, tostring, tonumber, setmetatable = type, ipairs, tostring, tonumber, setmetatable
-local string_format, string_match, string_lower, string_find =
-  string.format, string.match, string.lower, string.find
+local string_format, string_match, string_lower, string_find, string_sub, string_gsub =
+  string.format, string.match, string.lower, string.find, string.sub, string.gsub
 local table_concat = table.concat
 
 local diagnose = {}
@@ -42,6 +42,7 @@ diagnose.verdicts = {
   ptr_mismatch = { false, "Your IP's reverse DNS is missing, not forward-confirmed, or differs from your EHLO name. Set a PTR for your IP that resolves back to it, and say that name in EHLO (--helo)." },
   slow_server = { true, "The banner or a reply came later than the timeout allows. The server is slow (overloaded, or a deliberate greet pause); raise the timeout (RFC 5321 allows 5 minutes) and retry." },
   rejected = { false, "A permanent 5xx refusal that nothing above explains: read the reply text; it usually says what the receiver objects to." },
+  protocol_error = { false, "The server broke the SMTP protocol at the stage shown: a malformed or oversized reply, too many reply lines, or replies no command asked for. Its software or a middlebox in the path is faulty; tell the domain's postmaster, with the evidence." },
 }
 
 -- The well-known public blocklists checked by default.
@@ -49,19 +50,39 @@ diagnose.default_dnsbl = { "zen.spamhaus.org", "bl.spamcop.net", "b.barracudacen
 
 local function err_text(err)
   if err == nil then return "" end
-  return (err.message or tostring(err)):gsub("\n", " | ")
+  -- One value: gsub's count must never land in an evidence list.
+  return (string_gsub(err.message or tostring(err), "\n", " | "))
 end
 
 local function one_line(reply) return (tostring(reply):gsub("\n", " | ")) end
 
--- The transcript lines of a session as evidence strings ("S 421 4.7.0 ...").
+-- Evidence is for a person to read: a hostile server's 1,000-line reply or 64 KB line must not
+-- become a 1,000-line report. The head and the tail of a transcript are kept (the tail is
+-- where a session ends), each line cut to a readable length.
+local evidence_head, evidence_tail, evidence_line = 12, 24, 300
+
+local function evidence_line_of(e)
+  local line = e.line
+  if #line > evidence_line then
+    line = string_sub(line, 1, evidence_line) .. " ... (" .. #line .. " bytes)"
+  end
+  return string_format("%s %s", e.dir, line)
+end
+
+-- The transcript lines of a session as evidence strings ("S 421 4.7.0 ..."), bounded.
 local function lines_of(s, from)
   local out = {}
   if not s then return out end
   local transcript = s.transcript
-  for i = from or 1, #transcript do
-    local e = transcript[i]
-    out[#out + 1] = string_format("%s %s", e.dir, e.line)
+  local first, last = from or 1, #transcript
+  local count = last - first + 1
+  for i = first, last do
+    if count > evidence_head + evidence_tail and i == first + evidence_head then
+      out[#out + 1] = string_format("! ... %d transcript lines not shown ...", count - evidence_head - evidence_tail)
+    end
+    if count <= evidence_head + evidence_tail or i < first + evidence_head or i > last - evidence_tail then
+      out[#out + 1] = evidence_line_of(transcript[i])
+    end
   end
   return out
 end
@@ -81,11 +102,10 @@ function diagnose.parse_target(target, options)
   if smtpcore.is_address(target) then
     return { kind = "host", host = target, port = options.port or 25 }
   end
-  local host, port = string_match(target, "^%[(.+)%]:(%d+)$")
-  if not host then host, port = string_match(target, "^([^:]+):(%d+)$") end
-  if host then
-    port = tonumber(port)
-    if not port or port < 1 or port > 65535 then return nil, "bad port in '" .. target .. "'" end
+  -- With a port or brackets it is HOST[:PORT], read by the one parser every command uses.
+  if string_find(target, "[:%[%]]") then
+    local host, port = smtpcore.parse_target(target, options.port or 25)
+    if not host then return nil, port .. "; expected a domain, an address, HOST:PORT or [IPV6]:PORT" end
     return { kind = "host", host = host, port = port }
   end
   local name, problem = require("smtpsh.dnscore").canonical(target)
@@ -100,8 +120,16 @@ function Diagnosis:check(name, status, detail)
   return self.checks:add(name, status, detail)
 end
 
+local evidence_most = 60
+
 function Diagnosis:evidence(lines)
-  for _, line in ipairs(lines) do self.result.evidence[#self.result.evidence + 1] = line end
+  local evidence = self.result.evidence
+  for _, line in ipairs(lines) do
+    if #evidence >= evidence_most then break end
+    line = tostring(line)
+    if #line > evidence_line + 40 then line = string_sub(line, 1, evidence_line) .. " ... (" .. #line .. " bytes)" end
+    evidence[#evidence + 1] = line
+  end
 end
 
 function Diagnosis:decide(verdict, stage, evidence)
@@ -273,6 +301,7 @@ function Diagnosis:judge(outcome, mx_host, address, port)
     if err.kind == "timeout" and stage == "connect" then return "connect_timeout", "connect", { err_text(err) } end
     if err.kind == "closed" then return "dropped_before_banner", "banner", { err_text(err) } end
     if err.kind == "timeout" then return "slow_server", "banner", { err_text(err) } end
+    if err.kind == "protocol" then return "protocol_error", "banner", { err_text(err) } end
     if err.kind == "reply" and err.reply then
       -- A 4xx greeting is overload or a connection limit, whatever its words; rate limiting
       -- needs the evidence of earlier sessions that succeeded (--sessions).
@@ -285,6 +314,7 @@ function Diagnosis:judge(outcome, mx_host, address, port)
     return "connect_timeout", "connect", { err_text(err) }
   end
   if err and err.kind == "closed" then return "dropped_mid_session", stage, evidence end
+  if err and err.kind == "protocol" then return "protocol_error", stage, evidence end
   if err and err.kind == "timeout" and not outcome.tls_failed then
     return "slow_server", stage, evidence
   end
@@ -418,6 +448,10 @@ function diagnose.run(target, options)
           answered[#answered + 1] = outcome
           break
         end
+        -- This machine could not try (the --source address, out of descriptors): no fact
+        -- about the destination, so no verdict; the tool could not run.
+        local kind = outcome.err and outcome.err.kind
+        if kind == "source" or kind == "resource" then return nil, err_text(outcome.err) end
         connect_failures[#connect_failures + 1] = outcome
         first_failure = first_failure or outcome
         self:check("connect " .. address .. ":" .. port, "fail", err_text(outcome.err))

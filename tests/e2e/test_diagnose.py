@@ -187,7 +187,7 @@ class TestDiagnose(harness.NsdTestCase):
     def test_bad_usage(self):
         for args, words in ((("",), "empty"), (("a..b",), "empty label"),
                             (("x.test", "--retries", "-1"), "--retries must be"),
-                            (("x.test", "--source", "mx.example"), "--source must be an IP")):
+                            (("x.test", "--source", "mx.example"), "--source mx.example: 'mx.example' is not an IP address")):
             with self.subTest(args=args):
                 cp = run_smtpsh(["diagnose", *args])
                 self.assertOneLineError(cp, 2, "smtpsh diagnose: ")

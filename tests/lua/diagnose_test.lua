@@ -11,12 +11,17 @@ t.test("targets: an address, a domain, a host with a port, an address literal", 
   t.eq(diagnose.parse_target("::1", {}), { kind = "host", host = "::1", port = 25 })
   local none, problem = diagnose.parse_target("mx:99999", {})
   t.eq(none, nil)
-  t.ok(problem:find("bad port", 1, true), problem)
+  t.ok(problem:find("port '99999' is not a number from 1 to 65535", 1, true), problem)
+  -- One HOST[:PORT] parser everywhere: a broken target is refused, never looked up in DNS.
+  local _, unclosed = diagnose.parse_target("[::1", {})
+  t.ok(unclosed:find("missing ']'", 1, true), unclosed)
+  local _, letters = diagnose.parse_target("127.0.0.1:abc", {})
+  t.ok(letters:find("port 'abc'", 1, true), letters)
   t.eq(select(2, diagnose.parse_target("", {})), "empty TARGET")
   t.ok(select(2, diagnose.parse_target("a..b", {})):find("empty label", 1, true))
 end)
 
-t.test("the vocabulary: sixteen verdicts, each with its transience and advice", function()
+t.test("the vocabulary: seventeen verdicts, each with its transience and advice", function()
   local names = {}
   for name, info in pairs(diagnose.verdicts) do
     names[#names + 1] = name
@@ -26,7 +31,7 @@ t.test("the vocabulary: sixteen verdicts, each with its transience and advice", 
   table.sort(names)
   t.eq(names, { "connect_refused", "connect_timeout", "dns_failure", "dnsbl_listed",
                 "dropped_before_banner", "dropped_mid_session", "greylisted", "no_mx", "ok",
-                "ptr_mismatch", "rate_limited", "rejected", "server_busy", "slow_server",
+                "protocol_error", "ptr_mismatch", "rate_limited", "rejected", "server_busy", "slow_server",
                 "tls_handshake_failed", "tls_version_mismatch" })
   t.eq(diagnose.verdicts.greylisted[1], true)
   t.eq(diagnose.verdicts.tls_version_mismatch[1], false)
