@@ -223,7 +223,7 @@ void Connection::try_endpoint(std::size_t index) {
     if (!ec) socket_.bind(asio::ip::tcp::endpoint(source, 0), ec);
     if (ec) {
       // Not a fact about the peer: this machine cannot send from that address.
-      std::string why = ec.value() == EADDRNOTAVAIL
+      std::string why = errno_of(ec) == EADDRNOTAVAIL
                             ? "it is not an address of this machine"
                             : ec.message();
       write_.outcome.fail(is_resource_error(ec) ? Failure::resource : Failure::source,

@@ -39,6 +39,15 @@ std::string_view failure_name(Failure failure) {
   return "other";
 }
 
+int errno_of(const std::error_code& ec) {
+  // Asio reports errno values in a category of its own, which does not map them onto
+  // std::errc: compare the numbers in any of the errno categories.
+  if (ec.category() == asio::error::get_system_category() ||
+      ec.category() == std::system_category() || ec.category() == std::generic_category())
+    return ec.value();
+  return 0;
+}
+
 Failure classify(const std::error_code& ec, bool timed_out) {
   if (!ec) return Failure::none;
   if (ec == asio::error::operation_aborted)
@@ -48,8 +57,7 @@ Failure classify(const std::error_code& ec, bool timed_out) {
   if (ec == asio::error::timed_out) return Failure::timeout;
   if (ec == asio::error::network_unreachable || ec == asio::error::host_unreachable ||
       ec == asio::error::network_down || ec == asio::error::address_family_not_supported ||
-
-      ec == std::errc::address_not_available)
+      errno_of(ec) == EADDRNOTAVAIL)
     return Failure::unreachable;
   // A TLS peer that closes without close_notify is a close like any other to a prober.
   if (ec == asio::ssl::error::stream_truncated) return Failure::closed;
@@ -63,14 +71,9 @@ Failure classify(const std::error_code& ec, bool timed_out) {
   return Failure::other;
 }
 
-}  // namespace smtpsh::net
-
-namespace smtpsh::net {
 
 bool is_resource_error(const std::error_code& ec) {
-  if (ec.category() != std::system_category() && ec.category() != std::generic_category())
-    return false;
-  int value = ec.value();
+  int value = errno_of(ec);
   return value == EMFILE || value == ENFILE || value == ENOBUFS || value == ENOMEM;
 }
 

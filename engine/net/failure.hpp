@@ -29,6 +29,9 @@ std::string_view failure_name(Failure failure);
 // deadline fired: Asio then reports operation_aborted, which alone means "cancelled".
 Failure classify(const std::error_code& ec, bool timed_out);
 
+// The errno value `ec` carries, or 0 when it is not an operating-system error.
+int errno_of(const std::error_code& ec);
+
 // Whether `ec` says this process (or the system) ran out of descriptors or buffers: a local
 // limit, never a fact about the peer.
 bool is_resource_error(const std::error_code& ec);

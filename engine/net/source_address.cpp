@@ -19,7 +19,7 @@ std::optional<std::string> source_address_problem(std::string_view address) {
   socket.open(ip.is_v4() ? asio::ip::tcp::v4() : asio::ip::tcp::v6(), ec);
   if (!ec) socket.bind(asio::ip::tcp::endpoint(ip, 0), ec);
   if (!ec) return std::nullopt;
-  if (ec.value() == EADDRNOTAVAIL)
+  if (errno_of(ec) == EADDRNOTAVAIL)
     return "it is not an address of this machine (see `ip address`)";
   if (is_resource_error(ec)) return describe_resource_error(ec);
   return "cannot send from it: " + ec.message();
