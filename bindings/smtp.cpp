@@ -136,13 +136,25 @@ int push_failure(lua_State* L, const smtp::Session& session) {
 
 // --- the live trace --------------------------------------------------------------------------
 
+// A hostile server's NUL, bare CR or escape sequence must neither cut the line short on a
+// terminal nor drive it: control bytes are shown as \xNN.
+void write_visible(const std::string& line) {
+  for (unsigned char c : line) {
+    if (c < 0x20 || c == 0x7f)
+      std::fprintf(stderr, "\\x%02x", c);
+    else
+      std::fputc(c, stderr);
+  }
+}
+
 void print_trace(void*, const smtp::TranscriptEntry& entry) {
   static const bool colour = isatty(STDERR_FILENO) == 1 && std::getenv("NO_COLOR") == nullptr;
   const char* arrow = entry.dir == 'C' ? "->" : entry.dir == 'S' ? "<-" : "==";
   const char* start = "";
   if (colour) start = entry.dir == 'C' ? "\033[36m" : entry.dir == 'S' ? "\033[32m" : "\033[33m";
-  std::fprintf(stderr, "%s[%8.3f] %s %s%s\n", start, entry.t, arrow, entry.line.c_str(),
-               colour ? "\033[0m" : "");
+  std::fprintf(stderr, "%s[%8.3f] %s ", start, entry.t, arrow);
+  write_visible(entry.line);
+  std::fprintf(stderr, "%s\n", colour ? "\033[0m" : "");
 }
 
 // Every transcript line of a session: to the live trace and to the recording, as asked.
