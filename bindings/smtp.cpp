@@ -168,6 +168,7 @@ void observe_session(void* context, const smtp::TranscriptEntry& entry) {
 // --- operations ------------------------------------------------------------------------------
 
 int push_tls_failure(lua_State* L, const smtp::Session& session, const char* stage);
+void push_transcript(lua_State* L, const smtp::Session& session);
 
 int connect_done(lua_State* L, int, lua_KContext) {
   Scheduler::check_abort(L);
@@ -177,10 +178,16 @@ int connect_done(lua_State* L, int, lua_KContext) {
     bool connected = !session.connection().remote_address().empty();
     // An implicit-TLS handshake that failed belongs to the connect stage, with its reason.
     const char* tls_reason = session.tls_failure_reason();
-    if (*tls_reason != '\0') return push_tls_failure(L, session, "connect");
-    lua_pushnil(L);
-    push_error(L, net::failure_name(session.outcome().failure).data(),
-               connected ? "banner" : "connect", session.outcome().message.c_str());
+    if (*tls_reason != '\0') {
+      push_tls_failure(L, session, "connect");
+    } else {
+      lua_pushnil(L);
+      push_error(L, net::failure_name(session.outcome().failure).data(),
+                 connected ? "banner" : "connect", session.outcome().message.c_str());
+    }
+    // No session comes back, so what arrived (a broken greeting) travels with the error.
+    push_transcript(L, session);
+    lua_setfield(L, -2, "transcript");
     return 2;
   }
   lua_pushvalue(L, 4);
@@ -341,9 +348,8 @@ int session_chunk(lua_State* L) {
   return send_body(L, true);
 }
 
-// session:transcript() -> { {t=, dir=, line=}, ... }
-int session_transcript(lua_State* L) {
-  smtp::Session& session = check_session(L, 1);
+// [-0, +1, m] the session's transcript as { {t=, dir=, line=}, ... }
+void push_transcript(lua_State* L, const smtp::Session& session) {
   const auto& entries = session.transcript().entries();
   lua_createtable(L, static_cast<int>(entries.size()), 0);
   for (std::size_t i = 0; i < entries.size(); ++i) {
@@ -356,6 +362,11 @@ int session_transcript(lua_State* L) {
     lua_setfield(L, -2, "line");
     lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
   }
+}
+
+// session:transcript() -> { {t=, dir=, line=}, ... }
+int session_transcript(lua_State* L) {
+  push_transcript(L, check_session(L, 1));
   return 1;
 }
 

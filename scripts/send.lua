@@ -10,6 +10,7 @@
 -- exit:   0 when the last step got a 2xx/3xx reply, 1 otherwise, 2 on bad usage
 
 local json = require "smtpsh.json"
+local report = require "smtpsh.report"
 
 local usage = [==[usage: smtpsh send --server HOST[:PORT] --from ADDR --to ADDR [--to ADDR...]
        [--header 'Name: value']... [--body TEXT|@FILE] [--helo NAME]
@@ -112,7 +113,7 @@ local function build_message()
 end
 
 -- The transaction, step by step; `last` is what decides the exit status.
-local session, last, failure, stage
+local session, last, failure, stage, early_transcript
 local function step(name, fn, ...)
   stage = name
   local reply, err = fn(...)
@@ -127,6 +128,7 @@ local function run()
     failure = err
     stage = err.stage
     last = err.reply
+    early_transcript = err.transcript
     return
   end
   session = s
@@ -145,7 +147,7 @@ end
 run()
 
 local ok = failure == nil and last ~= nil and last.code < 400
-local transcript = session and session.transcript or {}
+local transcript = session and session.transcript or early_transcript or {}
 if options.json then
   local entries = json.array()
   for _, entry in ipairs(transcript) do
@@ -162,9 +164,14 @@ if options.json then
 else
   if not options.trace then
     for _, entry in ipairs(transcript) do
-      print(string.format("%s %7.3f  %s", entry.dir, entry.t, entry.line))
+      print(string.format("%s %7.3f  %s", entry.dir, entry.t, report.visible(entry.line)))
     end
   end
-  if failure then io.stderr:write("smtpsh send: ", tostring(failure), "\n") end
+  if failure then
+    -- The stage first, unless the message already starts with it ("rcpt refused: 550 ...").
+    local message, at = tostring(failure), failure.stage or stage
+    if at and message:sub(1, #at) ~= at then message = at .. ": " .. message end
+    io.stderr:write("smtpsh send: ", report.visible(message), "\n")
+  end
 end
 os.exit(ok and 0 or 1)

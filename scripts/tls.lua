@@ -150,7 +150,10 @@ if fatal then
     verdict = target .. " refuses STARTTLS: mail to it goes unencrypted"
   else
     checks:add("connect", "fail", tostring(fatal))
-    verdict = "cannot probe TLS: " .. tostring(fatal)
+    local message = tostring(fatal)
+    local at = fatal.stage
+    if at and message:sub(1, #at) ~= at then message = at .. ": " .. message end
+    verdict = "cannot probe TLS, TLS was never reached: " .. message
   end
 else
   local accepted = result.accepted
@@ -236,6 +239,6 @@ else
       #cert.names > 0 and table.concat(cert.names, ", ") or "(none)", cert.sha256))
   end
   io.write(report.render(checks, { colour = colour }))
-  io.write("verdict: ", verdict, "\n")
+  io.write("verdict: ", report.visible(verdict), "\n")
 end
 os.exit(result.ok and 0 or 1)

@@ -297,11 +297,14 @@ function Diagnosis:judge(outcome, mx_host, address, port)
   local err, stage = outcome.err, outcome.stage
   local evidence = lines_of(outcome.s)
   if stage == "connect" or (stage == "banner" and not outcome.s) then
+    -- No session: what arrived before the failure (a broken greeting) came with the error.
+    local early = lines_of({ transcript = err.transcript or {} })
+    early[#early + 1] = "! " .. err_text(err)
     if err.kind == "refused" then return "connect_refused", "connect", { err_text(err) } end
     if err.kind == "timeout" and stage == "connect" then return "connect_timeout", "connect", { err_text(err) } end
-    if err.kind == "closed" then return "dropped_before_banner", "banner", { err_text(err) } end
-    if err.kind == "timeout" then return "slow_server", "banner", { err_text(err) } end
-    if err.kind == "protocol" then return "protocol_error", "banner", { err_text(err) } end
+    if err.kind == "closed" then return "dropped_before_banner", "banner", early end
+    if err.kind == "timeout" then return "slow_server", "banner", early end
+    if err.kind == "protocol" then return "protocol_error", "banner", early end
     if err.kind == "reply" and err.reply then
       -- A 4xx greeting is overload or a connection limit, whatever its words; rate limiting
       -- needs the evidence of earlier sessions that succeeded (--sessions).

@@ -2,9 +2,10 @@
 -- they come. Used by `smtpsh raw` and the REPL's `:raw`.
 
 local smtp = require "smtpsh.smtp"
+local report = require "smtpsh.report"
 
-local tostring, pairs, string_upper, string_match, string_find, string_sub, table_concat =
-  tostring, pairs, string.upper, string.match, string.find, string.sub, table.concat
+local tostring, pairs, ipairs, string_upper, string_match, string_find, string_sub, table_concat =
+  tostring, pairs, ipairs, string.upper, string.match, string.find, string.sub, table.concat
 
 local raw = {}
 
@@ -14,12 +15,18 @@ local function send_line(s, line, output)
     output:write("! not sent: a CR, LF or NUL inside the line would smuggle another command\n")
     return nil
   end
+  local before = #s.core:transcript()
   local replies, err = s.core:exchange({ line }, nil, "raw")
   if not replies then
-    output:write("! ", tostring(err), "\n")
+    -- The lines that came before the failure (a reply cut short by a reset) are shown too.
+    local transcript = s.core:transcript()
+    for i = before + 1, #transcript do
+      if transcript[i].dir == "S" then output:write(report.visible(transcript[i].line), "\n") end
+    end
+    output:write("! ", report.visible(tostring(err)), "\n")
     return nil
   end
-  output:write(tostring(replies[1]), "\n")
+  output:write(report.visible(tostring(replies[1])), "\n")
   return replies[1]
 end
 
@@ -53,11 +60,18 @@ function raw.run(target, opts)
     for key, value in pairs(opts.tls or {}) do connect[key] = value end
   end
   local s, err = smtp.connect(target, connect)
-  if not s then return nil, err end
+  if not s then
+    -- What arrived of a broken greeting is shown before the error.
+    for _, entry in ipairs(err.transcript or {}) do
+      if entry.dir == "S" then output:write(report.visible(entry.line), "\n") end
+    end
+    output:flush()
+    return nil, err
+  end
   if opts.implicit and s.tls then
     output:write("! TLS (implicit): ", s.tls.version, " ", s.tls.cipher, ", verify: ", s.tls.verify_result, "\n")
   end
-  output:write(tostring(s.banner), "\n")
+  output:write(report.visible(tostring(s.banner)), "\n")
   output:flush()
   local in_message, body = false, {}
   while not s.closed do
@@ -69,7 +83,7 @@ function raw.run(target, opts)
     if in_message then
       if line == "." then
         local reply, merr = s.core:message(table_concat(body, "\r\n") .. (#body > 0 and "\r\n" or ""))
-        output:write(reply and tostring(reply) or ("! " .. tostring(merr)), "\n")
+        output:write(report.visible(reply and tostring(reply) or ("! " .. tostring(merr))), "\n")
         in_message, body = false, {}
       else
         -- The person types the message as it goes on the wire; undo nothing, stuff nothing twice.

@@ -7,7 +7,8 @@
 --   checks:worst()  -> "fail" | "warn" | "ok"
 
 local setmetatable, ipairs, tostring, error = setmetatable, ipairs, tostring, error
-local string_format, string_rep, table_concat = string.format, string.rep, table.concat
+local string_format, string_rep, string_gsub, string_byte, table_concat =
+  string.format, string.rep, string.gsub, string.byte, table.concat
 
 local report = {}
 
@@ -15,6 +16,14 @@ local colours = { ok = "\27[32m", warn = "\27[33m", fail = "\27[31m", skip = "\2
 local reset = "\27[0m"
 local rank = { skip = 0, ok = 1, warn = 2, fail = 3 }
 report.rank = rank
+
+-- `text` with its control bytes (a server's NUL, bare CR, escape sequences) shown as \xNN:
+-- what a peer sent must neither cut a line short nor drive the terminal. Tabs stay.
+function report.visible(text)
+  return (string_gsub(tostring(text), "[%z\1-\8\10-\31\127]", function(c)
+    return string_format("\\x%02x", string_byte(c))
+  end))
+end
 
 local Checklist = {}
 Checklist.__index = Checklist
@@ -68,7 +77,7 @@ function report.render(checks, options)
   for _, check in ipairs(checks) do
     local pad = width - #check.name
     lines[#lines + 1] = string_format("  %s  %s%s  %s", label(check.status, colour), check.name,
-      pad > 0 and string_rep(" ", pad) or "", check.detail)
+      pad > 0 and string_rep(" ", pad) or "", report.visible(check.detail))
   end
   return table_concat(lines, "\n") .. (#lines > 0 and "\n" or "")
 end

@@ -174,7 +174,8 @@ local function tls_options(opts, host, port)
   return out
 end
 
--- smtp.connect(target [, opts]) -> session | nil, err
+-- smtp.connect(target [, opts]) -> session | nil, err (err.transcript: what was said before it
+-- failed, such as a broken greeting)
 -- opts.tls = "implicit" speaks TLS from the first byte (port 465), with the TLS options of
 -- s:starttls beside it.
 function smtp.connect(target, opts)
@@ -206,7 +207,9 @@ function smtp.connect(target, opts)
                            host = host, port = port }, session_meta)
   if banner.code >= 400 then
     engine:close()
-    return nil, core.error("reply", "banner", "greeting refused: " .. one_line(banner), banner)
+    local err = core.error("reply", "banner", "greeting refused: " .. one_line(banner), banner)
+    err.transcript = engine:transcript()
+    return nil, err
   end
   return s
 end

@@ -11,10 +11,12 @@ bool is_digit(char c) {
   return c >= '0' && c <= '9';
 }
 
-// The reply code at the start of `line`, or 0 when there is none: three digits, the first 2-5.
+// The reply code at the start of `line`, or 0 when there is none: three digits, the first 2-5,
+// and no fourth digit ("2500 ok" is no 250 with the text "0 ok").
 int leading_code(std::string_view line) {
   if (line.size() < 3 || line[0] < '2' || line[0] > '5' || !is_digit(line[1]) || !is_digit(line[2]))
     return 0;
+  if (line.size() > 3 && is_digit(line[3])) return 0;
   return (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
 }
 
@@ -134,7 +136,7 @@ ReplyParser::Status ReplyParser::feed_line(std::string_view line) {
   int code = leading_code(line);
   if (code == 0)
     return fail("reply line " + number +
-                " does not start with a code from 200 to 599: " + excerpt(line));
+                " does not start with a three-digit code from 200 to 599: " + excerpt(line));
   if (line_count_ > 1 && code != reply_.code)
     return fail("reply line " + number + " has code " + std::to_string(code) +
                 ", the reply began with " + std::to_string(reply_.code));

@@ -75,6 +75,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void detach();
 
   Transcript& transcript() { return transcript_; }
+  const Transcript& transcript() const { return transcript_; }
   net::Connection& connection() { return *connection_; }
 
  private:

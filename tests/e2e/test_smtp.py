@@ -490,7 +490,8 @@ end)
 '''
         with smtp_sink("-W", "RCPT:3") as port:
             cp, elapsed = self.run_lua(body, port)
-        self.assertLess(elapsed, 2.9, f"took {elapsed:.2f}s{describe(cp)}")
+        if harness.TIME_SCALE == 1:  # the start-up alone takes seconds under valgrind
+            self.assertLess(elapsed, 2.9, f"took {elapsed:.2f}s{describe(cp)}")
 
     def test_timeout_at_data(self):
         body = r'''
@@ -507,7 +508,8 @@ end)
 '''
         with smtp_sink("-w", "3") as port:
             cp, elapsed = self.run_lua(body, port)
-        self.assertLess(elapsed, 2.9, f"took {elapsed:.2f}s{describe(cp)}")
+        if harness.TIME_SCALE == 1:  # the start-up alone takes seconds under valgrind
+            self.assertLess(elapsed, 2.9, f"took {elapsed:.2f}s{describe(cp)}")
 
 
 class TestSmtpPipeline(SmtpTestCase):
@@ -963,7 +965,7 @@ class TestMalformedServers(harness.SmtpshTestCase):
     def test_a_greeting_that_is_not_a_reply(self):
         session, kind, stage, message = self.connect_error("hello from a web server")
         self.assertEqual((session, kind, stage), ("nil", "protocol", "banner"))
-        self.assertIn("does not start with a code from 200 to 599", message)
+        self.assertIn("does not start with a three-digit code from 200 to 599", message)
 
     def test_a_reply_whose_lines_disagree_on_the_code(self):
         session, kind, stage, message = self.connect_error("220-mx.example.test", "550 go away")

@@ -460,7 +460,7 @@ TEST_CASE("a pipelined reply after an error is never reached") {
   std::string input = "250 ok\r\nbogus\r\n250 ok\r\n";
   const std::vector<Outcome> expected = {
       done(250, "", {"ok"}, 8),
-      failed(R"(reply line 1 does not start with a code from 200 to 599: "bogus")", 7),
+      failed(R"(reply line 1 does not start with a three-digit code from 200 to 599: "bogus")", 7),
   };
   for (std::size_t i = 0; i <= input.size(); ++i) {
     CAPTURE(i);
@@ -469,7 +469,7 @@ TEST_CASE("a pipelined reply after an error is never reached") {
 }
 
 TEST_CASE("malformed replies are errors with a reason, at every split") {
-  const std::string bad_start = "does not start with a code from 200 to 599: ";
+  const std::string bad_start = "does not start with a three-digit code from 200 to 599: ";
   grind("hello\r\n", failed("reply line 1 " + bad_start + "\"hello\"", 7));
   grind("25\r\n", failed("reply line 1 " + bad_start + "\"25\"", 4));
   grind("25 x\r\n", failed("reply line 1 " + bad_start + "\"25 x\"", 6));
@@ -477,6 +477,9 @@ TEST_CASE("malformed replies are errors with a reason, at every split") {
   grind("199 x\r\n", failed("reply line 1 " + bad_start + "\"199 x\"", 7));
   grind("600 x\r\n", failed("reply line 1 " + bad_start + "\"600 x\"", 7));
   grind("2x0 x\r\n", failed("reply line 1 " + bad_start + "\"2x0 x\"", 7));
+  // Four digits are no three-digit code with text after it (no 250 reading "0 ok").
+  grind("2500 ok\r\n", failed("reply line 1 " + bad_start + "\"2500 ok\"", 9));
+  grind("250-a\r\n2500 b\r\n", failed("reply line 2 " + bad_start + "\"2500 b\"", 15));
   grind("\r\n", failed("reply line 1 " + bad_start + "\"\"", 2));
   grind(" 250 x\n", failed("reply line 1 " + bad_start + "\" 250 x\"", 7));
   grind("250-a\r\nxyz\r\n250 b\r\n", failed("reply line 2 " + bad_start + "\"xyz\"", 12));
@@ -499,7 +502,7 @@ TEST_CASE("after an error the parser stays in error until reset()") {
   CHECK(status == Status::error);
   CHECK(parser.feed_line("250 ok") == Status::error);
   CHECK(parser.status() == Status::error);
-  CHECK(parser.error() == R"(reply line 1 does not start with a code from 200 to 599: "nope")");
+  CHECK(parser.error() == R"(reply line 1 does not start with a three-digit code from 200 to 599: "nope")");
 
   parser.reset();
   CHECK(parser.error().empty());
@@ -517,7 +520,7 @@ TEST_CASE("reset() drops a half-read line and a half-read reply") {
   parser.reset();
   CHECK(parser.put("f\r\n", status) == 3);
   CHECK(status == Status::error);
-  CHECK(parser.error() == R"(reply line 1 does not start with a code from 200 to 599: "f")");
+  CHECK(parser.error() == R"(reply line 1 does not start with a three-digit code from 200 to 599: "f")");
 }
 
 TEST_CASE("an empty put() or an unfinished line wants more") {
