@@ -29,6 +29,15 @@ LUA_DIR = os.path.join(REPO_ROOT, "tests", "lua")
 PYTHON = "/usr/bin/python3"
 SMTP_SINK = "/usr/sbin/smtp-sink"
 
+# Every wait on smtpsh (a run, a REPL prompt, a server's start) is multiplied by this: set
+# SMTPSH_TEST_TIME_SCALE when the binary runs slower than usual, e.g. under valgrind
+# (tests/valgrind/valgrind.cmake), which is 20-50 times slower.
+TIME_SCALE = float(os.environ.get("SMTPSH_TEST_TIME_SCALE", "1"))
+# For the few tests that assert how fast smtpsh is (not whether it is right): skipped when
+# the binary is slowed down on purpose.
+skip_if_slowed = unittest.skipIf(TIME_SCALE > 1, "asserts wall time, and SMTPSH_TEST_TIME_SCALE "
+                                 "says the binary runs slowed down (valgrind)")
+
 
 def _smtpsh_from_argv():
     """Takes ``--smtpsh PATH`` / ``--smtpsh=PATH`` out of sys.argv (so unittest never sees it)."""
@@ -136,7 +145,9 @@ def merge_env(env):
 
 def run_smtpsh(args, stdin=None, env=None, timeout=20, cwd=None):
     """Runs smtpsh with `args` (a list), stdin text (or None: /dev/null), a merged env.
-    Returns a CompletedProcess with text stdout/stderr; raises on timeout (after killing)."""
+    Returns a CompletedProcess with text stdout/stderr; raises on timeout (after killing).
+    `timeout` is multiplied by TIME_SCALE."""
+    timeout = timeout * TIME_SCALE
     proc = subprocess.Popen(
         [SMTPSH] + list(args),
         stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
@@ -245,7 +256,9 @@ DNS_PEER_SCRIPT = os.path.join(REPO_ROOT, "tests", "peers", "dns_peer.py")
 @contextlib.contextmanager
 def _server(what, argv, patterns, startup_timeout, env=None, stdin=subprocess.DEVNULL):
     """Runs a server process; reads one line per regex in `patterns` from its stdout (each with
-    one number group) and yields the numbers; stops it (SIGTERM, then SIGKILL)."""
+    one number group) and yields the numbers; stops it (SIGTERM, then SIGKILL). The start-up
+    time allowed is multiplied by TIME_SCALE (the server may be smtpsh)."""
+    startup_timeout = startup_timeout * TIME_SCALE
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=stdin,
                             env=env)
     try:
@@ -451,10 +464,10 @@ class Repl:
     def write(self, data):
         if isinstance(data, str):
             data = data.encode()
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 5 * TIME_SCALE
         while data:
             if time.monotonic() > deadline:
-                raise ReplTimeout("could not write to the pty within 5 s")
+                raise ReplTimeout(f"could not write to the pty within {5 * TIME_SCALE:g} s")
             _, w, _ = select.select([], [self.fd], [], 0.5)
             if w:
                 n = os.write(self.fd, data)
@@ -473,6 +486,7 @@ class Repl:
         termios. libedit may print the prompt a few ms before switching to raw mode, and a
         ^D that arrives while the terminal is still canonical is swallowed by the kernel's
         line discipline, so control characters meant for the editor wait for this."""
+        timeout = timeout * TIME_SCALE
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -490,8 +504,10 @@ class Repl:
 
     def expect(self, pattern, timeout=5.0):
         """Waits until `pattern` (a regex, or compiled) matches the normalized output after
-        the previous match; returns the text from there to the end of the match."""
+        the previous match; returns the text from there to the end of the match. `timeout` is
+        multiplied by TIME_SCALE."""
         rx = re.compile(pattern) if isinstance(pattern, str) else pattern
+        timeout = timeout * TIME_SCALE
         deadline = time.monotonic() + timeout
         alive = True
         while True:
@@ -518,8 +534,9 @@ class Repl:
         return self.expect(r"(?<![^\n])>> ", timeout)
 
     def wait_exit(self, timeout=5.0):
-        """Reads until the child exits; returns its exit status (or -signal); None on timeout."""
-        deadline = time.monotonic() + timeout
+        """Reads until the child exits; returns its exit status (or -signal); None on timeout
+        (multiplied by TIME_SCALE)."""
+        deadline = time.monotonic() + timeout * TIME_SCALE
         while time.monotonic() < deadline:
             self._read_some(0.1)
             pid, st = os.waitpid(self.pid, os.WNOHANG)
@@ -546,3 +563,17 @@ class Repl:
 
     def __exit__(self, *exc):
         self.close()
+
+
+HOSTILE_SCRIPTS = {"smtp": os.path.join(REPO_ROOT, "tests", "peers", "hostile_smtp.py"),
+                   "dns": os.path.join(REPO_ROOT, "tests", "peers", "hostile_dns.py")}
+
+
+@contextlib.contextmanager
+def hostile_peer(kind, mode, *args, startup_timeout=15):
+    """Starts tests/peers/hostile_smtp.py (kind "smtp") or hostile_dns.py (kind "dns") MODE
+    ARGS on a free 127.0.0.1 port; yields the port; stops it."""
+    argv = [PYTHON, HOSTILE_SCRIPTS[kind], mode, *args, "--lifetime", "300"]
+    with _server(f"hostile {kind} peer {mode} {args}", argv, [r"PORT (\d+)\s*$"],
+                 startup_timeout) as (port,):
+        yield port
