@@ -464,11 +464,13 @@ int session_starttls(lua_State* L) {
 }
 
 // core.check_tls_options(opts): raises what is wrong with TLS options, before anything is sent.
+// The context made here is the one the handshake then uses (tls::shared_context). Running
+// out of descriptors is no mistake in the options: the handshake reports it (kind "resource").
 bool tls_context_error(const tls::Options& options, char* error, std::size_t size) {
   try {
-    std::string problem;
-    if (tls::make_context(options, problem)) return false;
-    std::snprintf(error, size, "%s", problem.c_str());
+    tls::ContextError problem;
+    if (tls::shared_context(options, problem) || problem.out_of_resources) return false;
+    std::snprintf(error, size, "%s", problem.message.c_str());
   } catch (const std::exception&) {
     std::snprintf(error, size, "out of memory");
   }

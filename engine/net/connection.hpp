@@ -26,6 +26,10 @@
 #include <string_view>
 #include <vector>
 
+namespace smtpsh::tls {
+struct ContextError;
+}  // namespace smtpsh::tls
+
 namespace smtpsh::net {
 
 // Where connects to some endpoints go instead (replaying a recording offline): to another
@@ -166,7 +170,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void continue_send();
   void on_handshake(const std::error_code& ec);
-  bool begin_tls(std::unique_ptr<asio::ssl::context> context, const std::string& error);
+  bool begin_tls(std::shared_ptr<asio::ssl::context> context, const tls::ContextError& error);
   template <class Buffers, class Handler>
   void read_some(const Buffers& buffers, Handler&& handler);
   template <class Buffers, class Handler>
@@ -181,7 +185,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   asio::io_context& io_;
   asio::ip::tcp::socket socket_;
   // Only after start_tls: the stream wraps socket_, and every read and write goes through it.
-  std::unique_ptr<asio::ssl::context> tls_context_;
+  std::shared_ptr<asio::ssl::context> tls_context_;  // shared with other handshakes (tls::shared_context)
   std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls_;
   std::unique_ptr<tls::Info> tls_info_;
   std::unique_ptr<tls::Options> tls_options_;  // while handshaking

@@ -39,7 +39,8 @@ std::string reason_text(unsigned long code) {
 
 // The checks and set-up both sides share; false (and the operation finishing soon with the
 // failure) when the handshake cannot start.
-bool Connection::begin_tls(std::unique_ptr<asio::ssl::context> context, const std::string& error) {
+bool Connection::begin_tls(std::shared_ptr<asio::ssl::context> context,
+                           const tls::ContextError& error) {
   tls_reason_ = "";
   tls_info_.reset();
   if (!socket_.is_open() || tls_) {
@@ -67,7 +68,9 @@ bool Connection::begin_tls(std::unique_ptr<asio::ssl::context> context, const st
   }
   scanned_ = 0;
   if (!context) {
-    write_.outcome.fail(Failure::tls, "cannot start TLS: " + error);
+    // Out of descriptors is this process's limit, not a TLS problem of either side.
+    write_.outcome.fail(error.out_of_resources ? Failure::resource : Failure::tls,
+                        "cannot start TLS: " + error.message);
     tls_reason_ = "local";
     finish_soon(write_);
     return false;
@@ -79,13 +82,14 @@ bool Connection::begin_tls(std::unique_ptr<asio::ssl::context> context, const st
 
 void Connection::start_tls(const tls::Options& options, Notify notify, void* context) {
   begin(write_, notify, context);
-  std::string error;
-  auto ssl_context = tls::make_context(options, error);
+  tls::ContextError error;
+  auto ssl_context = tls::shared_context(options, error);
   if (!begin_tls(std::move(ssl_context), error)) return;
-  if (!tls::prepare_ssl(tls_->native_handle(), options, error)) {
+  std::string problem;
+  if (!tls::prepare_ssl(tls_->native_handle(), options, problem)) {
     tls_.reset();
     tls_context_.reset();
-    write_.outcome.fail(Failure::tls, "cannot start TLS: " + error);
+    write_.outcome.fail(Failure::tls, "cannot start TLS: " + problem);
     tls_reason_ = "local";
     return finish_soon(write_);
   }
@@ -99,8 +103,8 @@ void Connection::start_tls(const tls::Options& options, Notify notify, void* con
 
 void Connection::accept_tls(const tls::ServerOptions& options, Notify notify, void* context) {
   begin(write_, notify, context);
-  std::string error;
-  auto ssl_context = tls::make_server_context(options, error);
+  tls::ContextError error;
+  auto ssl_context = tls::make_server_context(options, error.message);
   if (!begin_tls(std::move(ssl_context), error)) return;
   tls_options_ = std::make_unique<tls::Options>();
   tls_->async_handshake(

@@ -7,13 +7,27 @@
 
 #include <asio/ip/address.hpp>
 
+#include <cerrno>
+#include <deque>
+#include <mutex>
+#include <utility>
+
 namespace smtpsh::tls {
 
 namespace {
-std::string last_openssl_error() {
+// The words for OpenSSL's last error. A system error (opening the CA file when out of
+// descriptors, say) carries an errno, which becomes its text; `out_of_resources` tells whether
+// it was EMFILE, ENFILE, ENOBUFS or ENOMEM.
+std::string last_openssl_error(bool* out_of_resources = nullptr) {
   unsigned long code = ERR_get_error();
   ERR_clear_error();
   if (code == 0) return "unknown OpenSSL error";
+  if (ERR_SYSTEM_ERROR(code)) {
+    int value = static_cast<int>(ERR_GET_REASON(code));
+    if (out_of_resources)
+      *out_of_resources = value == EMFILE || value == ENFILE || value == ENOBUFS || value == ENOMEM;
+    return std::generic_category().message(value);
+  }
   const char* reason = ERR_reason_error_string(code);
   return reason ? reason : "OpenSSL error " + std::to_string(code);
 }
@@ -70,24 +84,25 @@ bool use_self_signed(SSL_CTX* ctx, const std::string& name, std::string& error) 
 
 }  // namespace
 
-std::unique_ptr<asio::ssl::context> make_context(const Options& options, std::string& error) {
+std::unique_ptr<asio::ssl::context> make_context(const Options& options, ContextError& error) {
+  error = {};
   if (options.min != Version::any && options.max != Version::any && options.min > options.max) {
-    error = "TLS min version " + std::string(version_option_name(options.min)) +
-            " is above max version " + std::string(version_option_name(options.max));
+    error.message = "TLS min version " + std::string(version_option_name(options.min)) +
+                    " is above max version " + std::string(version_option_name(options.max));
     return nullptr;
   }
   auto context = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
   SSL_CTX* ctx = context->native_handle();
   ERR_clear_error();
   if (!options.ciphers.empty() && SSL_CTX_set_cipher_list(ctx, options.ciphers.c_str()) != 1) {
-    error = "no TLS cipher matches '" + options.ciphers +
-            "' (OpenSSL cipher-list syntax, TLS 1.2 and below)";
+    error.message = "no TLS cipher matches '" + options.ciphers +
+                    "' (OpenSSL cipher-list syntax, TLS 1.2 and below)";
     ERR_clear_error();
     return nullptr;
   }
   if (!options.ciphersuites.empty() &&
       SSL_CTX_set_ciphersuites(ctx, options.ciphersuites.c_str()) != 1) {
-    error = "no TLS 1.3 cipher suite matches '" + options.ciphersuites + "'";
+    error.message = "no TLS 1.3 cipher suite matches '" + options.ciphersuites + "'";
     ERR_clear_error();
     return nullptr;
   }
@@ -95,20 +110,81 @@ std::unique_ptr<asio::ssl::context> make_context(const Options& options, std::st
   set_versions(ctx, options.min, options.max, options.ciphers);
   if (!options.ca_file.empty()) {
     if (SSL_CTX_load_verify_locations(ctx, options.ca_file.c_str(), nullptr) != 1) {
-      error = "cannot load CA certificates from '" + options.ca_file + "': " + last_openssl_error();
+      std::string why = last_openssl_error(&error.out_of_resources);
+      error.message = "cannot load CA certificates from '" + options.ca_file + "': " + why;
       return nullptr;
     }
   } else {
+    // A missing system bundle is no error (verification then reports it), but running out of
+    // descriptors while reading it is: the handshake would verify against an empty store.
+    // OpenSSL queues no error for that: an empty store with errno saying so is the sign.
+    errno = 0;
     SSL_CTX_set_default_verify_paths(ctx);
+    int saved = errno;
+    X509_STORE* store = SSL_CTX_get_cert_store(ctx);
+    bool empty = sk_X509_OBJECT_num(X509_STORE_get0_objects(store)) <= 0;
+    if (empty && (saved == EMFILE || saved == ENFILE || saved == ENOMEM)) {
+      error = {"cannot load the system's CA certificates: " +
+                   std::generic_category().message(saved),
+               true};
+      return nullptr;
+    }
+    ERR_clear_error();
   }
   // The result is always computed; only "peer" and "dane" fail the handshake on it.
   SSL_CTX_set_verify(ctx, options.verify == Verify::none ? SSL_VERIFY_NONE : SSL_VERIFY_PEER,
                      nullptr);
   if (!options.tlsa.empty() && SSL_CTX_dane_enable(ctx) <= 0) {
-    error = "this OpenSSL cannot do DANE: " + last_openssl_error();
+    error.message = "this OpenSSL cannot do DANE: " + last_openssl_error();
     return nullptr;
   }
   ERR_clear_error();
+  return context;
+}
+
+namespace {
+
+// What makes two client contexts the same: everything make_context reads from the options.
+std::string context_key(const Options& options) {
+  std::string key;
+  key += std::to_string(static_cast<int>(options.min)) + '/';
+  key += std::to_string(static_cast<int>(options.max)) + '/';
+  key += std::to_string(static_cast<int>(options.verify)) + '/';
+  key += options.tlsa.empty() ? "-/" : "dane/";
+  key += std::to_string(options.ciphers.size()) + ':' + options.ciphers;
+  key += std::to_string(options.ciphersuites.size()) + ':' + options.ciphersuites;
+  key += options.ca_file;
+  return key;
+}
+
+struct ContextCache {
+  static constexpr std::size_t most = 32;
+  std::mutex mutex;
+  std::deque<std::pair<std::string, std::shared_ptr<asio::ssl::context>>> entries;
+};
+
+ContextCache& context_cache() {
+  static ContextCache cache;
+  return cache;
+}
+
+}  // namespace
+
+std::shared_ptr<asio::ssl::context> shared_context(const Options& options, ContextError& error) {
+  std::string key = context_key(options);
+  ContextCache& cache = context_cache();
+  {
+    std::lock_guard lock(cache.mutex);
+    for (const auto& [known, context] : cache.entries)
+      if (known == key) return context;
+  }
+  // Made outside the lock: loading a trust store is slow. Two threads may both make one; the
+  // second simply finds the first's entry next time.
+  std::shared_ptr<asio::ssl::context> context = make_context(options, error);
+  if (!context) return nullptr;
+  std::lock_guard lock(cache.mutex);
+  if (cache.entries.size() == ContextCache::most) cache.entries.pop_front();
+  cache.entries.emplace_back(std::move(key), context);
   return context;
 }
 

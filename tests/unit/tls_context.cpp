@@ -13,6 +13,8 @@
 
 #include <doctest/doctest.h>
 #include <openssl/ssl.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -167,18 +169,18 @@ tls::Options client_options(tls::Verify verify = tls::Verify::none) {
 }  // namespace
 
 TEST_CASE("client contexts: options that cannot be honoured are refused in words") {
-  std::string error;
+  tls::ContextError error;
   tls::Options options;
   options.min = tls::Version::tls1_3;
   options.max = tls::Version::tls1_2;
   CHECK(tls::make_context(options, error) == nullptr);
-  CHECK(error == "TLS min version tls1.3 is above max version tls1.2");
+  CHECK(error.message == "TLS min version tls1.3 is above max version tls1.2");
 
   // min == max is fine, and so is a bound on one side only.
-  error.clear();
+  error = {};
   options.min = options.max = tls::Version::tls1_2;
   CHECK(tls::make_context(options, error) != nullptr);
-  CHECK(error.empty());
+  CHECK(error.message.empty());
   options.min = tls::Version::tls1_3;
   options.max = tls::Version::any;
   CHECK(tls::make_context(options, error) != nullptr);
@@ -186,24 +188,24 @@ TEST_CASE("client contexts: options that cannot be honoured are refused in words
   options = {};
   options.ciphers = "NO-SUCH-CIPHER";
   CHECK(tls::make_context(options, error) == nullptr);
-  CHECK(error ==
+  CHECK(error.message ==
         "no TLS cipher matches 'NO-SUCH-CIPHER' (OpenSSL cipher-list syntax, TLS 1.2 and below)");
 
   options = {};
   options.ciphersuites = "TLS_NO_SUCH_SUITE";
   CHECK(tls::make_context(options, error) == nullptr);
-  CHECK(error == "no TLS 1.3 cipher suite matches 'TLS_NO_SUCH_SUITE'");
+  CHECK(error.message == "no TLS 1.3 cipher suite matches 'TLS_NO_SUCH_SUITE'");
 
   options = {};
   options.ca_file = "/nonexistent/smtpsh-ca.pem";
   CHECK(tls::make_context(options, error) == nullptr);
-  CHECK(error.rfind("cannot load CA certificates from '/nonexistent/smtpsh-ca.pem': ", 0) == 0);
-  CHECK(error.size() >
+  CHECK(error.message.rfind("cannot load CA certificates from '/nonexistent/smtpsh-ca.pem': ", 0) == 0);
+  CHECK(error.message.size() >
         std::string("cannot load CA certificates from '/nonexistent/smtpsh-ca.pem': ").size());
 }
 
 TEST_CASE("client contexts: ordinary options are accepted") {
-  std::string error;
+  tls::ContextError error;
   tls::Options options;
   CHECK(tls::make_context(options, error) != nullptr);
   options.min = tls::Version::tls1_2;
@@ -246,9 +248,81 @@ TEST_CASE("client contexts: ordinary options are accepted") {
   REQUIRE(dane_context != nullptr);
   SSL* ssl = SSL_new(dane_context->native_handle());
   REQUIRE(ssl != nullptr);
-  CHECK_FALSE(tls::prepare_ssl(ssl, dane, error));
-  CHECK(error == "none of the 1 TLSA records is usable (unknown usage, selector or matching type)");
+  std::string problem;
+  CHECK_FALSE(tls::prepare_ssl(ssl, dane, problem));
+  CHECK(problem == "none of the 1 TLSA records is usable (unknown usage, selector or matching type)");
   SSL_free(ssl);
+}
+
+TEST_CASE("client contexts are shared by handshakes with the same options") {
+  tls::ContextError error;
+  tls::Options options;
+  options.min = tls::Version::tls1_2;
+  auto first = tls::shared_context(options, error);
+  REQUIRE(first != nullptr);
+  // The SNI is set per connection, so it does not make another context.
+  options.sni = "mx.example";
+  CHECK(tls::shared_context(options, error) == first);
+  options.max = tls::Version::tls1_2;
+  auto capped = tls::shared_context(options, error);
+  REQUIRE(capped != nullptr);
+  CHECK(capped != first);
+  options.ciphers = "ECDHE+AESGCM";
+  CHECK(tls::shared_context(options, error) != capped);
+  // A failure is not remembered: it is reported again, and nothing is cached for it.
+  options = {};
+  options.ca_file = "/nonexistent/smtpsh-ca.pem";
+  CHECK(tls::shared_context(options, error) == nullptr);
+  CHECK_FALSE(error.out_of_resources);
+  CHECK(tls::shared_context(options, error) == nullptr);
+}
+
+// Lowers the descriptor limit so that the next open() fails with EMFILE, for as long as it
+// lives.
+class NoMoreDescriptors {
+ public:
+  NoMoreDescriptors() {
+    REQUIRE(getrlimit(RLIMIT_NOFILE, &saved_) == 0);
+    int lowest_free = dup(0);  // a new descriptor takes the lowest free number
+    REQUIRE(lowest_free >= 0);
+    close(lowest_free);
+    rlimit tight = saved_;
+    tight.rlim_cur = static_cast<rlim_t>(lowest_free);
+    REQUIRE(setrlimit(RLIMIT_NOFILE, &tight) == 0);
+  }
+  ~NoMoreDescriptors() { setrlimit(RLIMIT_NOFILE, &saved_); }
+  NoMoreDescriptors(const NoMoreDescriptors&) = delete;
+  NoMoreDescriptors& operator=(const NoMoreDescriptors&) = delete;
+
+ private:
+  rlimit saved_{};
+};
+
+TEST_CASE("out of descriptors while loading CA certificates: a resource error, not bad options") {
+  tls::ContextError error;
+  std::unique_ptr<asio::ssl::context> from_file;
+  std::unique_ptr<asio::ssl::context> from_system;
+  tls::Options options;
+  options.ca_file = "/etc/hostname";
+  {
+    NoMoreDescriptors limit;
+    from_file = tls::make_context(options, error);
+  }
+  CHECK(from_file == nullptr);
+  CHECK(error.out_of_resources);
+  CHECK(error.message == "cannot load CA certificates from '/etc/hostname': Too many open files");
+
+  // The system's bundle: OpenSSL says nothing when it cannot open it, and the store stays
+  // empty; that must not pass for a context that verifies.
+  if (std::filesystem::exists("/etc/ssl/certs/ca-certificates.crt")) {
+    {
+      NoMoreDescriptors limit;
+      from_system = tls::make_context(tls::Options{}, error);
+    }
+    CHECK(from_system == nullptr);
+    CHECK(error.out_of_resources);
+    CHECK(error.message == "cannot load the system's CA certificates: Too many open files");
+  }
 }
 
 TEST_CASE("server contexts: a self-signed certificate, or files that must load") {
