@@ -194,8 +194,7 @@ tls::Options& check_tls_options(lua_State* L, int table, const char* signature) 
 tls::ServerOptions& check_server_tls_options(lua_State* L, int table, const char* signature) {
   table = lua_absindex(L, table);
   luaL_checktype(L, table, LUA_TTABLE);
-  auto* wrapper =
-      static_cast<LuaServerOptions*>(lua_newuserdatauv(L, sizeof(LuaServerOptions), 0));
+  auto* wrapper = static_cast<LuaServerOptions*>(lua_newuserdatauv(L, sizeof(LuaServerOptions), 0));
   new (wrapper) LuaServerOptions{};
   if (luaL_newmetatable(L, server_options_metatable)) {
     lua_pushcfunction(L, server_options_gc);

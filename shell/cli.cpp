@@ -12,7 +12,8 @@ bool looks_like_file(const std::string& word) {
 std::string usage_text() {
   return "usage: smtpsh [options] [FILE.lua | COMMAND] [ARGS...]\n"
          "\n"
-         "  smtpsh                     interactive REPL (Lua 5.4 with task, net, smtp, dns, server)\n"
+         "  smtpsh                     interactive REPL (Lua 5.4 with task, net, smtp, dns, "
+         "server)\n"
          "  smtpsh FILE.lua [ARGS...]  run a script; ARGS are in `arg` and `...`\n"
          "  smtpsh COMMAND [ARGS...]   run the subcommand scripts/COMMAND.lua\n"
          "  smtpsh -                   run standard input as a script\n"

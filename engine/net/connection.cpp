@@ -2,10 +2,10 @@
 
 #include "engine/net/address.hpp"
 
-#include <cerrno>
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/connect.hpp>
 #include <asio/post.hpp>
+#include <cerrno>
 
 #include <algorithm>
 
@@ -223,9 +223,8 @@ void Connection::try_endpoint(std::size_t index) {
     if (!ec) socket_.bind(asio::ip::tcp::endpoint(source, 0), ec);
     if (ec) {
       // Not a fact about the peer: this machine cannot send from that address.
-      std::string why = errno_of(ec) == EADDRNOTAVAIL
-                            ? "it is not an address of this machine"
-                            : ec.message();
+      std::string why =
+          errno_of(ec) == EADDRNOTAVAIL ? "it is not an address of this machine" : ec.message();
       write_.outcome.fail(is_resource_error(ec) ? Failure::resource : Failure::source,
                           "cannot connect from source address " + source_ + ": " + why);
       socket_.close(ignored);

@@ -185,7 +185,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   asio::io_context& io_;
   asio::ip::tcp::socket socket_;
   // Only after start_tls: the stream wraps socket_, and every read and write goes through it.
-  std::shared_ptr<asio::ssl::context> tls_context_;  // shared with other handshakes (tls::shared_context)
+  std::shared_ptr<asio::ssl::context>
+      tls_context_;  // shared with other handshakes (tls::shared_context)
   std::unique_ptr<asio::ssl::stream<asio::ip::tcp::socket&>> tls_;
   std::unique_ptr<tls::Info> tls_info_;
   std::unique_ptr<tls::Options> tls_options_;  // while handshaking

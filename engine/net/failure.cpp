@@ -71,7 +71,6 @@ Failure classify(const std::error_code& ec, bool timed_out) {
   return Failure::other;
 }
 
-
 bool is_resource_error(const std::error_code& ec) {
   int value = errno_of(ec);
   return value == EMFILE || value == ENFILE || value == ENOBUFS || value == ENOMEM;

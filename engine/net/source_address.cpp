@@ -2,9 +2,9 @@
 
 #include "engine/net/failure.hpp"
 
-#include <cerrno>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
+#include <cerrno>
 
 namespace smtpsh::net {
 

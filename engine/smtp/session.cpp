@@ -160,8 +160,7 @@ void Session::add_secret(std::string_view secret) {
 std::string Session::redacted(std::string_view line) const {
   std::string out(line);
   for (const std::string& secret : secrets_) {
-    for (std::size_t at = out.find(secret); at != std::string::npos;
-         at = out.find(secret, at + 3))
+    for (std::size_t at = out.find(secret); at != std::string::npos; at = out.find(secret, at + 3))
       out.replace(at, secret.size(), "***");
   }
   return out;
@@ -199,11 +198,13 @@ bool Session::refuse_unsolicited_input() {
     named += lines[i].substr(0, unsolicited_excerpt);
   }
   if (lines.size() > unsolicited_lines_named || more) named += " | ...";
-  std::string count = more ? "more than " + std::to_string(lines.size()) + " lines"
-                           : std::to_string(lines.size()) + (lines.size() == 1 ? " line" : " lines");
+  std::string count = more
+                          ? "more than " + std::to_string(lines.size()) + " lines"
+                          : std::to_string(lines.size()) + (lines.size() == 1 ? " line" : " lines");
   outcome_ = {net::Failure::protocol, "the server sent " + count +
                                           " that no command asked for (out of step with the "
-                                          "commands sent): " + named};
+                                          "commands sent): " +
+                                          named};
   transcript_.add('!', outcome_.message);
   closed_ = true;
   connection_->close();

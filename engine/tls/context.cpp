@@ -124,9 +124,9 @@ std::unique_ptr<asio::ssl::context> make_context(const Options& options, Context
     X509_STORE* store = SSL_CTX_get_cert_store(ctx);
     bool empty = sk_X509_OBJECT_num(X509_STORE_get0_objects(store)) <= 0;
     if (empty && (saved == EMFILE || saved == ENFILE || saved == ENOMEM)) {
-      error = {"cannot load the system's CA certificates: " +
-                   std::generic_category().message(saved),
-               true};
+      error = {
+          "cannot load the system's CA certificates: " + std::generic_category().message(saved),
+          true};
       return nullptr;
     }
     ERR_clear_error();

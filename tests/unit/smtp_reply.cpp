@@ -502,7 +502,8 @@ TEST_CASE("after an error the parser stays in error until reset()") {
   CHECK(status == Status::error);
   CHECK(parser.feed_line("250 ok") == Status::error);
   CHECK(parser.status() == Status::error);
-  CHECK(parser.error() == R"(reply line 1 does not start with a three-digit code from 200 to 599: "nope")");
+  CHECK(parser.error() ==
+        R"(reply line 1 does not start with a three-digit code from 200 to 599: "nope")");
 
   parser.reset();
   CHECK(parser.error().empty());
@@ -520,7 +521,8 @@ TEST_CASE("reset() drops a half-read line and a half-read reply") {
   parser.reset();
   CHECK(parser.put("f\r\n", status) == 3);
   CHECK(status == Status::error);
-  CHECK(parser.error() == R"(reply line 1 does not start with a three-digit code from 200 to 599: "f")");
+  CHECK(parser.error() ==
+        R"(reply line 1 does not start with a three-digit code from 200 to 599: "f")");
 }
 
 TEST_CASE("an empty put() or an unfinished line wants more") {

@@ -199,7 +199,8 @@ TEST_CASE("client contexts: options that cannot be honoured are refused in words
   options = {};
   options.ca_file = "/nonexistent/smtpsh-ca.pem";
   CHECK(tls::make_context(options, error) == nullptr);
-  CHECK(error.message.rfind("cannot load CA certificates from '/nonexistent/smtpsh-ca.pem': ", 0) == 0);
+  CHECK(error.message.rfind("cannot load CA certificates from '/nonexistent/smtpsh-ca.pem': ", 0) ==
+        0);
   CHECK(error.message.size() >
         std::string("cannot load CA certificates from '/nonexistent/smtpsh-ca.pem': ").size());
 }
@@ -250,7 +251,8 @@ TEST_CASE("client contexts: ordinary options are accepted") {
   REQUIRE(ssl != nullptr);
   std::string problem;
   CHECK_FALSE(tls::prepare_ssl(ssl, dane, problem));
-  CHECK(problem == "none of the 1 TLSA records is usable (unknown usage, selector or matching type)");
+  CHECK(problem ==
+        "none of the 1 TLSA records is usable (unknown usage, selector or matching type)");
   SSL_free(ssl);
 }
 
