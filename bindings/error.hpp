@@ -1,6 +1,7 @@
 #pragma once
 // Network failures as Lua values: `nil, err` where err is a table with `kind`, `stage`,
-// `message` (and later `reply`), readable through __tostring (DESIGN.md, "Lua API conventions").
+// `message` and, where the server said something, `reply`, readable through __tostring
+// (ARCHITECTURE.md, "Conventions").
 
 #include "engine/net/failure.hpp"
 

@@ -1,5 +1,5 @@
 #pragma once
-// Lua tasks on the engine's event loop (DESIGN.md, "Concurrency model").
+// Lua tasks on the engine's event loop (ARCHITECTURE.md, "The coroutine bridge").
 //
 // Every task is a Lua thread. A binding that must wait starts an engine operation whose
 // completion calls Scheduler::wake, then returns Scheduler::suspend(...), which yields the

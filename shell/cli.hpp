@@ -1,5 +1,5 @@
 #pragma once
-// The command line, parsed into what to do (DESIGN.md, "The command-line contract").
+// The command line, parsed into what to do (ARCHITECTURE.md, "Conventions").
 
 #include <string>
 #include <vector>

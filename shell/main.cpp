@@ -174,7 +174,7 @@ int run(const std::vector<std::string>& argv) {
     greeting = demo_greeting(*demo);
   } else if (isatty(STDIN_FILENO)) {
     greeting = "smtpsh " SMTPSH_VERSION " (" LUA_RELEASE
-               "): Lua with task and net. "
+               "): Lua with the smtp, dns, net and task globals. "
                "Ctrl-D leaves, Ctrl-C interrupts what runs.\n";
   }
   smtpsh::shell::ReplOptions options;

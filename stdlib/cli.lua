@@ -1,5 +1,5 @@
 -- cli: command-line parsing for subcommands, and the options every probing subcommand
--- honours (DESIGN.md, "The command-line contract").
+-- honours (ARCHITECTURE.md, "Conventions").
 --
 --   local cli = require "smtpsh.cli"
 --   local opts, words = cli.parse({...}, {

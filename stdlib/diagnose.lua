@@ -3,7 +3,7 @@
 -- preference order, the banner, EHLO, STARTTLS (each TLS version on its own when it fails),
 -- MAIL and RCPT with a probe recipient, retries of transient answers, back-to-back sessions,
 -- and the source address's PTR, forward confirmation and DNSBL listing. The result names one
--- verdict of DESIGN.md's vocabulary, with the checks and the evidence that decided it.
+-- verdict of the vocabulary of ARCHITECTURE.md, with the checks and the evidence that decided it.
 --
 --   local diagnose = require "smtpsh.diagnose"
 --   local result = diagnose.run("user@example.com", {timeout = 10, retries = 1, backoff = 60})
@@ -24,7 +24,7 @@ local table_concat = table.concat
 
 local diagnose = {}
 
--- Verdicts (DESIGN.md, "Diagnosis vocabulary"): whether each is transient, and what to do.
+-- Verdicts (ARCHITECTURE.md, "Diagnosis"): whether each is transient, and what to do.
 diagnose.verdicts = {
   ok = { false, "Nothing to fix for this destination: an MX accepted the probe recipient." },
   no_mx = { false, "The domain publishes no MX and no address (or a null MX): it does not receive mail. Check the address's spelling, or ask the domain's owner to publish MX records." },

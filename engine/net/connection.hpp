@@ -3,7 +3,7 @@
 // lines or byte counts, each step under a deadline.
 //
 // The interface is callback-shaped on purpose: every operation takes a plain function pointer
-// and a context pointer, so the Lua bindings (and later the SMTP engine) can resume whatever
+// and a context pointer, so the Lua bindings and the SMTP session can resume whatever
 // waits on it without allocating a std::function per step. An operation never completes
 // inside the call that started it; its result is read back from the connection
 // (read_outcome(), data(), write_outcome()) when `notify(context)` runs.

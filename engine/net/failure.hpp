@@ -1,5 +1,5 @@
 #pragma once
-// How a network step failed, in the stable words of the Lua API (DESIGN.md, "err.kind").
+// How a network step failed, in the stable words of the Lua API (ARCHITECTURE.md, "Conventions").
 
 #include <cstdint>
 #include <string>

@@ -1,5 +1,5 @@
 #pragma once
-// What a TLS handshake may offer and what it must check (DESIGN.md, "TLS conventions").
+// What a TLS handshake may offer and what it must check (README.md, "Lua API").
 
 #include <cstdint>
 #include <optional>

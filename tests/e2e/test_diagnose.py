@@ -1,4 +1,4 @@
-"""`smtpsh diagnose --json`: one end-to-end test per verdict of DESIGN.md's vocabulary.
+"""`smtpsh diagnose --json`: one end-to-end test per verdict of the vocabulary of ARCHITECTURE.md.
 
 The remote side is smtpsh's scenario server (`smtpsh serve`, examples/servers/), smtp-sink or
 a kernel socket; DNS is NSD with tests/peers/zones. Every test passes --resolver, --port,
