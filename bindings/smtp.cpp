@@ -65,26 +65,40 @@ void cancel_session(Task&, void* session) {
 
 // --- replies as Lua values -------------------------------------------------------------------
 
+// The reply rebuilt from the Lua table (raw reads only: nothing may raise while the C++ value
+// lives), then written as the engine writes it: one way to show a reply.
+bool reply_text(lua_State* L, std::string& out) {
+  try {
+    smtp::Reply reply;
+    lua_pushstring(L, "code");
+    lua_rawget(L, 1);
+    reply.code = static_cast<int>(lua_tointeger(L, -1));
+    lua_pop(L, 1);
+    lua_pushstring(L, "lines");
+    lua_rawget(L, 1);
+    if (lua_istable(L, -1)) {
+      auto count = static_cast<lua_Integer>(lua_rawlen(L, -1));
+      for (lua_Integer i = 1; i <= count; ++i) {
+        lua_rawgeti(L, -1, i);
+        std::size_t length = 0;
+        const char* line = lua_tolstring(L, -1, &length);
+        reply.lines.emplace_back(line ? line : "", line ? length : 0);
+        lua_pop(L, 1);
+      }
+    }
+    lua_pop(L, 1);
+    out = reply.to_string();
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
 int reply_tostring(lua_State* L) {
-  lua_getfield(L, 1, "lines");
-  lua_getfield(L, 1, "code");
-  int code = static_cast<int>(lua_tointeger(L, -1));
-  lua_pop(L, 1);
-  luaL_Buffer buffer;
-  luaL_buffinit(L, &buffer);
-  lua_Integer count = lua_istable(L, 2) ? luaL_len(L, 2) : 0;
-  for (lua_Integer i = 1; i <= count; ++i) {
-    lua_pushfstring(L, "%d%s", code, i == count ? " " : "-");
-    luaL_addvalue(&buffer);
-    lua_geti(L, 2, i);
-    luaL_addvalue(&buffer);
-    if (i < count) luaL_addchar(&buffer, '\n');
-  }
-  if (count == 0) {
-    lua_pushfstring(L, "%d", code);
-    luaL_addvalue(&buffer);
-  }
-  luaL_pushresult(&buffer);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  std::string text;
+  if (!reply_text(L, text)) return luaL_error(L, "tostring(reply): out of memory");
+  lua_pushlstring(L, text.data(), text.size());  // raises only when out of memory
   return 1;
 }
 

@@ -22,7 +22,7 @@ local smtp = require "smtpsh.smtp"
 
 local usage = [==[usage: smtpsh diagnose TARGET... [--json] [--resolver ADDR[:PORT]] [--port N] [--source ADDR]
                        [--helo NAME] [--from ADDR] [--rcpt ADDR] [--timeout SECONDS]
-                       [--retries N] [--backoff SECONDS] [--sessions N] [--dnsbl ZONE,...|none]
+                       [--retries N] [--backoff SECONDS] [--sessions N (default 2)] [--dnsbl ZONE,...|none]
                        [--trace] [--no-color]
   TARGET: a domain, an address (user@domain: also the probe recipient), or HOST[:PORT].
   Exit 0 verdict ok, 1 another verdict, 2 could not run.]==]
@@ -47,7 +47,7 @@ local settings = {
   port = options.port, source = options.source, helo = options.helo, from = options.from,
   rcpt = options.rcpt, timeout = options.timeout or 10,
   retries = options.retries == nil and 1 or options.retries, backoff = options.backoff or 60,
-  sessions = options.sessions or 1, dnsbl = zones, trace = options.trace,
+  sessions = options.sessions or 2, dnsbl = zones, trace = options.trace,
 }
 for _, target in ipairs(words) do
   local ok, problem = diagnose.parse_target(target, settings)

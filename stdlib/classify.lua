@@ -312,7 +312,10 @@ local word_rules = {
                              "too many emails", "too many e%-mails", "too much mail", "too many recipients",
                              "number of recipients", "message rate", "sending rate", "connection rate",
                              "throttl", "slow down", "rate exceeded", "exceeded the rate", "per hour", "per day",
-                             "hourly", "daily limit", "sending limit", "unexpected volume", "high volume" } }),
+                             "hourly", "daily limit", "sending limit", "unexpected volume", "high volume",
+                             -- a limit on this client, not the server's load (Postfix, Exim)
+                             "connections from", "from your ip", "from this ip", "from your host",
+                             "from this host", "per ip", "per client" } }),
   rule("mailbox_full", { p = { "mailbox full", "mailbox is full", "mailbox has exceeded", "mailbox size limit",
                                "inbox is full", "full mailbox", "over quota", "overquota", "quota", "mailbox is over",
                                "user is over", "out of storage", "storage limit" } }),

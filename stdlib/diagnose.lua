@@ -45,6 +45,36 @@ diagnose.verdicts = {
   protocol_error = { false, "The server broke the SMTP protocol at the stage shown: a malformed or oversized reply, too many reply lines, or replies no command asked for. Its software or a middlebox in the path is faulty; tell the domain's postmaster, with the evidence." },
 }
 
+-- The advice for a verdict, fitted to what was seen: the stage it was seen at, a null MX, a
+-- receiver's own blocklist, a 4xx that never cleared.
+local stage_words = { banner = "the greeting", ehlo = "EHLO", starttls = "STARTTLS", mail = "MAIL FROM",
+                      rcpt = "RCPT TO", data = "DATA", auth = "AUTH", connect = "connect" }
+
+function diagnose.advice(verdict, stage, seen)
+  seen = seen or {}
+  local words = stage_words[stage] or stage
+  if verdict == "no_mx" and seen.null_mx then
+    return "The domain publishes a null MX (RFC 7505): its owner says it takes no mail at all. Nothing to fix on your side; use another address for this recipient."
+  end
+  if verdict == "rejected" and seen.local_list then
+    return "The receiver refused this IP by a list of its own (no public DNSBL lists it). Contact the receiver's postmaster with the reply text, or send through another IP."
+  end
+  if verdict == "greylisted" and seen.not_cleared then
+    return "A 4xx at " .. words .. " that did not clear while probing: greylisting (the words or the code suggest it) or a temporary problem at the receiver. Retry from the same IP after 5-15 minutes (--retries 1 --backoff 300 tries it); if it persists, contact the postmaster."
+  end
+  if verdict == "server_busy" and stage and stage ~= "banner" then
+    return "The server answered " .. words .. " with a 4xx speaking of load or a server-wide limit. Retry later with fewer parallel connections; a real MTA queues and retries."
+  end
+  if verdict == "rate_limited" and stage == "banner" then
+    return "The greeting refused this client for its number of connections or its rate. Open fewer parallel sessions from this IP and send more slowly; a real MTA queues and retries."
+  end
+  local advice = diagnose.verdicts[verdict][2]
+  if stage and stage ~= "banner" and stage ~= "dns" and stage ~= "connect" and verdict ~= "ok" then
+    advice = "Seen at " .. words .. ". " .. advice
+  end
+  return advice
+end
+
 -- The well-known public blocklists checked by default.
 diagnose.default_dnsbl = { "zen.spamhaus.org", "bl.spamcop.net", "b.barracudacentral.org" }
 
@@ -55,6 +85,11 @@ local function err_text(err)
 end
 
 local function one_line(reply) return (tostring(reply):gsub("\n", " | ")) end
+
+-- "1 retry", "2 retries".
+local function plural(count, one, many)
+  return count .. " " .. (count == 1 and one or many)
+end
 
 -- Evidence is for a person to read: a hostile server's 1,000-line reply or 64 KB line must not
 -- become a 1,000-line report. The head and the tail of a transcript are kept (the tail is
@@ -154,6 +189,12 @@ function Diagnosis:session(address, port, mx_host, opts)
     outcome.stage = err.stage or "connect"
     outcome.err = err
     if err.reply then outcome.reply = err.reply end
+    -- Dropped before or at the greeting (the usual shape of an IP-reputation block): the
+    -- address we connected from is in the transcript, and its PTR and DNSBL checks matter most.
+    for _, e in ipairs(err.transcript or {}) do
+      local from = e.dir == "!" and string_match(e.line, "^connected to %S+ from (%S+)$")
+      if from then outcome.local_addr = from end
+    end
     return outcome
   end
   outcome.s = s
@@ -249,6 +290,10 @@ function Diagnosis:source_checks(ip)
     problem = ip .. " has no PTR record"
   elseif not fc.ok then
     problem = fc.reason
+  elseif not self.helo then
+    -- The session ended before EHLO: there is no name to compare, only the PTR to confirm.
+    self:check("source ptr", "ok", ip .. " -> " .. table_concat(fc.confirmed, ", ") ..
+      " (forward-confirmed; no EHLO was sent)")
   else
     local matches = false
     for _, name in ipairs(fc.confirmed) do
@@ -308,11 +353,14 @@ function Diagnosis:judge(outcome, mx_host, address, port)
     if err.kind == "reply" and err.reply then
       -- A 4xx greeting is overload or a connection limit, whatever its words; rate limiting
       -- needs the evidence of earlier sessions that succeeded (--sessions).
-      if err.reply.transient then return "server_busy", "banner", { "S " .. one_line(err.reply) } end
       local class = classify.reply(err.reply).class
-      if class == "dnsbl" then return "dnsbl_listed", "banner", { "S " .. one_line(err.reply) } end
-      if class == "ptr" then return "ptr_mismatch", "banner", { "S " .. one_line(err.reply) } end
-      return "rejected", "banner", { "S " .. one_line(err.reply) }
+      -- "Too many connections from your IP" is this client being throttled; without a word
+      -- about the client, a 4xx greeting is load or a server-wide limit.
+      if err.reply.transient and class == "rate_limit" then return "rate_limited", "banner", early end
+      if err.reply.transient then return "server_busy", "banner", early end
+      if class == "dnsbl" then return "dnsbl_listed", "banner", early end
+      if class == "ptr" then return "ptr_mismatch", "banner", early end
+      return "rejected", "banner", early
     end
     return "connect_timeout", "connect", { err_text(err) }
   end
@@ -340,6 +388,9 @@ function Diagnosis:judge(outcome, mx_host, address, port)
       if class.class == "overload" then return "server_busy", stage, evidence end
       if class.class == "dnsbl" then return "dnsbl_listed", stage, evidence end
       if class.class == "ptr" then return "ptr_mismatch", stage, evidence end
+      -- "454 4.7.1 Relay access denied": this MX does not take mail for the domain; a retry
+      -- gets the same answer.
+      if class.class == "relay_denied" then return "rejected", stage, evidence end
       return "greylisted", stage, evidence  -- a 4xx that did not clear: the closest class
     end
     if class.class == "dnsbl" then return "dnsbl_listed", stage, evidence end
@@ -394,6 +445,7 @@ function diagnose.run(target, options)
         self:decide("dns_failure", "dns", { "dns " .. parsed.domain .. " MX: " .. tostring(merr.rcode) .. ": " .. err_text(merr) })
       end
     elseif mx.null then
+      self.null_mx = true
       self:check("mx", "fail", "null MX (MX 0 .): " .. parsed.domain .. " accepts no mail (RFC 7505)")
       self:decide("no_mx", "dns", { "dns " .. parsed.domain .. " MX 0 ." })
     elseif #mx == 0 then
@@ -530,11 +582,15 @@ function diagnose.run(target, options)
           -- Deferred, then accepted later: greylisting, unless the words said rate limit.
           if verdict ~= "rate_limited" then verdict = "greylisted" end
         elseif log then
-          self:check(deciding.stage, "fail", one_line(deciding.reply) .. "; still refused after " .. (#log - 1) ..
-            " retries: " .. err_text(lerr))
-          evidence[#evidence + 1] = "! after " .. (#log - 1) .. " retries: " .. err_text(lerr)
+          local retried = plural(#log - 1, "retry", "retries")
+          local again = lerr and lerr.reply and one_line(lerr.reply) or err_text(lerr)
+          self:check(deciding.stage, "fail", one_line(deciding.reply) .. "; still refused after " .. retried ..
+            ": " .. again)
+          evidence[#evidence + 1] = "! after " .. retried .. ": " .. again
+          self.not_cleared = true
         else
           self:check(deciding.stage, "warn", one_line(deciding.reply) .. " (no retry: --retries 0)")
+          self.not_cleared = true
         end
       elseif deciding.stage ~= "starttls" then
         self:check(deciding.stage, "fail", err_text(deciding.err))
@@ -552,20 +608,23 @@ function diagnose.run(target, options)
     end
 
     -- 5. Back-to-back sessions: throttling shows after a few ----------------------------------
-    if (options.sessions or 1) > 1 and deciding.stage == "done" then
+    -- Two by default: a server that allows one session per client IP shows it without a flag.
+    local sessions = options.sessions or 2
+    if sessions > 1 and deciding.stage == "done" then
       close(deciding)
-      for n = 2, options.sessions do
+      for n = 2, sessions do
         local again = self:session(address, port, deciding.host, { tls = deciding.tls ~= nil })
         close(again)
         if again.stage ~= "done" then
           local what = again.reply and ("S " .. one_line(again.reply)) or ("! " .. err_text(again.err))
-          self:check("sessions", "fail", string_format("sessions 1-%d succeeded, session %d stopped at %s: %s",
-            n - 1, n, again.stage, what))
-          self:decide("rate_limited", again.stage, { string_format("! session %d of %d", n, options.sessions), what })
+          local before = n == 2 and "session 1 succeeded" or string_format("sessions 1-%d succeeded", n - 1)
+          self:check("sessions", "fail", string_format("%s, session %d stopped at %s: %s",
+            before, n, again.stage, what))
+          self:decide("rate_limited", again.stage, { string_format("! session %d of %d", n, sessions), what })
           break
         end
-        if n == options.sessions then
-          self:check("sessions", "ok", options.sessions .. " back-to-back sessions all accepted")
+        if n == sessions then
+          self:check("sessions", "ok", sessions .. " back-to-back sessions all accepted")
         end
       end
     end
@@ -589,13 +648,24 @@ function diagnose.run(target, options)
       self:decide("ptr_mismatch", r.stage, { "ptr " .. self.ptr_problem })
     end
   end
+  -- A reply that speaks of a blocklist is a DNSBL listing only where a DNSBL check found one:
+  -- "locally blacklisted" is the receiver's own list.
+  local local_list = r.verdict == "dnsbl_listed" and not self.dnsbl_problem
+  if local_list then r.verdict = "rejected" end
   r.verdict = r.verdict or "ok"
   if r.verdict == "ok" and deciding then
     r.evidence = { "S " .. one_line(deciding.rcpt_reply or deciding.banner or "") }
   end
+  -- The probe recipient of a domain target is postmaster@, which greylisting daemons and many
+  -- policies exempt: a clean pass for it says less about other addresses.
+  if r.verdict == "ok" and parsed.kind == "domain" and not options.rcpt then
+    self:check("recipient", "warn", "probed " .. self.rcpt .. ", which greylisting and many policies exempt; " ..
+      "give a real address (diagnose user@" .. parsed.domain .. ") to see what other senders see")
+  end
   local info = diagnose.verdicts[r.verdict]
   r.transient = info[1]
-  r.advice = info[2]
+  r.advice = diagnose.advice(r.verdict, r.stage, { null_mx = self.null_mx, local_list = local_list,
+                                                   not_cleared = self.not_cleared })
   r.checks = self.checks:list()
   r.summary = report.summary(self.checks)
   r.checklist = self.checks

@@ -9,6 +9,7 @@ a kernel socket; DNS is NSD with tests/peers/zones. Every test passes --resolver
 
 import json
 import os
+import socket
 import sys
 import unittest
 
@@ -19,7 +20,7 @@ from harness import describe, peer, run_smtpsh, scenario  # noqa: E402
 VERDICTS = {"ok", "no_mx", "dns_failure", "connect_refused", "connect_timeout",
             "dropped_before_banner", "server_busy", "dropped_mid_session", "tls_version_mismatch",
             "tls_handshake_failed", "greylisted", "rate_limited", "dnsbl_listed", "ptr_mismatch",
-            "slow_server", "rejected"}
+            "slow_server", "rejected", "protocol_error"}
 
 
 class TestDiagnose(harness.NsdTestCase):
@@ -196,3 +197,102 @@ class TestDiagnose(harness.NsdTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+# Scenarios for the judge's corrections: each reply is one a real MTA sends.
+JUDGE_SCENARIOS = {
+    # Exim's per-host limit: the client's own parallel connections are throttled.
+    "per_ip_limit": r'''return { hostname = "mx.perip.test", on_connect = function(s)
+      if s.n > 1 then return "421 Too many concurrent SMTP connections from this IP address; please try again later." end
+    end }''',
+    # Postfix that does not host the domain: the same 454 on every retry.
+    "relay_denied": r'''return { hostname = "mx.relay.test", on_rcpt = function(s, to)
+      return "454 4.7.1 <" .. to .. ">: Relay access denied" end }''',
+    # Debian's stock Exim with a local host list: no public DNSBL lists the address.
+    "local_list": r'''return { hostname = "mx.local.test", on_rcpt = function(s, to)
+      return "550-sender IP address 127.0.0.1 is locally blacklisted here. If you\n" ..
+             "think this is wrong, get in touch with postmaster" end }''',
+    # A 421 at RCPT that speaks of load, not at the greeting.
+    "busy_at_rcpt": r'''return { hostname = "mx.busyrcpt.test", on_rcpt = function(s, to)
+      return "421 4.3.2 Service not available, server too busy" end }''',
+}
+
+
+class TestJudgeCorrections(harness.NsdTestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        work = harness.scratch_dir("smtpsh-judge-")
+        cls.scenarios = {}
+        for name, text in JUDGE_SCENARIOS.items():
+            path = os.path.join(work, name + ".lua")
+            with open(path, "w") as f:
+                f.write(text)
+            cls.scenarios[name] = path
+
+    def diagnose(self, target, *args):
+        cmd = ["diagnose", target, "--json", "--resolver", self.resolver, "--timeout", "3",
+               "--dnsbl", "dnsbl.test", *map(str, args)]
+        cp = run_smtpsh(cmd, timeout=60)
+        self.assertIn(cp.returncode, (0, 1), describe(cp))
+        return json.loads(cp.stdout), cp
+
+    def test_a_per_ip_connection_limit_shows_without_a_flag(self):
+        # Two back-to-back sessions by default: the second meets the per-IP limit.
+        with scenario(self.scenarios["per_ip_limit"]) as port:
+            doc, cp = self.diagnose(f"127.0.0.1:{port}", "--source", "127.0.0.1")
+        self.assertEqual(doc["verdict"], "rate_limited", describe(cp))
+        checks = {c["name"]: c for c in doc["checks"]}
+        self.assertIn("session 1 succeeded, session 2 stopped at banner", checks["sessions"]["detail"])
+
+    def test_a_per_ip_limit_at_the_greeting_is_rate_limiting_not_load(self):
+        with scenario(self.scenarios["per_ip_limit"]) as port:
+            # The first session takes the one slot; diagnose meets the limit at once.
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as first:
+                first.recv(200)
+                held, cp = self.diagnose(f"127.0.0.1:{port}", "--sessions", "1")
+        self.assertEqual(held["verdict"], "rate_limited", describe(cp))
+        self.assertEqual(held["stage"], "banner", describe(cp))
+        self.assertIn("fewer parallel sessions from this IP", held["advice"])
+
+    def test_relay_access_denied_is_a_refusal_not_greylisting(self):
+        with scenario(self.scenarios["relay_denied"]) as port:
+            doc, cp = self.diagnose(f"127.0.0.1:{port}", "--source", "127.0.0.1", "--retries", "1",
+                                    "--backoff", "0.2")
+        self.assertEqual(doc["verdict"], "rejected", describe(cp))
+        self.assertEqual(doc["stage"], "rcpt", describe(cp))
+        self.assertNotIn("greylist", doc["advice"].lower())
+        self.assertIn("Seen at RCPT TO", doc["advice"])
+
+    def test_a_local_blocklist_is_not_a_dnsbl_listing(self):
+        with scenario(self.scenarios["local_list"]) as port:
+            doc, cp = self.diagnose(f"127.0.0.1:{port}", "--source", "127.0.0.1")
+        self.assertEqual(doc["verdict"], "rejected", describe(cp))
+        self.assertIn("list of its own", doc["advice"])
+        checks = {c["name"]: c for c in doc["checks"]}
+        self.assertEqual(checks["dnsbl"]["status"], "ok", describe(cp))
+
+    def test_advice_names_the_stage_of_a_421_at_rcpt(self):
+        with scenario(self.scenarios["busy_at_rcpt"]) as port:
+            doc, cp = self.diagnose(f"127.0.0.1:{port}", "--source", "127.0.0.1", "--retries", "1",
+                                    "--backoff", "0.2")
+        self.assertEqual(doc["verdict"], "server_busy", describe(cp))
+        self.assertIn("RCPT TO", doc["advice"])
+        self.assertNotIn("greeted", doc["advice"])
+        details = " ".join(c["detail"] for c in doc["checks"])
+        self.assertIn("still refused after 1 retry: 421", details)
+        self.assertNotIn("retries", details)
+
+    def test_null_mx_advice_says_the_owner_takes_no_mail(self):
+        doc, cp = self.diagnose("nullmx.example.test")
+        self.assertEqual(doc["verdict"], "no_mx", describe(cp))
+        self.assertIn("null MX", doc["advice"])
+        self.assertNotIn("publish MX records", doc["advice"])
+
+    def test_ok_for_a_domain_says_postmaster_is_often_exempt(self):
+        with scenario("accept") as port:
+            doc, cp = self.diagnose("example.test", "--port", port, "--source", "127.0.0.1")
+        self.assertEqual(doc["verdict"], "ok", describe(cp))
+        checks = {c["name"]: c for c in doc["checks"]}
+        self.assertEqual(checks["recipient"]["status"], "warn")
+        self.assertIn("postmaster@example.test", checks["recipient"]["detail"])

@@ -107,7 +107,12 @@ local samples = {
   { "ptr", false, "550 5.7.1 No rDNS for 192.0.2.1, see RFC 1912 section 2.1" },
   { "ptr", false, "554 5.7.1 Your hostname does not resolve to your IP (FCrDNS failed)" },
   { "overload", true, "421 4.7.0 Too many connections" },
-  { "overload", true, "421 4.7.0 mx.example.com Error: too many connections from 192.0.2.1" },
+  -- Postfix's and Exim's per-client limits throttle this client; without "from", the limit is
+  -- the server's own.
+  { "rate_limit", true, "421 4.7.0 mx.example.com Error: too many connections from 192.0.2.1" },
+  { "rate_limit", true, "421 Too many concurrent SMTP connections from this IP address; please try again later." },
+  { "overload", true, "421 Too many concurrent SMTP connections; please try again later." },
+  { "rate_limit", true, "421 4.7.0 Too many connections from your IP, slow down" },
   { "overload", true, "421 4.3.2 Service not available, closing transmission channel" },
   { "overload", true, "421 mx.example.com Service not available - too busy" },
   { "rate_limit", true, "450 4.7.1 Error: too much mail from 192.0.2.1" },
