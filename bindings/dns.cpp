@@ -326,22 +326,61 @@ void push_server_set(lua_State* L, const dns::ServerSet& set) {
   lua_setfield(L, -2, "attempts");
 }
 
-// Applies a table of servers; returns an error message, or nullptr.
-const char* apply_servers(lua_State* L, dns::Resolver& resolver, int table, char* error,
-                          std::size_t error_size) {
+// dns.servers' argument as plain values, read in one step that may raise (the table's
+// metamethods run here, while no C++ object is alive): the server strings go into a fresh
+// table at `servers`, which the next step reads raw.
+struct ServerArguments {
+  lua_Integer count = 0;
+  double timeout = 0;  // 0: unchanged
+  lua_Integer attempts = 0;
+  bool timeout_given = false;
+  bool attempts_given = false;
+};
+
+// [-0, +1, e] pushes the fresh table of server strings.
+ServerArguments read_server_arguments(lua_State* L, int table) {
+  ServerArguments args;
+  args.count = luaL_len(L, table);
+  lua_createtable(L, static_cast<int>(args.count > 0 && args.count < 64 ? args.count : 0), 0);
+  int servers = lua_gettop(L);
+  for (lua_Integer i = 1; i <= args.count; ++i) {
+    if (lua_geti(L, table, i) != LUA_TSTRING)
+      luaL_error(L, "%s: server %d is not a string", servers_signature, static_cast<int>(i));
+    lua_rawseti(L, servers, i);
+  }
+  if (lua_getfield(L, table, "timeout") != LUA_TNIL) {
+    args.timeout_given = true;
+    args.timeout = lua_isnumber(L, -1) ? lua_tonumber(L, -1) : -1;
+  }
+  lua_pop(L, 1);
+  if (lua_getfield(L, table, "attempts") != LUA_TNIL) {
+    args.attempts_given = true;
+    args.attempts = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : -1;
+  }
+  lua_pop(L, 1);
+  return args;
+}
+
+// Applies the servers read by read_server_arguments (the fresh table at `servers`, read raw:
+// nothing here can raise); returns an error message, or nullptr.
+const char* apply_servers(lua_State* L, dns::Resolver& resolver, int servers,
+                          const ServerArguments& args, char* error, std::size_t error_size) {
+  if (args.timeout_given && !is_duration(args.timeout)) {
+    std::snprintf(error, error_size, "timeout must be a finite number of seconds above 0");
+    return error;
+  }
+  if (args.attempts_given && (args.attempts < 1 || args.attempts > 10)) {
+    std::snprintf(error, error_size, "attempts must be an integer from 1 to 10");
+    return error;
+  }
   try {
     dns::ServerSet set;
     set.timeout = resolver.servers().timeout;
     set.attempts = resolver.servers().attempts;
-    lua_Integer count = luaL_len(L, table);
-    for (lua_Integer i = 1; i <= count; ++i) {
-      lua_geti(L, table, i);
-      const char* text = lua_tostring(L, -1);
+    for (lua_Integer i = 1; i <= args.count; ++i) {
+      lua_rawgeti(L, servers, i);
+      const char* text = lua_tostring(L, -1);  // a string already: no conversion, no raise
       lua_pop(L, 1);
-      if (!text) {
-        std::snprintf(error, error_size, "server %lld is not a string", static_cast<long long>(i));
-        return error;
-      }
       std::string problem;
       auto server = dns::parse_server(text, problem);
       if (!server) {
@@ -350,26 +389,8 @@ const char* apply_servers(lua_State* L, dns::Resolver& resolver, int table, char
       }
       set.servers.push_back(*server);
     }
-    if (lua_getfield(L, table, "timeout") != LUA_TNIL) {
-      double seconds = lua_tonumber(L, -1);
-      if (!lua_isnumber(L, -1) || !is_duration(seconds)) {
-        lua_pop(L, 1);
-        std::snprintf(error, error_size, "timeout must be a finite number of seconds above 0");
-        return error;
-      }
-      set.timeout = engine::seconds_to_duration(seconds);
-    }
-    lua_pop(L, 1);
-    if (lua_getfield(L, table, "attempts") != LUA_TNIL) {
-      lua_Integer attempts = lua_tointeger(L, -1);
-      if (!lua_isinteger(L, -1) || attempts < 1 || attempts > 10) {
-        lua_pop(L, 1);
-        std::snprintf(error, error_size, "attempts must be an integer from 1 to 10");
-        return error;
-      }
-      set.attempts = static_cast<int>(attempts);
-    }
-    lua_pop(L, 1);
+    if (args.timeout_given) set.timeout = engine::seconds_to_duration(args.timeout);
+    if (args.attempts_given) set.attempts = static_cast<int>(args.attempts);
     if (set.servers.empty()) set.servers = resolver.servers().servers;
     resolver.set_servers(std::move(set));
     return nullptr;
@@ -382,6 +403,7 @@ const char* apply_servers(lua_State* L, dns::Resolver& resolver, int table, char
 // dnscore.servers([{...}]) -> the servers in use (after applying the argument)
 int dns_servers(lua_State* L) {
   dns::Resolver& resolver = resolver_of(L);
+  lua_settop(L, 1);
   if (!lua_isnoneornil(L, 1)) {
     if (lua_type(L, 1) == LUA_TSTRING) {
       // dns.servers("127.0.0.1:5353"): one server.
@@ -391,8 +413,9 @@ int dns_servers(lua_State* L) {
       lua_replace(L, 1);
     }
     luaL_checktype(L, 1, LUA_TTABLE);
+    ServerArguments args = read_server_arguments(L, 1);  // the fresh table at 2
     char error[240];
-    if (apply_servers(L, resolver, 1, error, sizeof error))
+    if (apply_servers(L, resolver, 2, args, error, sizeof error))
       return luaL_error(L, "%s: %s", servers_signature, error);
   }
   push_server_set(L, resolver.servers());

@@ -316,23 +316,38 @@ const char* read_redirects(lua_State* L, net::RedirectMap& map) {
   return nullptr;
 }
 
+// The map a redirect userdata owns, made where nothing can raise; nullptr when out of memory.
+net::RedirectMap* make_redirect_map(LuaRedirect& wrapper, const char* otherwise) {
+  std::shared_ptr<net::RedirectMap> map;
+  try {
+    map = std::make_shared<net::RedirectMap>();
+  } catch (const std::exception&) {
+    return nullptr;
+  }
+  if (otherwise && std::strcmp(otherwise, "refuse") == 0)
+    map->otherwise = net::Redirect::Action::refuse;
+  if (otherwise && std::strcmp(otherwise, "blackhole") == 0)
+    map->otherwise = net::Redirect::Action::blackhole;
+  wrapper.map = map;
+  return map.get();
+}
+
 // servercore.redirect({ {from=, to=}, ... }, otherwise) sets where this state's connects go;
-// `otherwise` ("refuse", "blackhole" or nil: as asked) for endpoints not listed.
+// `otherwise` ("refuse", "blackhole" or nil: as asked) for endpoints not listed. The map
+// belongs to its userdata from the start, so a raise anywhere below (a bad entry, an entry
+// whose metamethods raise) leaves it to the garbage collector.
 int server_redirect(lua_State* L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   const char* otherwise = luaL_optstring(L, 2, nullptr);
+  lua_settop(L, 2);
   auto* wrapper = static_cast<LuaRedirect*>(lua_newuserdatauv(L, sizeof(LuaRedirect), 0));
   new (wrapper) LuaRedirect{};
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, redirect_gc);
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
-  auto map = std::make_shared<net::RedirectMap>();
-  if (otherwise && std::strcmp(otherwise, "refuse") == 0)
-    map->otherwise = net::Redirect::Action::refuse;
-  if (otherwise && std::strcmp(otherwise, "blackhole") == 0)
-    map->otherwise = net::Redirect::Action::blackhole;
-  wrapper->map = map;
+  net::RedirectMap* map = make_redirect_map(*wrapper, otherwise);
+  if (!map) return luaL_error(L, "servercore.redirect: out of memory");
   if (const char* problem = read_redirects(L, *map))
     return luaL_error(L, "servercore.redirect: %s", problem);
   lua_setfield(L, LUA_REGISTRYINDEX, redirect_key);
