@@ -74,6 +74,9 @@ local function handshake(tls_options)
   return info
 end
 
+-- "1 day", "30 days".
+local function days(n) return n .. (n == 1 and " day" or " days") end
+
 local result = { target = target, host = host, port = port, mode = implicit and "implicit" or "starttls",
                  versions = json.array(), accepted = json.array() }
 local checks = report.checklist()
@@ -179,12 +182,12 @@ else
   local leaf = result.chain and result.chain[1]
   if leaf then
     if leaf.days_left < 0 then
-      checks:add("expiry", "fail", "expired on " .. leaf.not_after .. " (" .. -leaf.days_left .. " days ago)")
+      checks:add("expiry", "fail", "expired on " .. leaf.not_after .. " (" .. days(-leaf.days_left) .. " ago)")
       verdict = verdict or ("the certificate expired on " .. leaf.not_after)
     elseif leaf.days_left < 14 then
-      checks:add("expiry", "warn", "expires on " .. leaf.not_after .. " (" .. leaf.days_left .. " days left)")
+      checks:add("expiry", "warn", "expires on " .. leaf.not_after .. " (" .. days(leaf.days_left) .. " left)")
     else
-      checks:add("expiry", "ok", "valid until " .. leaf.not_after .. " (" .. leaf.days_left .. " days left)")
+      checks:add("expiry", "ok", "valid until " .. leaf.not_after .. " (" .. days(leaf.days_left) .. " left)")
     end
     if result.verify.name_matches then
       checks:add("name", "ok", "the certificate names " .. result.verify.name)
@@ -234,8 +237,8 @@ else
     io.write(string.format("  %-7s %s  %s\n", labels[entry.version], state, detail))
   end
   for i, cert in ipairs(result.chain or {}) do
-    io.write(string.format("  certificate %d: %s\n    issuer %s; %s to %s (%d days left); %s\n    names %s\n    sha256 %s\n",
-      i - 1, cert.subject, cert.issuer, cert.not_before, cert.not_after, cert.days_left, cert.key,
+    io.write(string.format("  certificate %d: %s\n    issuer %s; %s to %s (%s left); %s\n    names %s\n    sha256 %s\n",
+      i - 1, cert.subject, cert.issuer, cert.not_before, cert.not_after, days(cert.days_left), cert.key,
       #cert.names > 0 and table.concat(cert.names, ", ") or "(none)", cert.sha256))
   end
   io.write(report.render(checks, { colour = colour }))
