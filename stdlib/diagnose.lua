@@ -600,9 +600,16 @@ function diagnose.run(target, options)
         close(deciding)
         local plain = self:session(address, port, deciding.host, { tls = false })
         close(plain)
-        self:check("plain text", plain.stage == "done" and "ok" or "warn", plain.stage == "done" and
-          "without TLS the recipient is accepted (opportunistic senders get through)" or
-          ("without TLS: stopped at " .. tostring(plain.stage) .. ": " .. err_text(plain.err)))
+        local requires_tls = plain.err and plain.err.reply and
+          classify.reply(plain.err.reply).class == "tls_required"
+        if plain.stage == "done" then
+          self:check("plain text", "ok", "without TLS the recipient is accepted (opportunistic senders get through)")
+        elseif requires_tls then
+          self:check("plain text", "fail", "plain-text senders are refused: the server requires STARTTLS (" ..
+            one_line(plain.err.reply) .. "), so with this TLS failure nobody delivers")
+        else
+          self:check("plain text", "warn", "without TLS: stopped at " .. tostring(plain.stage) .. ": " .. err_text(plain.err))
+        end
       end
       self:decide(verdict, stage, evidence)
     end

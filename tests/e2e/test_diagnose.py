@@ -212,6 +212,12 @@ JUDGE_SCENARIOS = {
     "local_list": r'''return { hostname = "mx.local.test", on_rcpt = function(s, to)
       return "550-sender IP address 127.0.0.1 is locally blacklisted here. If you\n" ..
              "think this is wrong, get in touch with postmaster" end }''',
+    # STARTTLS broken, and plain MAIL refused until TLS: nobody can deliver.
+    "tls_required": r'''return { hostname = "mx.tlsreq.test", tls = { self_signed = "mx.tlsreq.test" },
+      on_starttls = function()
+        return { reply = "220 2.0.0 Ready to start TLS", raw = "this is not TLS\r\n", close = true }
+      end,
+      on_mail = function(s) if not s.tls then return "530 5.7.0 Must issue a STARTTLS command first" end end }''',
     # A 421 at RCPT that speaks of load, not at the greeting.
     "busy_at_rcpt": r'''return { hostname = "mx.busyrcpt.test", on_rcpt = function(s, to)
       return "421 4.3.2 Service not available, server too busy" end }''',
@@ -282,6 +288,14 @@ class TestJudgeCorrections(harness.NsdTestCase):
         details = " ".join(c["detail"] for c in doc["checks"])
         self.assertIn("still refused after 1 retry: 421", details)
         self.assertNotIn("retries", details)
+
+    def test_a_server_that_requires_starttls_refuses_plain_text_senders(self):
+        with scenario(self.scenarios["tls_required"]) as port:
+            doc, cp = self.diagnose(f"127.0.0.1:{port}", "--source", "127.0.0.1")
+        self.assertEqual(doc["verdict"], "tls_handshake_failed", describe(cp))
+        checks = {c["name"]: c for c in doc["checks"]}
+        self.assertEqual(checks["plain text"]["status"], "fail", describe(cp))
+        self.assertIn("plain-text senders are refused", checks["plain text"]["detail"])
 
     def test_null_mx_advice_says_the_owner_takes_no_mail(self):
         doc, cp = self.diagnose("nullmx.example.test")
