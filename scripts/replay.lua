@@ -11,7 +11,7 @@
 --         recording; 2 on bad usage or an unreadable recording
 
 local embedded = require "smtpsh.embedded"
-local json = require "smtpsh.json"
+local record_file = require "smtpsh.record_file"
 local servercore = require "smtpsh.servercore"
 local dns = require "smtpsh.dns"
 local smtpcore = require "smtpsh.smtpcore"
@@ -38,30 +38,17 @@ end
 
 local file, ferr = io.open(path)
 if not file then fail("cannot read " .. path .. ": " .. tostring(ferr)) end
-local start, answers, sessions, order = nil, {}, {}, {}
-local number = 0
-for line in file:lines() do
-  number = number + 1
-  if line:match("%S") then
-    local entry, jerr = json.decode(line)
-    if not entry then fail(path .. " line " .. number .. ": " .. jerr) end
-    if entry.type == "start" then
-      start = entry
-    elseif entry.type == "dns" and entry.wire and entry.wire ~= "" then
-      answers[#answers + 1] = { name = entry.name, qtype = entry.qtype, wire = entry.wire }
-    elseif entry.type == "smtp" then
-      local session = sessions[entry.session]
-      if not session then
-        session = { id = entry.session, events = {} }
-        sessions[entry.session] = session
-        order[#order + 1] = session
-      end
-      session.events[#session.events + 1] = entry
-    end
-  end
-end
+-- A directory opens (on Linux) but does not read: errno 21, EISDIR.
+local text, rerr, code = file:read("a")
 file:close()
-if not start then fail(path .. " is not a recording: it has no start line") end
+if not text then
+  fail("cannot read " .. path .. ": " .. (code == 21 and "it is a directory" or tostring(rerr)))
+end
+local recording, perr = record_file.parse(text)
+if not recording then
+  fail(path .. (perr:match("^line %d") and " " or " is ") .. perr)
+end
+local start, answers, order = recording.start, recording.answers, recording.order
 if not command then
   command = {}
   for i, word in ipairs(start.argv or {}) do command[i] = word end
@@ -168,7 +155,11 @@ for remote, action in pairs(failures) do
   end
 end
 -- Anything else the command tries to reach is refused: a replay never leaves this machine.
-servercore.redirect(redirects, "refuse")
+-- The endpoints come from "connected to IP:PORT" lines: a hand-edited one may be no endpoint.
+local redirected, redirect_err = pcall(servercore.redirect, redirects, "refuse")
+if not redirected then
+  fail(path .. " names an endpoint that is not IP:PORT in a \"connected to\" line (" .. tostring(redirect_err) .. ")")
+end
 
 local dns_server = servercore.dns_replay(answers)
 dns.servers { "127.0.0.1:" .. dns_server:port(), attempts = 1 }

@@ -23,6 +23,7 @@
 -- on_noop, on_quit, on_command (anything else, with the whole line).
 
 local servercore = require "smtpsh.servercore"
+local server_command = require "smtpsh.server_command"
 local task = require "smtpsh.task"
 require "smtpsh.net"  -- connections arrive as net.conn objects
 
@@ -34,6 +35,10 @@ local table_concat = table.concat
 local io_stderr = io.stderr
 
 local server = {}
+
+-- A received line -> VERB, argument | nil, the reply for a line without one (smtpsh.server_command).
+local parse_command = server_command.parse
+server.parse_command = parse_command
 
 local idle_timeout = 300  -- RFC 5321 section 4.5.3.2.7: at least five minutes
 
@@ -243,14 +248,13 @@ local function serve_session(srv, conn)
     while true do
       local line = conn:receive("l")
       if not line then return end
-      local verb, arg = string_match(line, "^(%a+)%s?(.*)$")
-      verb = verb and string_upper(verb)
+      local verb, arg = parse_command(line)
       local handler = verb and verbs[verb]
       local go
       if handler then
-        go = handler(s, arg or "")
+        go = handler(s, arg)
       else
-        go = s:answer(s:call("on_command", line), "502 5.5.2 Error: command not recognized")
+        go = s:answer(s:call("on_command", line), server_command.unrecognized)
       end
       if not go then return end
     end

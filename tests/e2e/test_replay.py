@@ -118,6 +118,22 @@ class TestReplay(SmtpshTestCase):
         self.assertOneLineError(cp, 2, "smtpsh replay: cannot read /nonexistent.jsonl")
         cp = run_smtpsh(["replay"])
         self.assertOneLineError(cp, 2, "smtpsh replay: missing FILE.jsonl")
+        work = scratch_dir("smtpsh-replay-")
+        cp = run_smtpsh(["replay", work])
+        self.assertOneLineError(cp, 2, f"smtpsh replay: cannot read {work}: it is a directory")
+        for name, text, error in (
+                ("nostart.jsonl", '{"type":"smtp","session":1,"st":0,"dir":"S","line":"220 x"}\n',
+                 "is not a recording: it has no start line"),
+                ("number.jsonl", '{"type":"start","argv":["banner"]}\n1\n', "line 2: expected a JSON object"),
+                ("endpoint.jsonl", '{"type":"start","argv":["banner"]}\n'
+                 '{"type":"smtp","session":1,"st":0,"dir":"!","line":"connected to nowhere from x"}\n',
+                 "names an endpoint that is not IP:PORT")):
+            path = os.path.join(work, name)
+            with open(path, "w") as f:
+                f.write(text)
+            cp = run_smtpsh(["replay", path])
+            self.assertOneLineError(cp, 2, f"smtpsh replay: {path} ")
+            self.assertIn(error, cp.stderr)
 
 
 if __name__ == "__main__":

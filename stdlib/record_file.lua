@@ -1,0 +1,129 @@
+-- record_file: reading a recording (`--record FILE.jsonl`, engine/record/recorder.hpp) into
+-- what `smtpsh replay` serves. Pure: no files, no network, so it is tested and fuzzed on its
+-- own (tests/fuzz/fuzz_record.cpp).
+--
+--   record_file.parse(text | line_iterator) -> recording | nil, message
+--
+-- The argument is the whole text (lines end at "\n") or an iterator of lines such as
+-- file:lines(). JSON Lines, one object a line; blank lines are skipped, objects of another
+-- type are ignored (later versions may add some):
+--
+--   {"type":"start","version":1,"argv":[...]}                     the command that recorded
+--   {"type":"dns","name":"example.com","qtype":15,"wire":"<hex>",...}   an answer ("" when none)
+--   {"type":"smtp","session":1,"st":0.012,"dir":"S","line":"220 mx ESMTP",...}
+--
+-- recording = {
+--   start    = the start object (the last one, should there be several),
+--   answers  = { {name=, qtype=, wire=HEX}, ... }   in file order, those with an answer,
+--   sessions = { [id] = {id=, events = {smtp object, ...}} },
+--   order    = { session, ... }                     in order of first appearance,
+-- }
+-- The message is one line: "line N: what is wrong" (a line that is not a JSON object, or one
+-- whose fields replay could not use), or "not a recording: it has no start line".
+
+local json = require "smtpsh.json"
+
+local type, ipairs, tostring, error, getmetatable, math_type =
+  type, ipairs, tostring, error, getmetatable, math.type
+local string_find, string_gmatch, string_gsub = string.find, string.gmatch, string.gsub
+
+local record_file = {}
+
+local directions = { S = true, C = true, ["!"] = true }
+
+-- What is wrong with a start line, or nil.
+local function check_start(entry)
+  local argv = entry.argv
+  if argv == nil then return nil end
+  if type(argv) ~= "table" or argv == json.null then return "start: argv must be a list of strings" end
+  for _, word in ipairs(argv) do
+    if type(word) ~= "string" then return "start: argv must be a list of strings" end
+  end
+  return nil
+end
+
+-- What is wrong with a DNS answer line that has a wire, or nil.
+local function check_dns(entry)
+  if type(entry.name) ~= "string" then return "dns: name must be a string" end
+  local qtype = entry.qtype
+  if math_type(qtype) ~= "integer" or qtype < 1 or qtype > 65535 then
+    return "dns: qtype must be a number from 1 to 65535"
+  end
+  local wire = entry.wire
+  if type(wire) ~= "string" or #wire % 2 ~= 0 or string_find(wire, "[^%x]") then
+    return "dns: wire must be hexadecimal, two digits a byte"
+  end
+  return nil
+end
+
+-- What is wrong with an SMTP transcript line, or nil.
+local function check_smtp(entry)
+  if math_type(entry.session) ~= "integer" then return "smtp: session must be an integer" end
+  if type(entry.dir) ~= "string" or not directions[entry.dir] then
+    return "smtp: dir must be \"S\", \"C\" or \"!\""
+  end
+  if type(entry.line) ~= "string" then return "smtp: line must be a string" end
+  if type(entry.st) ~= "number" then return "smtp: st must be a number of seconds" end
+  return nil
+end
+
+-- The lines of a text, as file:lines() gives them.
+local function lines_of(text)
+  return string_gmatch(text, "([^\n]*)\n?")
+end
+
+-- One line of a message, however odd the bytes it quotes.
+local function one_line(message)
+  return (string_gsub(tostring(message), "[\r\n]", " "))
+end
+
+function record_file.parse(source)
+  local next_line
+  if type(source) == "string" then
+    next_line = lines_of(source)
+  elseif type(source) == "function" then
+    next_line = source
+  else
+    error("record_file.parse: expected a text or a line iterator, got " .. type(source), 2)
+  end
+  local start, answers, sessions, order = nil, {}, {}, {}
+  local number = 0
+  for line in next_line do
+    number = number + 1
+    if string_find(line, "%S") then
+      local entry, jerr = json.decode(line)
+      if entry == nil then return nil, one_line("line " .. number .. ": " .. jerr) end
+      -- Objects are the tables without a metatable (arrays and json.null have one).
+      if type(entry) ~= "table" or getmetatable(entry) ~= nil then
+        return nil, "line " .. number .. ": expected a JSON object"
+      end
+      local kind, problem = entry.type, nil
+      local answered = kind == "dns" and entry.wire ~= nil and entry.wire ~= ""
+      if kind == "start" then
+        problem = check_start(entry)
+      elseif answered then
+        problem = check_dns(entry)
+      elseif kind == "smtp" then
+        problem = check_smtp(entry)
+      end
+      if problem then return nil, "line " .. number .. ": " .. problem end
+      if kind == "start" then
+        start = entry
+      elseif answered then
+        answers[#answers + 1] = { name = entry.name, qtype = entry.qtype, wire = entry.wire }
+      elseif kind == "smtp" then
+        local session = sessions[entry.session]
+        if not session then
+          session = { id = entry.session, events = {} }
+          sessions[entry.session] = session
+          order[#order + 1] = session
+        end
+        session.events[#session.events + 1] = entry
+      end
+    end
+  end
+  if not start then return nil, "not a recording: it has no start line" end
+  return { start = start, answers = answers, sessions = sessions, order = order }
+end
+
+return record_file
