@@ -44,6 +44,26 @@ std::string usage_text() {
          "Exit status: 0 success, 1 a script error, 2 bad usage.\n";
 }
 
+namespace {
+// A word as typed, for an error message of one line: control bytes (a newline typed as $'\n')
+// are shown as \xNN.
+std::string visible(const std::string& word) {
+  std::string out;
+  for (char c : word) {
+    auto byte = static_cast<unsigned char>(c);
+    if (byte < 0x20 || byte == 0x7f) {
+      static const char hex[] = "0123456789abcdef";
+      out += "\\x";
+      out += hex[byte >> 4];
+      out += hex[byte & 0xf];
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+}  // namespace
+
 Invocation parse_command_line(const std::vector<std::string>& argv, bool stdin_is_terminal) {
   Invocation result;
   auto fail = [&](std::string message) {
@@ -79,7 +99,7 @@ Invocation parse_command_line(const std::vector<std::string>& argv, bool stdin_i
       result.mode = Invocation::Mode::version;
       return result;
     } else {
-      return fail("unknown option '" + word + "'; see 'smtpsh --help'");
+      return fail("unknown option '" + visible(word) + "'; see 'smtpsh --help'");
     }
   }
 

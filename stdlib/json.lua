@@ -71,7 +71,13 @@ local function encode(value, seen, out)
     if value ~= value or value == 1 / 0 or value == -1 / 0 then
       error("json: cannot encode " .. tostring(value))
     end
-    out[#out + 1] = math_type(value) == "integer" and tostring(value) or string_format("%.17g", value)
+    if math_type(value) == "integer" then
+      out[#out + 1] = tostring(value)
+    elseif value == 0 and 1 / value < 0 then
+      out[#out + 1] = "-0.0"  -- "-0" would decode as the integer 0, losing the sign
+    else
+      out[#out + 1] = string_format("%.17g", value)
+    end
   elseif kind == "string" then out[#out + 1] = quote(value)
   elseif kind == "table" then
     if seen[value] then error("json: cannot encode a table that contains itself") end

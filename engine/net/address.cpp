@@ -58,6 +58,8 @@ std::optional<HostPort> parse_host_port(std::string_view target, std::uint16_t d
   for (char c : result.host) {
     if (static_cast<unsigned char>(c) <= ' ' || c == 0x7f)
       return bad("control or space character in host");
+    // "mx]:25", or an IPv6 zone holding one: no host has brackets inside.
+    if (c == '[' || c == ']') return bad("'" + std::string(1, c) + "' inside the host");
   }
   if (!port_text.empty()) {
     auto port = parse_port(port_text);

@@ -41,6 +41,9 @@ TEST_CASE("bad usage names what to fix") {
   auto unknown = parse_command_line({"smtpsh", "-x"}, true);
   CHECK(unknown.mode == Mode::usage_error);
   CHECK(unknown.error == "unknown option '-x'; see 'smtpsh --help'");
+  // Found by fuzz_cli: a newline typed into an option made a two-line error.
+  auto newline = parse_command_line({"smtpsh", "-\n"}, true);
+  CHECK(newline.error == "unknown option '-\\x0a'; see 'smtpsh --help'");
   auto missing = parse_command_line({"smtpsh", "-e"}, true);
   CHECK(missing.mode == Mode::usage_error);
   CHECK(missing.error == "option '-e' needs an argument: smtpsh -e CODE");

@@ -173,3 +173,17 @@ TEST_CASE("names are made canonical, and what cannot be a name is refused in wor
   CHECK_FALSE(dns::canonical_name(long_name, error));
   CHECK(error.find("253") != std::string::npos);
 }
+
+TEST_CASE("an answer carrying a TSIG record is refused before ldns reads it") {
+  // ldns leaks when a message with a TSIG turns out malformed further on (the fuzzer's
+  // reproducer: tests/fuzz/corpus/dns/leak-tsig-then-malformed); our queries are unsigned, so
+  // a TSIG in the answer is refused outright.
+  std::string wire = dns_response(100, "a.test.", LDNS_RR_TYPE_A, {"a.test. 60 IN A 192.0.2.1"});
+  dns::Answer answer;
+  REQUIRE(dns::parse_answer(wire, 100, "a.test", dns::type::A, answer) == dns::Verdict::accepted);
+  // One more additional record: the root name, type TSIG (250), class ANY, no data.
+  std::string signed_wire = wire + std::string("\0\0\xfa\0\xff\0\0\0\0\0\0", 11);
+  signed_wire[11] = static_cast<char>(signed_wire[11] + 1);  // ARCOUNT
+  CHECK(dns::parse_answer(signed_wire, 100, "a.test", dns::type::A, answer) ==
+        dns::Verdict::malformed);
+}

@@ -46,6 +46,9 @@ TEST_CASE("malformed targets are refused with a reason") {
   CHECK(parse_error("a:b:c").find("write [ADDRESS]:PORT") != std::string::npos);
   CHECK(parse_error(":25") == "bad target ':25': empty host");
   CHECK(parse_error("mx\r\n.example").find("control or space") != std::string::npos);
+  // Found by fuzz_host_port: a bracket inside a host got through to DNS.
+  CHECK(parse_error("mx]:25") == "bad target 'mx]:25': ']' inside the host");
+  CHECK(parse_error(".[") == "bad target '.[': '[' inside the host");
 }
 
 TEST_CASE("parse_port accepts 1..65535 only") {
