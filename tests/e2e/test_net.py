@@ -60,6 +60,7 @@ class TestNet(SmtpshTestCase):
         self.assertGreaterEqual(elapsed, 0.95, f"{elapsed:.3f}s{describe(cp)}")
         self.assertLess(elapsed, 4.0, f"{elapsed:.3f}s{describe(cp)}")
 
+    @harness.skip_if_slowed
     def test_receive_timeouts_overlap_across_tasks(self):
         with peer("silent") as port:
             cp, elapsed = self.run_lua("net_concurrent.lua", port)

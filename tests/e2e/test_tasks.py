@@ -8,7 +8,8 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import LUA_DIR, SmtpshTestCase, describe, run_smtpsh, timed_run  # noqa: E402
+from harness import (LUA_DIR, TIME_SCALE, SmtpshTestCase, describe, run_smtpsh,  # noqa: E402
+                     skip_if_slowed, timed_run)
 
 
 def lua(name):
@@ -39,14 +40,17 @@ class TestTasks(SmtpshTestCase):
         cp, elapsed = timed_run(["-e", "task.sleep(0.4); print('woke')"])
         self.assertOk(cp, "woke")
         self.assertGreaterEqual(elapsed, 0.4, describe(cp))
-        self.assertLess(elapsed, 3.0, describe(cp))
+        if TIME_SCALE == 1:  # the start-up alone takes seconds under valgrind
+            self.assertLess(elapsed, 3.0, describe(cp))
 
+    @skip_if_slowed
     def test_five_sleeps_run_concurrently(self):
         cp, elapsed = timed_run([lua("task_parallel.lua")])
         self.assertOk(cp, "OK task_parallel")
         self.assertGreaterEqual(elapsed, 0.3, f"finished too early: {elapsed:.3f}s{describe(cp)}")
         self.assertLess(elapsed, 1.0, f"not concurrent: {elapsed:.3f}s{describe(cp)}")
 
+    @skip_if_slowed
     def test_five_unwaited_sleeps_run_concurrently(self):
         code = ("for i = 1, 5 do task.spawn(function() task.sleep(0.3); io.write(i, ' ') end) end")
         cp, elapsed = timed_run(["-e", code])
