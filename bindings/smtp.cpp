@@ -65,28 +65,33 @@ void cancel_session(Task&, void* session) {
 
 // --- replies as Lua values -------------------------------------------------------------------
 
-// The reply rebuilt from the Lua table (raw reads only: nothing may raise while the C++ value
-// lives), then written as the engine writes it: one way to show a reply.
+// The reply table at index 1 rebuilt as the engine's Reply (raw reads only: nothing may raise
+// while the C++ value lives). The code is the table's, or `code` when it has none.
+void read_reply(lua_State* L, smtp::Reply& reply, int code) {
+  lua_pushstring(L, "code");
+  lua_rawget(L, 1);
+  reply.code = lua_isinteger(L, -1) ? static_cast<int>(lua_tointeger(L, -1)) : code;
+  lua_pop(L, 1);
+  lua_pushstring(L, "lines");
+  lua_rawget(L, 1);
+  if (lua_istable(L, -1)) {
+    auto count = static_cast<lua_Integer>(lua_rawlen(L, -1));
+    for (lua_Integer i = 1; i <= count; ++i) {
+      lua_rawgeti(L, -1, i);
+      std::size_t length = 0;
+      const char* line = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &length) : nullptr;
+      reply.lines.emplace_back(line ? line : "", line ? length : 0);
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+}
+
+// The reply written as the engine writes it: one way to show a reply.
 bool reply_text(lua_State* L, std::string& out) {
   try {
     smtp::Reply reply;
-    lua_pushstring(L, "code");
-    lua_rawget(L, 1);
-    reply.code = static_cast<int>(lua_tointeger(L, -1));
-    lua_pop(L, 1);
-    lua_pushstring(L, "lines");
-    lua_rawget(L, 1);
-    if (lua_istable(L, -1)) {
-      auto count = static_cast<lua_Integer>(lua_rawlen(L, -1));
-      for (lua_Integer i = 1; i <= count; ++i) {
-        lua_rawgeti(L, -1, i);
-        std::size_t length = 0;
-        const char* line = lua_tolstring(L, -1, &length);
-        reply.lines.emplace_back(line ? line : "", line ? length : 0);
-        lua_pop(L, 1);
-      }
-    }
-    lua_pop(L, 1);
+    read_reply(L, reply, 0);
     out = reply.to_string();
     return true;
   } catch (const std::exception&) {
@@ -578,17 +583,7 @@ int core_hostname(lua_State* L) {
 // core.capabilities(ehlo_reply) -> { KEYWORD = {param, ...}, ... } (the AUTH= form merged)
 smtp::Capabilities parse_ehlo_lines(lua_State* L) {
   smtp::Reply reply;
-  reply.code = 250;
-  lua_getfield(L, 1, "lines");
-  auto count = static_cast<lua_Integer>(lua_rawlen(L, -1));
-  for (lua_Integer i = 1; i <= count; ++i) {
-    lua_rawgeti(L, -1, i);
-    std::size_t length = 0;
-    const char* line = lua_tolstring(L, -1, &length);
-    reply.lines.emplace_back(line ? line : "", line ? length : 0);
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
+  read_reply(L, reply, 250);
   return smtp::parse_capabilities(reply);
 }
 

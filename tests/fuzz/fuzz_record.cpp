@@ -92,16 +92,6 @@ return function(input)
 end
 )lua";
 
-fuzz_lua::Harness harness(check, "fuzz_record");
-
 }  // namespace
 
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  harness.start();
-  return 0;
-}
-
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  harness.run(std::string_view(reinterpret_cast<const char*>(data), size));
-  return 0;
-}
+SMTPSH_LUA_FUZZ_TARGET(check, "fuzz_record")

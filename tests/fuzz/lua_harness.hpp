@@ -173,3 +173,18 @@ class Harness {
 };
 
 }  // namespace fuzz_lua
+
+// The libFuzzer entry points of a target that runs the Lua chunk CHECK (a string) on each
+// input, under the name NAME: one line in each fuzz_*.cpp instead of the same two functions.
+#define SMTPSH_LUA_FUZZ_TARGET(CHECK, NAME)                                           \
+  namespace {                                                                         \
+  fuzz_lua::Harness harness(CHECK, NAME);                                             \
+  }                                                                                   \
+  extern "C" int LLVMFuzzerInitialize(int*, char***) {                                \
+    harness.start();                                                                  \
+    return 0;                                                                         \
+  }                                                                                   \
+  extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) { \
+    harness.run(std::string_view(reinterpret_cast<const char*>(data), size));         \
+    return 0;                                                                         \
+  }

@@ -42,6 +42,10 @@ import struct
 import sys
 import threading
 
+# The wire-format helpers of the other DNS peer beside this file: one copy of each.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from dns_peer import encode_name, split_query  # noqa: E402
+
 TYPES = {"A": 1, "NS": 2, "CNAME": 5, "PTR": 12, "MX": 15, "TXT": 16, "AAAA": 28}
 IDLE_LIMIT = 60.0
 HUGE_COUNT = 230
@@ -54,31 +58,13 @@ MODES = ("truncated", "compression-loop", "wrong-id", "other-question", "lying-a
 
 # ---- wire format --------------------------------------------------------------------------
 
-def encode_name(name):
-    out = b""
-    for label in name.rstrip(".").split("."):
-        if label:
-            out += bytes([len(label)]) + label.encode("ascii")
-    return out + b"\0"
-
-
 def parse_query(data):
     """(id, flags, question bytes, qtype) of a query, or None when it does not parse."""
-    if len(data) < 12:
+    split = split_query(data)
+    if split is None:
         return None
-    qid, flags, qdcount = struct.unpack("!HHH", data[:6])
-    if flags & 0x8000 or qdcount != 1:
-        return None
-    pos = 12
-    while pos < len(data) and data[pos] != 0:
-        if data[pos] & 0xC0:
-            return None
-        pos += data[pos] + 1
-    end = pos + 1 + 4
-    if end > len(data):
-        return None
-    qtype = struct.unpack("!H", data[end - 4:end - 2])[0]
-    return qid, flags, data[12:end], qtype
+    qid, flags, question = split
+    return qid, flags, question, struct.unpack("!H", question[-4:-2])[0]
 
 
 def header(qid, query_flags, an, tc=False, qd=1):
