@@ -1,11 +1,12 @@
 // engine/smtp/session against Postfix's smtp-sink on loopback.
 #include "engine/smtp/session.hpp"
-#include "shell/demo.hpp"
 #include "tests/support/operation.hpp"
 #include "tests/support/subprocess.hpp"
 
 #include <doctest/doctest.h>
 #include <asio/steady_timer.hpp>
+
+#include <cstdlib>
 
 using namespace smtpsh;
 using namespace std::chrono_literals;
@@ -135,10 +136,24 @@ TEST_CASE("secrets are cut from the transcript; CR/LF in a command is refused") 
   CHECK(exchange(loop, *session, {"NOOP"}).at(0).code == 250);
 }
 
+// The scenario server, run as its own process (`smtpsh serve demo`): an engine test must not
+// reach into the shell. ctest names the binary in SMTPSH (tests/CMakeLists.txt).
+std::unique_ptr<test::Child> start_demo_server(std::uint16_t port) {
+  const char* smtpsh = std::getenv("SMTPSH");
+  REQUIRE_MESSAGE(smtpsh != nullptr, "set SMTPSH to the smtpsh binary (ctest does)");
+  auto child = std::make_unique<test::Child>(std::vector<std::string>{
+      smtpsh, "serve", "demo", "--listen", "127.0.0.1:" + std::to_string(port)});
+  bool up = test::wait_for_port(port, 10s);
+  INFO("smtpsh serve demo did not start: " << child->log());
+  REQUIRE(up);
+  return child;
+}
+
 TEST_CASE("BDAT chunks against a server that offers CHUNKING (the demo scenario server)") {
-  shell::DemoServer demo;
+  auto port = test::free_loopback_port();
+  auto demo = start_demo_server(port);
   engine::Loop loop;
-  auto session = connect(loop, demo.port());
+  auto session = connect(loop, port);
   auto& ehlo = exchange(loop, *session, {"EHLO x"});
   REQUIRE(ehlo.size() == 1);
   CHECK(std::find(ehlo[0].lines.begin(), ehlo[0].lines.end(), "CHUNKING") != ehlo[0].lines.end());
