@@ -1,6 +1,6 @@
 #include "engine/dns/resolver.hpp"
 
-#include "engine/net/connection.hpp"
+#include "engine/loop/loop.hpp"
 
 #include <openssl/rand.h>
 #include <asio/connect.hpp>
@@ -217,7 +217,7 @@ void Query::arm_timer() {
     if (ec || self->done_ || generation != self->generation_) return;
     self->remember_failure(Status::timeout, "timeout",
                            "no answer from DNS server " + self->server_text() + " within " +
-                               net::describe_duration(self->resolver_->servers().timeout));
+                               engine::describe_duration(self->resolver_->servers().timeout));
     self->next_try();
   });
 }

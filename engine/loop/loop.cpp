@@ -4,6 +4,15 @@
 
 namespace smtpsh::engine {
 
+std::string describe_duration(Duration duration) {
+  auto ms = duration.count();
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + " s";
+  std::string text = std::to_string(ms / 1000) + "." + std::to_string(1000 + ms % 1000).substr(1);
+  while (text.back() == '0')
+    text.pop_back();
+  return text + " s";
+}
+
 Duration seconds_to_duration(double seconds) {
   constexpr double max_seconds = 86400.0 * 365;  // a year is "forever" for a probe
   if (!(seconds > 0)) return Duration::zero();   // also catches NaN

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <string>
 
 namespace smtpsh::engine {
 
@@ -17,6 +18,9 @@ using Duration = std::chrono::milliseconds;
 // Converts seconds given by a user (Lua numbers, --timeout) into the loop's resolution,
 // clamped so that absurd values cannot overflow a timer.
 Duration seconds_to_duration(double seconds);
+
+// "30 s", "0.5 s": durations in messages.
+std::string describe_duration(Duration duration);
 
 class Loop {
  public:

@@ -19,15 +19,6 @@ constexpr std::size_t idle_buffer_capacity = std::size_t{16} * 1024;
 constexpr std::size_t read_chunk = 4096;
 }  // namespace
 
-std::string describe_duration(engine::Duration duration) {
-  auto ms = duration.count();
-  if (ms % 1000 == 0) return std::to_string(ms / 1000) + " s";
-  std::string text = std::to_string(ms / 1000) + "." + std::to_string(1000 + ms % 1000).substr(1);
-  while (text.back() == '0')
-    text.pop_back();
-  return text + " s";
-}
-
 std::shared_ptr<Connection> Connection::create(asio::io_context& io) {
   return std::make_shared<Connection>(io);
 }
@@ -120,8 +111,8 @@ void Connection::connect(std::string_view host, std::uint16_t port, const Connec
 // The deadline, close() or an interrupt came before the host name resolved.
 void Connection::abandon_resolving() {
   if (write_.deadline.expired())
-    write_.outcome.fail(Failure::timeout,
-                        "resolving " + target_ + " timed out after " + describe_duration(timeout_));
+    write_.outcome.fail(Failure::timeout, "resolving " + target_ + " timed out after " +
+                                              engine::describe_duration(timeout_));
   else if (closed_locally_)
     write_.outcome.fail(Failure::closed, "connect to " + target_ + " abandoned: connection closed");
   else
@@ -276,7 +267,7 @@ void Connection::fail_connect(const Direction& direction, const std::error_code&
   std::string text;
   switch (failure) {
     case Failure::timeout:
-      text = "connect to " + target_ + " timed out after " + describe_duration(timeout_);
+      text = "connect to " + target_ + " timed out after " + engine::describe_duration(timeout_);
       break;
     case Failure::refused:
       text = "connection refused by " + target_;
@@ -337,7 +328,7 @@ void Connection::continue_send() {
               Failure failure = self->failure_of(self->write_, ec);
               std::string text = "sending to " + self->peer_name();
               if (failure == Failure::timeout)
-                text += " timed out after " + describe_duration(self->timeout_);
+                text += " timed out after " + engine::describe_duration(self->timeout_);
               else
                 text += ": " + (failure == Failure::closed ? std::string("connection closed")
                                                            : ec.message());
@@ -430,7 +421,7 @@ void Connection::on_line(const std::error_code& ec) {
   consumed_ = buffer_.size();
   std::string text = "waiting for a line from " + peer_name();
   if (failure == Failure::timeout)
-    text += " timed out after " + describe_duration(timeout_);
+    text += " timed out after " + engine::describe_duration(timeout_);
   else if (failure == Failure::closed)
     text =
         "connection closed by " + peer_name() + (data_.empty() ? "" : " in the middle of a line");
@@ -511,7 +502,7 @@ void Connection::on_bytes(const std::error_code& ec) {
   consumed_ = buffer_.size();
   std::string text = "waiting for " + std::to_string(wanted) + " bytes from " + peer_name();
   if (failure == Failure::timeout)
-    text += " timed out after " + describe_duration(timeout_);
+    text += " timed out after " + engine::describe_duration(timeout_);
   else if (failure == Failure::closed)
     text = "connection closed by " + format_endpoint(remote_) + " after " +
            std::to_string(data_.size()) + " of " + std::to_string(wanted) + " bytes";

@@ -219,7 +219,4 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool connected_ = false;
 };
 
-// "30 s", "0.5 s": durations in messages.
-std::string describe_duration(engine::Duration duration);
-
 }  // namespace smtpsh::net

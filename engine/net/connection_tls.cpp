@@ -130,7 +130,8 @@ void Connection::on_handshake(const std::error_code& ec) {
   if (ec == asio::error::operation_aborted && write_.deadline.expired()) {
     failure = Failure::timeout;
     tls_reason_ = "timeout";
-    text = "TLS handshake with " + peer + " timed out after " + describe_duration(timeout_) +
+    text = "TLS handshake with " + peer + " timed out after " +
+           engine::describe_duration(timeout_) +
            (answered ? ": the server stopped answering in the middle of the handshake"
                      : ": the server never answered the ClientHello");
   } else if (ec == asio::error::operation_aborted) {
