@@ -24,8 +24,6 @@ local raw = require "smtpsh.raw"
 local ok, err = raw.run(target, { timeout = timeout, input = io.stdin, output = io.stdout,
                                   implicit = options.implicit, tls = { ca_file = options["ca-file"] } })
 if not ok then
-  local message = tostring(err)
-  if err.stage and message:sub(1, #err.stage) ~= err.stage then message = err.stage .. ": " .. message end
-  io.stderr:write("smtpsh raw: ", require("smtpsh.report").visible(message), "\n")
+  io.stderr:write("smtpsh raw: ", cli.error_message(err), "\n")
   os.exit(1)
 end

@@ -168,10 +168,7 @@ else
     end
   end
   if failure then
-    -- The stage first, unless the message already starts with it ("rcpt refused: 550 ...").
-    local message, at = tostring(failure), failure.stage or stage
-    if at and message:sub(1, #at) ~= at then message = at .. ": " .. message end
-    io.stderr:write("smtpsh send: ", report.visible(message), "\n")
+    io.stderr:write("smtpsh send: ", cli.error_message(failure, stage), "\n")
   end
 end
 os.exit(ok and 0 or 1)

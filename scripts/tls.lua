@@ -74,8 +74,7 @@ local function handshake(tls_options)
   return info
 end
 
--- "1 day", "30 days".
-local function days(n) return n .. (n == 1 and " day" or " days") end
+local function days(n) return report.plural(n, "day") end
 
 local result = { target = target, host = host, port = port, mode = implicit and "implicit" or "starttls",
                  versions = json.array(), accepted = json.array() }
@@ -153,10 +152,7 @@ if fatal then
     verdict = target .. " refuses STARTTLS: mail to it goes unencrypted"
   else
     checks:add("connect", "fail", tostring(fatal))
-    local message = tostring(fatal)
-    local at = fatal.stage
-    if at and message:sub(1, #at) ~= at then message = at .. ": " .. message end
-    verdict = "cannot probe TLS, TLS was never reached: " .. message
+    verdict = "cannot probe TLS, TLS was never reached: " .. cli.error_message(fatal)
   end
 else
   local accepted = result.accepted

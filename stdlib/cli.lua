@@ -131,6 +131,16 @@ function cli.parse(args, spec)
   return options, words
 end
 
+-- An error for a one-line report: its message with the stage first ("banner: connection
+-- closed ..."), unless the message already starts with it ("rcpt refused: 550 ..."), and any
+-- control byte a server sent shown as \xNN.
+function cli.error_message(err, stage)
+  local message = tostring(err)
+  stage = type(err) == "table" and err.stage or stage
+  if stage and message:sub(1, #stage) ~= stage then message = stage .. ": " .. message end
+  return require("smtpsh.report").visible(message)
+end
+
 -- HOST[:PORT] as every subcommand takes it ("[v6]:port" for IPv6 with a port): host, port,
 -- or exit 2 with one line naming what is wrong. One parser for every command (engine/net).
 function cli.target(name, target, default_port)

@@ -86,10 +86,7 @@ end
 
 local function one_line(reply) return (tostring(reply):gsub("\n", " | ")) end
 
--- "1 retry", "2 retries".
-local function plural(count, one, many)
-  return count .. " " .. (count == 1 and one or many)
-end
+local plural = report.plural
 
 -- Evidence is for a person to read: a hostile server's 1,000-line reply or 64 KB line must not
 -- become a 1,000-line report. The head and the tail of a transcript are kept (the tail is

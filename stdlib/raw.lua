@@ -43,7 +43,7 @@ local function upgrade(s, output, tls_options)
   end
   local leaf = info.chain[1]
   output:write("! TLS started: ", info.version, " ", info.cipher,
-    leaf and (", certificate " .. leaf.subject .. " (" .. leaf.days_left .. (leaf.days_left == 1 and " day" or " days") .. " left)") or "",
+    leaf and (", certificate " .. leaf.subject .. " (" .. report.plural(leaf.days_left, "day") .. " left)") or "",
     ", verify: ", info.verify_result, "\n")
   output:write("! say EHLO again: the server forgets what was said before TLS\n")
 end

@@ -25,6 +25,11 @@ function report.visible(text)
   end))
 end
 
+-- "1 retry", "2 retries": a count with its noun.
+function report.plural(count, one, many)
+  return count .. " " .. (count == 1 and one or (many or one .. "s"))
+end
+
 local Checklist = {}
 Checklist.__index = Checklist
 

@@ -187,9 +187,7 @@ bool Session::refuse_unsolicited_input() {
   if (status == ReplyParser::Status::done && early.reply().code == 421) {
     replies_.push_back(early.reply());
     transcript_.add('!', "421 before the command was sent: the server closes the session");
-    closed_ = true;
-    connection_->close();
-    asio::post(io_, [self = shared_from_this()] { self->complete(); });
+    close_then_complete_soon();
     return true;
   }
   std::string named;
@@ -206,10 +204,16 @@ bool Session::refuse_unsolicited_input() {
                                           "commands sent): " +
                                           named};
   transcript_.add('!', outcome_.message);
+  close_then_complete_soon();
+  return true;
+}
+
+// The session can no longer be matched to its commands: nothing more goes out, and the
+// operation (which may not complete inside the call that started it) ends from the loop.
+void Session::close_then_complete_soon() {
   closed_ = true;
   connection_->close();
   asio::post(io_, [self = shared_from_this()] { self->complete(); });
-  return true;
 }
 
 void Session::send_message(std::string_view message, Notify notify, void* context) {

@@ -84,6 +84,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void read_next_reply();
   bool take_line();
   bool refuse_unsolicited_input();
+  void close_then_complete_soon();
   std::string redacted(std::string_view line) const;
   void add_body_to_transcript(std::string_view framed);
   void fail(net::Failure failure, std::string message);

@@ -44,7 +44,7 @@ import threading
 
 # The wire-format helpers of the other DNS peer beside this file: one copy of each.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from dns_peer import encode_name, split_query  # noqa: E402
+from dns_peer import bind_pair, encode_name, split_query  # noqa: E402
 
 TYPES = {"A": 1, "NS": 2, "CNAME": 5, "PTR": 12, "MX": 15, "TXT": 16, "AAAA": 28}
 IDLE_LIMIT = 60.0
@@ -150,24 +150,6 @@ def answer(mode, variant, query, over_tcp):
 
 
 # ---- serving ------------------------------------------------------------------------------
-
-def bind_pair(host):
-    """A UDP socket and a TCP socket bound to the same free port."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    for _ in range(100):
-        udp = socket.socket(family, socket.SOCK_DGRAM)
-        udp.bind((host, 0))
-        port = udp.getsockname()[1]
-        tcp = socket.socket(family, socket.SOCK_STREAM)
-        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            tcp.bind((host, port))
-            return udp, tcp, port
-        except OSError:
-            udp.close()
-            tcp.close()
-    raise RuntimeError(f"no port free for both UDP and TCP on {host}")
-
 
 def serve_udp(udp, opts):
     while True:
