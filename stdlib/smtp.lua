@@ -141,6 +141,8 @@ end
 -- smtp.describe(421) / smtp.describe("4.7.1") -> meaning in words, severity
 smtp.describe = core.describe
 smtp.is_address = core.is_address
+-- This machine's host name (the EHLO name when none is given).
+smtp.hostname = core.hostname
 
 -- smtp.record(FILE.jsonl) -> true | nil, message: from now on every DNS answer and SMTP
 -- transcript line of this state is written to FILE (for `smtpsh replay`); smtp.record(false)

@@ -310,3 +310,67 @@ class TestJudgeCorrections(harness.NsdTestCase):
         checks = {c["name"]: c for c in doc["checks"]}
         self.assertEqual(checks["recipient"]["status"], "warn")
         self.assertIn("postmaster@example.test", checks["recipient"]["detail"])
+
+
+class TestFactsAndJudge(harness.NsdTestCase):
+    """--json carries the facts the verdict was judged from; --rejudge judges them again offline."""
+
+    def diagnose(self, *args):
+        cmd = ["diagnose", *map(str, args), "--json", "--resolver", self.resolver, "--timeout", "3",
+               "--dnsbl", "dnsbl.test"]
+        cp = run_smtpsh(cmd, timeout=60)
+        self.assertIn(cp.returncode, (0, 1), describe(cp))
+        return [json.loads(line) for line in cp.stdout.splitlines()], cp
+
+    def test_json_carries_the_facts_and_rejudging_them_gives_the_same_result(self):
+        with scenario("greylist", "delay=0.5") as port:
+            docs, cp = self.diagnose("postmaster@example.test", "--port", port, "--source", "127.0.0.1",
+                                     "--retries", "2", "--backoff", "0.6")
+        doc = docs[0]
+        facts = doc["facts"]
+        self.assertEqual(facts["version"], 1)
+        self.assertEqual(facts["dns"]["mx"]["name"], "example.test")
+        purposes = [s["purpose"] for s in facts["sessions"]]
+        self.assertEqual(purposes[0], "probe", describe(cp))
+        self.assertIn("retry", purposes, describe(cp))
+        first = facts["sessions"][facts["deciding"] - 1]
+        self.assertEqual(first["reply"]["code"] // 100, 4, describe(cp))
+        self.assertEqual([step["stage"] for step in first["steps"]][:2], ["banner", "ehlo"])
+        for step in first["steps"]:
+            self.assertGreaterEqual(step["seconds"], 0)
+        self.assertTrue(facts["retries"]["cleared"], describe(cp))
+        self.assertEqual(facts["source"]["ip"], "127.0.0.1")
+        saved = os.path.join(harness.scratch_dir("smtpsh-facts-"), "saved.json")
+        with open(saved, "w") as f:
+            f.write(cp.stdout)
+        again = run_smtpsh(["diagnose", "--rejudge", saved, "--json"], timeout=30)
+        self.assertEqual(again.returncode, 0 if doc["verdict"] == "ok" else 1, describe(again))
+        rejudged = json.loads(again.stdout)
+        for key in ("verdict", "stage", "transient", "evidence", "advice", "checks"):
+            self.assertEqual(rejudged.get(key), doc.get(key), key)
+        text = run_smtpsh(["diagnose", "--rejudge", saved], timeout=30)
+        self.assertIn("verdict: " + doc["verdict"], text.stdout, describe(text))
+
+    def test_rejudge_refuses_what_holds_no_facts(self):
+        path = os.path.join(harness.scratch_dir("smtpsh-facts-"), "bad.json")
+        with open(path, "w") as f:
+            f.write('{"verdict": "ok"}\n')
+        cp = run_smtpsh(["diagnose", "--rejudge", path], timeout=30)
+        self.assertOneLineError(cp, 2, "smtpsh diagnose: ")
+        self.assertIn("no facts", cp.stderr)
+        cp = run_smtpsh(["diagnose", "--rejudge", path, "example.test"], timeout=30)
+        self.assertOneLineError(cp, 2, "smtpsh diagnose: ")
+
+    def test_public_ip_is_the_address_checked_for_ptr_and_dnsbl(self):
+        # The probe connects from 127.0.0.1 (clean); the public address given is listed.
+        with scenario("accept") as port:
+            docs, cp = self.diagnose("postmaster@example.test", "--port", port, "--source", "127.0.0.1",
+                                     "--public-ip", "127.0.0.2", "--helo", "mx2.example.test")
+        doc = docs[0]
+        self.assertEqual(doc["verdict"], "dnsbl_listed", describe(cp))
+        checks = {c["name"]: c for c in doc["checks"]}
+        self.assertIn("127.0.0.2 is listed on dnsbl.test", checks["dnsbl"]["detail"])
+        self.assertIn("--public-ip", checks["source ptr"]["detail"])
+        self.assertEqual(doc["facts"]["source"]["ip_from"], "option")
+        cp = run_smtpsh(["diagnose", "example.test", "--public-ip", "nonsense"], timeout=30)
+        self.assertOneLineError(cp, 2, "smtpsh diagnose: --public-ip nonsense")

@@ -43,4 +43,22 @@ t.test("a target that cannot be diagnosed is a value, not a raise", function()
   t.ok(err:find("space", 1, true), err)
 end)
 
+t.test("behind NAT: private addresses, and the public one a server echoes", function()
+  local gather = require "smtpsh.gather"
+  for _, ip in ipairs { "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.20", "100.64.0.1", "169.254.1.1",
+                        "fd00::1", "fc12::5", "fe80::1" } do
+    t.ok(gather.is_private(ip), ip)
+  end
+  for _, ip in ipairs { "127.0.0.1", "172.32.0.1", "100.128.0.1", "203.0.113.5", "2001:db8::1", "::1" } do
+    t.ok(not gather.is_private(ip), ip)
+  end
+  local exim = { ehlo = { text = "mx.example.org Hello me.example [203.0.113.5]\nSIZE 52428800" } }
+  t.eq(gather.echoed_address(exim), "203.0.113.5")
+  local exchange = { banner = { text = "mx ready" }, ehlo = { text = "mx Hello [IPv6:2001:db8::5]" } }
+  t.eq(gather.echoed_address(exchange), "2001:db8::5")
+  -- An echo of a private address (a proxy in front) teaches nothing.
+  t.eq(gather.echoed_address({ ehlo = { text = "mx Hello [10.0.0.5]" } }), nil)
+  t.eq(gather.echoed_address({ ehlo = { text = "mx Hello [999.1.1.1]" } }), nil)
+end)
+
 t.run()

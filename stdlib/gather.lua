@@ -1,0 +1,299 @@
+-- gather: the first half of a diagnosis. It runs the probe and returns what it saw as a plain
+-- facts table, with no verdict in it: the DNS answers used, every session (connect attempts
+-- included) with its steps, replies and timing, the retries, the per-version TLS results, and
+-- the source address's PTR and DNSBL results. What extra probing is needed (each TLS version
+-- alone, a plain-text session, retries, back-to-back sessions) is decided here, from what was
+-- seen. The second half, stdlib/judge.lua, turns facts into a verdict without any I/O, so a
+-- verdict can be judged again offline from the facts that `diagnose --json` prints.
+--
+--   local facts, problem = gather.run(parsed_target, options)
+--
+-- The facts (every list a JSON array, every reply {code, enhanced, text, line}):
+--   version, target, kind ("domain"|"address"|"host"), domain, host, port, rcpt, rcpt_given,
+--   from, helo, helo_from ("option"|"ptr"|"hostname"), settings {timeout, retries, backoff,
+--   sessions, dnsbl},
+--   dns = {mx = {name, rcode, error, null, implicit, records = {{preference, host}}}},
+--   hosts = {{host, preference, addresses, error}},
+--   sessions = {{purpose ("probe"|"retry"|"again"|"plain"), host, address, port, at, stage
+--     ("done" or where it stopped), error, reply, banner, ehlo, caps, starttls_offered, tls,
+--     tls_failed, rcpt_reply, local_addr, steps = {{stage, seconds, reply, error}},
+--     transcript = {"S 220 ...", ...}}},
+--   deciding = index into sessions,
+--   retries = {stage, planned, cleared, tries = {{attempt, at, session}}},
+--   tls_versions = {entries = {{version, label, accepted, negotiated, cipher, reason, error}},
+--     accepted, never_reached},
+--   plain = index of the plain-text session, again = {planned, sessions, stopped},
+--   source = {local_ip, private, ip, ip_from ("local"|"option"|"greeting"), helo,
+--     ptr = {names, confirmed, ok, reason} | {error}, dnsbl = {zones, listed = {{zone, codes,
+--     reason}}, errors = {{zone, error}}}}
+
+local dns = require "smtpsh.dns"
+local smtp = require "smtpsh.smtp"
+local retry = require "smtpsh.retry"
+local classify = require "smtpsh.classify"
+local json = require "smtpsh.json"
+local probe = require "smtpsh.probe"
+local task = require "smtpsh.task"
+local tlsscan = require "smtpsh.tlsscan"
+
+local type, ipairs, setmetatable, tostring, tonumber = type, ipairs, setmetatable, tostring, tonumber
+local string_match, string_lower, string_find = string.match, string.lower, string.find
+
+local gather = {}
+
+-- Private and shared address space (RFC 1918, RFC 6598, RFC 4193, link-local): behind NAT,
+-- the address a receiver sees is another one, and only that one's reputation matters.
+function gather.is_private(ip)
+  if type(ip) ~= "string" then return false end
+  local a, b = string_match(ip, "^(%d+)%.(%d+)%.%d+%.%d+$")
+  if a then
+    a, b = tonumber(a), tonumber(b)
+    return a == 10 or (a == 172 and b >= 16 and b <= 31) or (a == 192 and b == 168)
+      or (a == 100 and b >= 64 and b <= 127) or (a == 169 and b == 254)
+  end
+  local lower = string_lower(ip)
+  return string_find(lower, "^f[cd]%x%x:") ~= nil or string_find(lower, "^fe[89ab]%x:") ~= nil
+end
+
+-- The client address a server echoes in its greeting or EHLO reply, as Exim, Sendmail and
+-- Exchange do ("250-mx.example Hello [203.0.113.5]").
+function gather.echoed_address(record)
+  for _, reply in ipairs { record.ehlo, record.banner } do
+    local text = reply and reply.text
+    if text then
+      local ip = string_match(text, "%[(%d+%.%d+%.%d+%.%d+)%]") or string_match(text, "%[[Ii][Pp][Vv]6:([%x:%.]+)%]")
+      if ip and smtp.is_address(ip) and not gather.is_private(ip) then return ip end
+    end
+  end
+end
+
+local Gatherer = {}
+Gatherer.__index = Gatherer
+
+function Gatherer:fcrdns(ip)
+  local cached = self.fcrdns_cache[ip]
+  if not cached then
+    local fc, err = dns.fcrdns(ip)
+    cached = { fc = fc, err = err }
+    self.fcrdns_cache[ip] = cached
+  end
+  return cached.fc, cached.err
+end
+
+-- The EHLO name: --helo, else the forward-confirmed PTR name of the address we connect from,
+-- else this machine's host name. Chosen once, after the first greeting.
+function Gatherer:choose_helo(s)
+  if self.helo then return self.helo end
+  local ip = self.options.source or probe.ip_of(s.local_addr)
+  local fc = ip and self:fcrdns(ip)
+  if fc and fc.ok then
+    self.helo, self.facts.helo_from = fc.confirmed[1], "ptr"
+  else
+    self.helo, self.facts.helo_from = smtp.hostname(), "hostname"
+  end
+  self.facts.helo = self.helo
+  return self.helo
+end
+
+-- One SMTP session as a sender makes it, up to RCPT (then RSET and QUIT). Kept in the facts.
+function Gatherer:session(purpose, host, address, tls)
+  local o, facts = self.options, self.facts
+  local s, record = probe.open(address, facts.port, {
+    timeout = o.timeout, source = o.source, trace = o.trace, sni = host, starttls = tls ~= false,
+    helo = self.helo or function(session) return self:choose_helo(session) end,
+  })
+  record.purpose, record.host = purpose, host
+  record.at = task.now() - self.started
+  if s and record.stage == "open" then
+    if probe.step(s, record, "mail", function(session) return session:mail(facts.from) end) then
+      local rcpt = probe.step(s, record, "rcpt", function(session) return session:rcpt(facts.rcpt) end)
+      if rcpt then
+        record.stage, record.rcpt_reply = "done", probe.reply(rcpt)
+        s:rset()
+      end
+    end
+  end
+  probe.finish(s, record)
+  facts.sessions[#facts.sessions + 1] = record
+  return record, #facts.sessions
+end
+
+-- A 4xx at MAIL or RCPT that another try may clear. Words that name this MX not taking the
+-- domain (relay denied) or the client's reputation (DNSBL, PTR) get the same answer again.
+local not_worth_retrying = { relay_denied = true, dnsbl = true, ptr = true }
+
+local function worth_retrying(record)
+  local reply = record.reply
+  if not reply or reply.code < 400 or reply.code >= 500 then return false end
+  if record.stage ~= "mail" and record.stage ~= "rcpt" then return false end
+  return not not_worth_retrying[classify.reply(reply).class]
+end
+
+-- A transient answer at MAIL/RCPT: retry with backoff in new sessions, as an MTA does.
+function Gatherer:retry(first)
+  local o, facts = self.options, self.facts
+  local planned = o.retries or 0
+  local tries = json.array()
+  facts.retries = { stage = first.stage, planned = planned, cleared = false, tries = tries }
+  if planned <= 0 then return end
+  local _, _, log = retry.run(function(attempt)
+    if attempt == 1 then return nil, first.error end  -- the answer already seen
+    local record, index = self:session("retry", first.host, first.address, first.tls ~= nil)
+    tries[#tries + 1] = { attempt = attempt - 1, session = index }
+    if record.stage == "done" then return record end
+    return nil, record.error
+  end, { tries = planned + 1, backoff = o.backoff or 60, jitter = 0.1 })
+  for i, try in ipairs(tries) do
+    try.at = log[i + 1] and log[i + 1].at
+    if facts.sessions[try.session].stage == "done" then facts.retries.cleared = true end
+  end
+end
+
+-- Back-to-back sessions after one that passed: a per-IP limit or a rate limit shows after a
+-- few. Two by default, so a server that allows one session per client IP shows it.
+function Gatherer:again(first)
+  local facts = self.facts
+  local planned = self.options.sessions or 2
+  facts.again = { planned = planned, sessions = json.array() }
+  for n = 2, planned do
+    local record, index = self:session("again", first.host, first.address, first.tls ~= nil)
+    facts.again.sessions[#facts.again.sessions + 1] = index
+    if record.stage ~= "done" then
+      facts.again.stopped = n
+      return
+    end
+  end
+end
+
+-- STARTTLS failed: each TLS version on its own tells a version mismatch from the rest, and a
+-- plain-text session shows what an opportunistic sender gets.
+function Gatherer:tls_followups(first)
+  local o = self.options
+  local scan = tlsscan.versions(probe.endpoint(first.address, self.facts.port), {
+    timeout = o.timeout, helo = self.helo, sni = first.host, source = o.source })
+  local entries = json.array()
+  for i, entry in ipairs(scan.entries or {}) do
+    entries[i] = { version = entry.version, label = entry.label, accepted = entry.accepted,
+                   negotiated = entry.negotiated, cipher = entry.cipher, reason = entry.reason,
+                   error = entry.error }
+  end
+  local accepted = json.array()
+  for i, version in ipairs(scan.accepted or {}) do accepted[i] = version end
+  self.facts.tls_versions = { entries = entries, accepted = accepted, never_reached = scan.never_reached }
+  local _, index = self:session("plain", first.host, first.address, false)
+  self.facts.plain = index
+end
+
+-- The source address: which one receivers see (behind NAT, not ours), its PTR and forward
+-- confirmation, and its DNSBL listings.
+function Gatherer:source(local_addr)
+  local o, facts = self.options, self.facts
+  local local_ip = o.source or probe.ip_of(local_addr)
+  local source = { local_ip = local_ip, helo = self.helo }
+  facts.source = source
+  if not local_ip and not o.public_ip then return end
+  source.private = gather.is_private(local_ip) or nil
+  if o.public_ip then
+    source.ip, source.ip_from = o.public_ip, "option"
+  elseif source.private then
+    for _, record in ipairs(facts.sessions) do
+      local echoed = gather.echoed_address(record)
+      if echoed then
+        source.ip, source.ip_from = echoed, "greeting"
+        break
+      end
+    end
+    -- Unknown: the checks of a private address would say nothing about its reputation.
+    if not source.ip then return end
+  else
+    source.ip, source.ip_from = local_ip, "local"
+  end
+  local ip = source.ip
+  local fc, ferr = self:fcrdns(ip)
+  if fc then
+    source.ptr = { names = json.array(fc.names), confirmed = json.array(fc.confirmed), ok = fc.ok,
+                   reason = fc.reason }
+  else
+    source.ptr = { error = probe.error(ferr) }
+  end
+  local zones = o.dnsbl or gather.default_dnsbl
+  local dnsbl = { zones = json.array(zones), listed = json.array(), errors = json.array() }
+  source.dnsbl = dnsbl
+  if #zones == 0 then return end
+  for _, entry in ipairs(dns.dnsbl(ip, zones)) do
+    if entry.listed then
+      dnsbl.listed[#dnsbl.listed + 1] = { zone = entry.zone, codes = json.array(entry.codes), reason = entry.reason }
+    elseif entry.listed == nil then
+      dnsbl.errors[#dnsbl.errors + 1] = { zone = entry.zone, error = tostring(entry.error) }
+    end
+  end
+end
+
+-- The well-known public blocklists checked by default.
+gather.default_dnsbl = { "zen.spamhaus.org", "bl.spamcop.net", "b.barracudacentral.org" }
+
+-- Runs the probe of `parsed` (diagnose.parse_target's table). Returns the facts, or nil and a
+-- message when this machine could not probe at all (an unusable --source, no descriptors).
+function gather.run(parsed, options)
+  local o = options or {}
+  o.timeout = o.timeout or 30
+  local port = parsed.port or o.port or 25
+  local facts = {
+    version = 1, target = o.target, kind = parsed.kind, domain = parsed.domain, host = parsed.host,
+    port = port, rcpt = o.rcpt or parsed.rcpt or ("postmaster@" .. (parsed.domain or parsed.host)),
+    rcpt_given = o.rcpt ~= nil or parsed.rcpt ~= nil,
+    from = o.from or ("postmaster@" .. (o.helo or smtp.hostname())),
+    helo = o.helo, helo_from = o.helo and "option" or nil,
+    settings = { timeout = o.timeout, retries = o.retries or 0, backoff = o.backoff or 60,
+                 sessions = o.sessions or 2, dnsbl = json.array(o.dnsbl or gather.default_dnsbl) },
+    hosts = json.array(), sessions = json.array(),
+  }
+  local self = setmetatable({ options = o, facts = facts, helo = o.helo, fcrdns_cache = {},
+                              started = task.now() }, Gatherer)
+
+  -- 1. The MX set, and every MX host's addresses ---------------------------------------------
+  local hosts
+  if parsed.kind == "host" then
+    hosts = { probe.direct_host(parsed.host) }
+  else
+    facts.dns = {}
+    facts.dns.mx, hosts = probe.mx_hosts(parsed.domain)
+  end
+  for i, host in ipairs(hosts) do facts.hosts[i] = host end
+
+  -- 2. Each MX in order, each address of a host until one answers TCP. The first MX that
+  -- accepts the probe recipient decides; when none does, the most preferred one that answered.
+  local answered, failed, abort = probe.each_mx(hosts, function(entry, address)
+    return (self:session("probe", entry.host, address))
+  end, function(record) return record.stage == "done" end)
+  if abort then return nil, abort.error.message end
+  local deciding
+  for _, record in ipairs(answered) do
+    if record.stage == "done" then deciding = record end
+  end
+  deciding = deciding or answered[1]
+  for index, record in ipairs(facts.sessions) do
+    if record == deciding then facts.deciding = index end
+  end
+
+  -- 3. More probing, as what was seen asks for -------------------------------------------------
+  if deciding then
+    if deciding.tls_failed then
+      self:tls_followups(deciding)
+    elseif worth_retrying(deciding) then
+      self:retry(deciding)
+    elseif deciding.stage == "done" then
+      self:again(deciding)
+    end
+  end
+
+  -- 4. The source address (also after a drop at the greeting: the shape of a reputation block)
+  local local_addr = deciding and deciding.local_addr
+  for _, record in ipairs(facts.sessions) do local_addr = local_addr or record.local_addr end
+  if failed[1] or deciding or o.source or o.public_ip then self:source(local_addr) end
+  facts.helo = self.helo
+  facts.elapsed = task.now() - self.started
+  return facts
+end
+
+return gather
