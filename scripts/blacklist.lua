@@ -33,7 +33,7 @@ local ip = words[1]
 if not dns.reverse_name(ip) then cli.fail("blacklist", "'" .. ip .. "' is not an IPv4 or IPv6 address") end
 local zones = options.dnsbl or default_zones
 for _, zone in ipairs(zones) do
-  local ok, problem = require("smtpsh.dnscore").canonical(zone)
+  local ok, problem = require("smtpsh.dns").canonical(zone)
   if not ok then cli.fail("blacklist", "--dnsbl: " .. problem) end
 end
 

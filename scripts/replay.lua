@@ -14,7 +14,6 @@ local embedded = require "smtpsh.embedded"
 local record_file = require "smtpsh.record_file"
 local servercore = require "smtpsh.servercore"
 local dns = require "smtpsh.dns"
-local smtpcore = require "smtpsh.smtpcore"
 
 local usage = "usage: smtpsh replay FILE.jsonl [-- COMMAND [ARGS...]]"
 local function fail(message)

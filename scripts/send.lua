@@ -11,6 +11,7 @@
 
 local json = require "smtpsh.json"
 local report = require "smtpsh.report"
+local probe = require "smtpsh.probe"
 
 local usage = [==[usage: smtpsh send --server HOST[:PORT] --from ADDR --to ADDR [--to ADDR...]
        [--header 'Name: value']... [--body TEXT|@FILE] [--helo NAME]
@@ -29,7 +30,7 @@ local options = cli.parse({ ... }, {
 })
 options.to, options.header = options.to or {}, options.header or {}
 if not options.server then fail_usage("--server HOST[:PORT] is required") end
-cli.target("send", options.server)
+local server_host, server_port = cli.target("send", options.server)
 local quit_after = options["quit-after"]
 local stages = { banner = 1, ehlo = 2, mail = 3, rcpt = 4, data = 5 }
 if quit_after and not stages[quit_after] then
@@ -122,19 +123,21 @@ local function step(name, fn, ...)
 end
 
 local function run()
-  local s, err = smtp.connect(options.server, { timeout = timeout, trace = options.trace, helo = options.helo })
-  stage = "banner"
+  -- The one session opener every probing command uses: connect, greeting, EHLO.
+  local s, record, err = probe.open(server_host, server_port, {
+    timeout = timeout, trace = options.trace, helo = options.helo, ehlo = quit_after ~= "banner" })
+  stage = record.stage == "open" and (quit_after == "banner" and "banner" or "ehlo") or record.stage
   if not s then
-    failure = err
-    stage = err.stage
-    last = err.reply
-    early_transcript = err.transcript
+    failure, last, early_transcript = err, err.reply, err.transcript
     return
   end
   session = s
-  last = s.banner
-  if quit_after == "banner" then return s:quit() end
-  if not step("ehlo", s.ehlo, s) or quit_after == "ehlo" then return s:quit() end
+  if record.stage ~= "open" then
+    failure, last = err, err.reply
+    return s:quit()
+  end
+  last = s.ehlo_reply or s.banner
+  if quit_after == "banner" or quit_after == "ehlo" then return s:quit() end
   if options.auth and not step("auth", s.auth, s, options.auth, options.user, secret) then return s:quit() end
   if not step("mail", s.mail, s, options.from) or quit_after == "mail" then return s:quit() end
   for _, to in ipairs(options.to) do

@@ -52,7 +52,7 @@ if options.listen then
   local h, p = options.listen:match("^%[(.+)%]:(%d+)$")
   if not h then h, p = options.listen:match("^([^:]+):(%d+)$") end
   host, port = h or options.listen, tonumber(p) or 2525
-  if not require("smtpsh.smtpcore").is_address(host) or port > 65535 then
+  if not require("smtpsh.smtp").is_address(host) or port > 65535 then
     cli.fail("serve", "--listen must be ADDRESS[:PORT] (an IP address; port 0 for any free one), got '" .. options.listen .. "'")
   end
 end

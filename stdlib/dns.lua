@@ -25,6 +25,8 @@ dns.query = core.query
 dns.servers = core.servers
 dns.cache = core.cache
 dns.reverse_name = core.reverse_name
+-- dns.canonical(name) -> the name in canonical form (lower case, no final dot) | nil, problem
+dns.canonical = core.canonical
 dns.trace = core.trace  -- dns.trace(true): every answer on stderr as it comes (--trace)
 
 local error_meta = { __tostring = function(e) return e.message end }

@@ -83,6 +83,12 @@ function probe.transcript_lines(transcript)
   return out
 end
 
+-- What a handshake gave, as plain data.
+function probe.tls(info)
+  return { version = info.version, cipher = info.cipher, verify_result = info.verify_result,
+           verified = info.verified }
+end
+
 local function step(record, stage, started, reply, err)
   record.steps[#record.steps + 1] = { stage = stage, seconds = task.now() - started,
                                       reply = probe.reply(reply or (err and err.reply)),
@@ -95,25 +101,29 @@ local function stopped(s, record, stage, err, started)
   record.stage, record.error = stage, probe.error(err)
   record.reply = record.error.reply
   record.live.err = err
-  return s, record
+  return s, record, err
 end
 
--- Opens a session as a sender does: connect, the greeting, EHLO (with its HELO fallback) and,
--- when opts.starttls is true and the server offers it, STARTTLS. Returns s, record: s is nil
--- when no session came up (record.stage "connect" or "banner"); otherwise the session, which
--- may have been closed by the server (record.stage names the step that failed). record.stage
--- is "open" when the session is ready for MAIL.
+-- Opens a session as a sender does: connect (with implicit TLS when opts.implicit), the
+-- greeting, EHLO (with its HELO fallback) unless opts.ehlo is false, and, when opts.starttls
+-- is true and the server offers it, STARTTLS. Returns s, record, err: s is nil when no session
+-- came up (record.stage "connect" or "banner"); otherwise the session, which may have been
+-- closed by the server (record.stage names the step that failed, err says why). record.stage
+-- is "open" when the session is ready for its next command.
 -- opts: timeout, source, trace, helo (a name, or a function(s) -> name called after the
--- greeting, so a name can be chosen from the local address), starttls, tls (options for
--- s:starttls beside min/max/sni), sni.
+-- greeting, so a name can be chosen from the local address), ehlo, starttls, implicit, tls
+-- (TLS options for STARTTLS or implicit TLS: min, max, ca_file, verify, ...), sni.
 function probe.open(host, port, opts)
   opts = opts or {}
   local record = { address = host, port = port, steps = json.array(), live = {} }
   local started = task.now()
-  local s, err = smtp.connect(probe.endpoint(host, port), {
-    timeout = opts.timeout, source = opts.source, trace = opts.trace,
-    helo = type(opts.helo) == "string" and opts.helo or nil,
-  })
+  local connect = { timeout = opts.timeout, source = opts.source, trace = opts.trace,
+                    helo = type(opts.helo) == "string" and opts.helo or nil }
+  if opts.implicit then
+    connect.tls, connect.sni = "implicit", opts.sni
+    for key, value in pairs(opts.tls or {}) do connect[key] = value end
+  end
+  local s, err = smtp.connect(probe.endpoint(host, port), connect)
   if not s then
     -- Dropped before or at the greeting (the usual shape of an IP-reputation block): the
     -- address we connected from is in the transcript, and its reputation matters most.
@@ -128,6 +138,11 @@ function probe.open(host, port, opts)
   record.local_addr = s.local_addr
   record.banner = probe.reply(s.banner)
   step(record, "banner", started, s.banner)
+  if s.tls then record.tls = probe.tls(s.tls) end
+  if opts.ehlo == false then
+    record.stage = "open"
+    return s, record
+  end
   local helo = opts.helo
   if type(helo) == "function" then helo = helo(s) end
   record.helo = helo
@@ -151,8 +166,7 @@ function probe.open(host, port, opts)
       return stopped(s, record, "starttls", terr, at)
     end
     step(record, "starttls", at)
-    record.tls = { version = info.version, cipher = info.cipher, verify_result = info.verify_result,
-                   verified = info.verified }
+    record.tls = probe.tls(info)
   end
   record.stage = "open"
   return s, record

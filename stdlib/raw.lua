@@ -3,6 +3,7 @@
 
 local smtp = require "smtpsh.smtp"
 local report = require "smtpsh.report"
+local probe = require "smtpsh.probe"
 
 local tostring, pairs, ipairs, string_upper, string_match, string_find, string_sub, table_concat =
   tostring, pairs, ipairs, string.upper, string.match, string.find, string.sub, table.concat
@@ -54,12 +55,11 @@ end
 -- reply is awaited.
 function raw.run(target, opts)
   local output = opts.output
-  local connect = { timeout = opts.timeout }
-  if opts.implicit then
-    connect.tls = "implicit"
-    for key, value in pairs(opts.tls or {}) do connect[key] = value end
-  end
-  local s, err = smtp.connect(target, connect)
+  local host, port = smtp.parse_target(target, opts.implicit and 465 or 25)
+  if not host then error(port, 2) end
+  -- The one session opener: here only up to the greeting, the person types the rest.
+  local s, _, err = probe.open(host, port, { timeout = opts.timeout, ehlo = false, implicit = opts.implicit,
+                                             tls = opts.tls })
   if not s then
     -- What arrived of a broken greeting is shown before the error.
     for _, entry in ipairs(err.transcript or {}) do

@@ -143,6 +143,8 @@ smtp.describe = core.describe
 smtp.is_address = core.is_address
 -- This machine's host name (the EHLO name when none is given).
 smtp.hostname = core.hostname
+-- smtp.parse_target("host:port", default_port) -> host, port | nil, message (one parser for all)
+smtp.parse_target = core.parse_target
 
 -- smtp.record(FILE.jsonl) -> true | nil, message: from now on every DNS answer and SMTP
 -- transcript line of this state is written to FILE (for `smtpsh replay`); smtp.record(false)
