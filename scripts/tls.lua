@@ -7,7 +7,13 @@
 -- output: per version accepted/refused (with the reason) and the cipher chosen, then the
 --         certificate chain, the checks and a verdict line; with --json one object:
 --         {target, host, port, mode, versions = [...], accepted, negotiated, chain, verify,
---          dane, checks, verdict, ok}
+--          certificate_from, never_reached, stopped, dane, checks, verdict, ok}
+--         The versions come from smtpsh.tlsscan. When TLS was never reached (no connection,
+--         a 421 greeting, no STARTTLS) one check says why and no version is listed. When the
+--         default handshake fails but an old version worked (a TLS 1.0/1.1-only server), the
+--         chain is that handshake's (certificate_from names the version). For an address
+--         target the handshakes check no name: verification is the chain's, and a certificate
+--         that does not name the address is a note (senders check the MX host name).
 -- exit:   0 no problem found, 1 a problem (version mismatch, expired certificate, DANE
 --         mismatch, no STARTTLS, cannot connect), 2 on bad usage
 
@@ -16,6 +22,7 @@ local json = require "smtpsh.json"
 local report = require "smtpsh.report"
 local smtp = require "smtpsh.smtp"
 local dns = require "smtpsh.dns"
+local tlsscan = require "smtpsh.tlsscan"
 
 local usage = [==[usage: smtpsh tls HOST[:PORT] [--implicit] [--ca-file FILE] [--sni NAME] [--helo NAME] [--json] [--timeout SECONDS] [--resolver ADDR[:PORT]] [--no-color]
   Tries TLS 1.0, 1.1, 1.2 and 1.3 one by one (STARTTLS on port 25, or implicit TLS with
@@ -38,41 +45,13 @@ local timeout = options.timeout or 10
 local target = (host:find(":", 1, true) and "[" .. host .. "]" or host) .. ":" .. port
 local sni = options.sni or host
 
--- One connection and one handshake with `tls_options`; returns the TLS info, or nil and the
--- error, and the session's transcript for the record.
-local function handshake(tls_options)
-  local tls = { ca_file = options["ca-file"], sni = sni }
-  for key, value in pairs(tls_options) do tls[key] = value end
-  if implicit then
-    tls.tls = "implicit"
-    tls.timeout, tls.helo = timeout, options.helo
-    local s, err = smtp.connect(target, tls)
-    if not s then return nil, err end
-    local info = s.tls
-    s:quit()
-    return info
-  end
-  local s, err = smtp.connect(target, { timeout = timeout, helo = options.helo })
-  if not s then return nil, err end
-  local ehlo, eerr = s:ehlo()
-  if not ehlo then
-    s.core:close()
-    return nil, eerr
-  end
-  if not s.caps.STARTTLS then
-    s:quit()
-    return nil, setmetatable({ kind = "no_starttls", message = target .. " does not offer STARTTLS in its EHLO reply" },
-                             { __tostring = function(e) return e.message end })
-  end
-  tls.ehlo = false
-  local info, terr = s:starttls(tls)
-  if not info then
-    s.core:close()
-    return nil, terr
-  end
-  s:quit()
-  return info
-end
+-- For an address the certificate's names are not checked in the handshakes (senders check the
+-- MX host name, never an address): verification is about the chain; the name is a note below.
+local by_address = smtp.is_address(host) and not options.sni
+local scan_options = { timeout = timeout, helo = options.helo, implicit = implicit,
+                       ca_file = options["ca-file"], sni = sni }
+if by_address then scan_options.sni = false end
+local function handshake(tls_options) return tlsscan.handshake(target, scan_options, tls_options) end
 
 local function days(n) return report.plural(n, "day") end
 
@@ -82,24 +61,38 @@ local checks = report.checklist()
 
 -- Each version on its own -------------------------------------------------------------------
 
-local names = { "tls1", "tls1.1", "tls1.2", "tls1.3" }
-local labels = { tls1 = "TLS 1.0", ["tls1.1"] = "TLS 1.1", ["tls1.2"] = "TLS 1.2", ["tls1.3"] = "TLS 1.3" }
-local fatal
-for _, version in ipairs(names) do
-  local info, err = handshake { min = version, max = version }
-  local entry = { version = version, accepted = info ~= nil }
-  if info then
-    entry.cipher, entry.group, entry.negotiated = info.cipher, info.group, info.version
-    result.accepted[#result.accepted + 1] = version
-  else
-    entry.reason = err.reason or err.kind
-    entry.error = tostring(err)
-    -- Only a handshake that was tried has a reason. Nothing about TLS can be learnt from a
-    -- server we cannot reach, or that has no STARTTLS or refuses it.
-    if not err.reason then fatal = err end
+local labels = tlsscan.labels
+local scan = tlsscan.versions(target, scan_options)
+for _, entry in ipairs(scan.entries) do
+  result.versions[#result.versions + 1] = { version = entry.version, accepted = entry.accepted,
+    negotiated = entry.negotiated, cipher = entry.cipher, group = entry.group, reason = entry.reason,
+    error = entry.error }
+end
+for _, version in ipairs(scan.accepted) do result.accepted[#result.accepted + 1] = version end
+local fatal = scan.never_reached
+result.never_reached = fatal
+result.stopped = scan.stopped
+
+-- The name check of a handshake that checked none (an address target): is the address among
+-- the certificate's names? Compared as reverse names, so "::1" matches "0:0:0:0:0:0:0:1".
+local function names_address(cert, address)
+  local wanted = dns.reverse_name(address)
+  for _, name in ipairs(cert.names) do
+    if smtp.is_address(name) and dns.reverse_name(name) == wanted then return true end
   end
-  result.versions[#result.versions + 1] = entry
-  if fatal then break end
+  return false
+end
+
+-- The certificate and its verification from one handshake's TLS info.
+local function take_certificate(info)
+  result.chain = json.array(info.chain)
+  for _, cert in ipairs(info.chain) do cert.names = json.array(cert.names) end
+  result.verify = { verified = info.verified, result = info.verify_result, name = info.name,
+                    name_matches = info.name_matches,
+                    trust = options["ca-file"] and ("CA file " .. options["ca-file"]) or "system CAs" }
+  if by_address and info.chain[1] then
+    result.verify.name, result.verify.name_matches = host, names_address(info.chain[1], host)
+  end
 end
 
 -- The default handshake: certificate, verification, DANE -------------------------------------
@@ -108,13 +101,16 @@ if not fatal then
   local info, err = handshake {}
   if info then
     result.negotiated = { version = info.version, cipher = info.cipher, group = info.group }
-    result.chain = json.array(info.chain)
-    for _, cert in ipairs(info.chain) do cert.names = json.array(cert.names) end
-    result.verify = { verified = info.verified, result = info.verify_result, name = info.name,
-                      name_matches = info.name_matches,
-                      trust = options["ca-file"] and ("CA file " .. options["ca-file"]) or "system CAs" }
+    take_certificate(info)
   else
     result.negotiated = { error = tostring(err) }
+    -- A server that only speaks TLS 1.0/1.1 fails the default handshake here (OpenSSL 3 at its
+    -- default security level refuses their SHA-1 signatures), yet its certificate is known from
+    -- the legacy handshake that worked.
+    if scan.best then
+      take_certificate(scan.best)
+      result.certificate_from = scan.accepted[#scan.accepted]
+    end
   end
   if not smtp.is_address(host) then
     local records, terr = dns.tlsa(host, port)
@@ -144,15 +140,17 @@ end
 
 local verdict
 if fatal then
+  -- One check: why TLS was never reached. No version was tried, so none is called refused.
+  local why = "TLS was never reached: " .. fatal.message
   if fatal.kind == "no_starttls" then
-    checks:add("starttls", "fail", fatal.message)
+    checks:add("starttls", "fail", why)
     verdict = target .. " offers no STARTTLS: mail to it goes unencrypted"
   elseif fatal.stage == "starttls" then
-    checks:add("starttls", "fail", tostring(fatal))
+    checks:add("starttls", "fail", why)
     verdict = target .. " refuses STARTTLS: mail to it goes unencrypted"
   else
-    checks:add("connect", "fail", tostring(fatal))
-    verdict = "cannot probe TLS, TLS was never reached: " .. cli.error_message(fatal)
+    checks:add(fatal.stage == "banner" and "greeting" or fatal.stage or "connect", "fail", why)
+    verdict = "cannot probe TLS, TLS was never reached: " .. cli.error_message(fatal.message, fatal.stage)
   end
 else
   local accepted = result.accepted
@@ -164,8 +162,14 @@ else
     checks:add("versions", "fail", "no TLS version accepted (" .. table.concat(reasons, ", ") .. ")")
     verdict = "accepts no TLS version: every handshake failed"
   elseif not has["tls1.2"] and not has["tls1.3"] then
-    checks:add("versions", "fail", "accepts only " .. range(accepted) .. ": modern senders refuse this")
-    verdict = "accepts only " .. range(accepted) .. ": modern senders refuse this"
+    -- Who is hurt: senders that insist on TLS 1.2+ (OpenSSL 3 at its default security level,
+    -- MTA-STS and DANE senders with modern settings). Opportunistic senders that still allow
+    -- TLS 1.0/1.1 deliver: Postfix on Debian 12 with its defaults does, over TLS 1.1.
+    checks:add("versions", "fail", "accepts only " .. range(accepted) .. " (deprecated, RFC 8996): " ..
+      "senders that require TLS 1.2 or newer fail the handshake; opportunistic senders that allow " ..
+      "older versions (e.g. Postfix on Debian 12 with its defaults) still deliver, over " ..
+      labels[accepted[#accepted]])
+    verdict = "accepts only " .. range(accepted) .. ": senders that require TLS 1.2 or newer cannot deliver over TLS"
   elseif not has["tls1.2"] then
     checks:add("versions", "warn", "accepts only " .. range(accepted) ..
       ": senders limited to TLS 1.2 (many still are) fail the handshake")
@@ -175,7 +179,17 @@ else
   else
     checks:add("versions", "ok", "accepts " .. range(accepted))
   end
+  if scan.stopped then
+    checks:add("scan", "warn", labels[scan.stopped.version] .. " and newer were not tried: " ..
+      cli.error_message(scan.stopped.message, scan.stopped.stage))
+  end
   local leaf = result.chain and result.chain[1]
+  if leaf and result.certificate_from then
+    local why = result.negotiated.error:find("legacy sigalg", 1, true)
+      and ": OpenSSL 3 at its default security level refuses the SHA-1 signatures of TLS 1.0/1.1" or ""
+    checks:add("handshake", "skip", "the default handshake failed (" .. result.negotiated.error .. why ..
+      "); the certificate above is from the " .. labels[result.certificate_from] .. " handshake")
+  end
   if leaf then
     if leaf.days_left < 0 then
       checks:add("expiry", "fail", "expired on " .. leaf.not_after .. " (" .. days(-leaf.days_left) .. " ago)")
@@ -185,14 +199,24 @@ else
     else
       checks:add("expiry", "ok", "valid until " .. leaf.not_after .. " (" .. days(leaf.days_left) .. " left)")
     end
+    -- The names are in the certificate block above: a long list (39 names) is not printed twice.
+    local count = #leaf.names
+    local names = count == 0 and "it names nothing"
+      or (not by_address and count <= 3) and ("it names " .. table.concat(leaf.names, ", "))
+      or ("its " .. report.plural(count, "name") .. (count == 1 and " is" or " are") .. " listed above")
     if result.verify.name_matches then
       checks:add("name", "ok", "the certificate names " .. result.verify.name)
+    elseif by_address then
+      -- Senders verify the MX host name, never an address: normal for SMTP, only a note.
+      checks:add("name", "skip", "the certificate does not name " .. host .. " (an IP address; " .. names ..
+        "): normal for SMTP, senders check the MX host name; --sni NAME checks a name")
     else
       checks:add("name", "warn", "the certificate does not name " .. tostring(result.verify.name) ..
-        " (it names " .. table.concat(leaf.names, ", ") .. ")")
+        " (" .. names .. ")")
     end
     if result.verify.verified then
-      checks:add("verify", "ok", "verified against the " .. result.verify.trust)
+      checks:add("verify", "ok", "verified against the " .. result.verify.trust ..
+        (by_address and " (the chain; an address has no name to check)" or ""))
     else
       checks:add("verify", "warn", result.verify.result .. " (against the " .. result.verify.trust .. ")")
     end
@@ -233,8 +257,10 @@ else
     io.write(string.format("  %-7s %s  %s\n", labels[entry.version], state, detail))
   end
   for i, cert in ipairs(result.chain or {}) do
-    io.write(string.format("  certificate %d: %s\n    issuer %s; %s to %s (%s left); %s\n    names %s\n    sha256 %s\n",
-      i - 1, cert.subject, cert.issuer, cert.not_before, cert.not_after, days(cert.days_left), cert.key,
+    local left = cert.days_left < 0 and ("expired " .. days(-cert.days_left) .. " ago")
+      or (days(cert.days_left) .. " left")
+    io.write(string.format("  certificate %d: %s\n    issuer %s; %s to %s (%s); %s\n    names %s\n    sha256 %s\n",
+      i - 1, cert.subject, cert.issuer, cert.not_before, cert.not_after, left, cert.key,
       #cert.names > 0 and table.concat(cert.names, ", ") or "(none)", cert.sha256))
   end
   io.write(report.render(checks, { colour = colour }))

@@ -13,6 +13,7 @@
 local classify = require "smtpsh.classify"
 local report = require "smtpsh.report"
 local json = require "smtpsh.json"
+local probe = require "smtpsh.probe"  -- for its pure helpers only (endpoint)
 
 local ipairs, tostring, type = ipairs, tostring, type
 local string_format, string_lower, string_sub = string.format, string.lower, string.sub
@@ -555,8 +556,7 @@ function judge.checks(facts, verdict)
   local deciding = deciding_of(facts)
   for _, record in ipairs(facts.sessions or {}) do
     if record.purpose == "probe" and record.stage == "connect" then
-      checks:add("connect " .. (record.address:find(":", 1, true) and "[" .. record.address .. "]" or record.address) ..
-        ":" .. record.port, "fail", message(record.error))
+      checks:add("connect " .. probe.endpoint(record.address, record.port), "fail", message(record.error))
     elseif record.purpose == "probe" and record ~= deciding then
       checks:add("mx " .. record.host, "warn", "stopped at " .. tostring(record.stage) .. ": " .. reply_or_error(record) ..
         (deciding and deciding.stage == "done" and "; a fallback MX accepted" or ""))

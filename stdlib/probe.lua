@@ -138,7 +138,10 @@ function probe.open(host, port, opts)
   record.local_addr = s.local_addr
   record.banner = probe.reply(s.banner)
   step(record, "banner", started, s.banner)
-  if s.tls then record.tls = probe.tls(s.tls) end
+  if opts.implicit then
+    record.live.tls_info = s.tls
+    record.tls = probe.tls(s.tls)
+  end
   if opts.ehlo == false then
     record.stage = "open"
     return s, record
@@ -166,6 +169,7 @@ function probe.open(host, port, opts)
       return stopped(s, record, "starttls", terr, at)
     end
     step(record, "starttls", at)
+    record.live.tls_info = info  -- whole, with the chain, for who needs it before finish
     record.tls = probe.tls(info)
   end
   record.stage = "open"

@@ -9,18 +9,39 @@ import contextlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import (LUA_DIR, REPO_ROOT, SmtpshTestCase, describe, dns_peer, run_smtpsh,  # noqa: E402
-                     scratch_dir, test_certs, tls_peer)
+                     scenario, scratch_dir, test_certs, tls_peer)
 
 
 def tls_json(*args):
     cp = run_smtpsh(["tls", *map(str, args), "--json", "--timeout", "5"], timeout=60)
     return cp, (json.loads(cp.stdout) if cp.stdout.strip() else None)
+
+
+def tls_text(*args):
+    return run_smtpsh(["tls", *map(str, args), "--timeout", "5"], timeout=60)
+
+
+def make_leaf(certs, name, days, names):
+    """A leaf signed by the test CA (EC P-256), valid from now for `days` days, with DNS
+    `names`; returns (cert, key) paths in a scratch directory."""
+    d = scratch_dir("smtpsh-leaf-")
+    key, csr, cert, ext = (os.path.join(d, name + suffix) for suffix in (".key", ".csr", ".pem", ".ext"))
+    with open(ext, "w") as f:
+        f.write("subjectAltName = " + ", ".join("DNS:" + n for n in names) + "\n")
+    for argv in (["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                  "-nodes", "-keyout", key, "-subj", f"/CN={names[0]}", "-out", csr],
+                 ["openssl", "x509", "-req", "-in", csr, "-CA", f"{certs}/ca.pem", "-CAkey",
+                  f"{certs}/ca.key", "-set_serial", "0x2001", "-days", str(days), "-sha256",
+                  "-extfile", ext, "-out", cert]):
+        subprocess.run(argv, check=True, timeout=60, capture_output=True)
+    return cert, key
 
 
 class TestTlsApi(SmtpshTestCase):
@@ -76,21 +97,124 @@ class TestTlsCommand(SmtpshTestCase):
         self.assertEqual(v["tls1"]["reason"], "alert")
         self.assertEqual(doc["negotiated"]["version"], "TLSv1.2")
 
+    LEGACY_VERDICT = "accepts only TLS 1.0-1.1: senders that require TLS 1.2 or newer cannot deliver over TLS"
+
     def test_tls10_11_only_is_a_version_mismatch(self):
         with self.peer("--min", "tls1", "--max", "tls1.1") as p:
             cp, doc = tls_json(f"127.0.0.1:{p['port']}", "--ca-file", f"{self.certs}/ca.pem")
-            human = run_smtpsh(["tls", f"127.0.0.1:{p['port']}", "--timeout", "5"], timeout=60)
+            human = tls_text(f"127.0.0.1:{p['port']}")
         self.assertExit(cp, 1)
         self.assertEqual(doc["accepted"], ["tls1", "tls1.1"])
         v = self.versions(doc)
         # The server answers at its own version; this client refuses to go below TLS 1.2.
         self.assertEqual(v["tls1.2"]["reason"], "version")
         self.assertEqual(v["tls1.1"]["negotiated"], "TLSv1.1")
-        self.assertEqual(doc["verdict"], "accepts only TLS 1.0-1.1: modern senders refuse this")
+        self.assertEqual(doc["verdict"], self.LEGACY_VERDICT)
         self.assertEqual(doc["ok"], False)
         self.assertExit(human, 1)
-        self.assertIn("verdict: accepts only TLS 1.0-1.1: modern senders refuse this\n", human.stdout)
+        self.assertIn(f"verdict: {self.LEGACY_VERDICT}\n", human.stdout)
         self.assertRegex(human.stdout, r"  TLS 1.0 accepted  \S+")
+
+    def test_tls10_11_only_shows_the_legacy_certificate(self):
+        # The scenario server with tls {min = "tls1", max = "tls1.1"} (examples/servers/tls_old.lua):
+        # the default handshake fails (OpenSSL 3 refuses the SHA-1 signatures of TLS 1.0/1.1),
+        # the TLS 1.1 handshake worked, so its certificate is shown, and the failure is a note.
+        with scenario("tls_old") as port:
+            cp, doc = tls_json(f"127.0.0.1:{port}")
+            human = tls_text(f"127.0.0.1:{port}")
+        self.assertExit(cp, 1)
+        self.assertEqual(doc["accepted"], ["tls1", "tls1.1"])
+        self.assertEqual(doc["certificate_from"], "tls1.1")
+        self.assertEqual(doc["chain"][0]["subject"], "CN=mx.tlsold.test")
+        self.assertEqual(doc["chain"][0]["names"], ["mx.tlsold.test"])
+        self.assertIn("error", doc["negotiated"])
+        checks = {c["name"]: c for c in doc["checks"]}
+        self.assertNotIn("certificate", checks)  # no "no certificate" failure
+        self.assertEqual(checks["handshake"]["status"], "skip")
+        self.assertIn("the default handshake failed", checks["handshake"]["detail"])
+        self.assertIn("the certificate above is from the TLS 1.1 handshake", checks["handshake"]["detail"])
+        versions = checks["versions"]
+        self.assertEqual(versions["status"], "fail")
+        self.assertIn("senders that require TLS 1.2 or newer fail the handshake", versions["detail"])
+        self.assertIn("opportunistic senders", versions["detail"])
+        self.assertIn("Postfix on Debian 12 with its defaults", versions["detail"])
+        self.assertIn("over TLS 1.1", versions["detail"])
+        self.assertEqual(checks["expiry"]["status"], "ok")
+        self.assertEqual(doc["verdict"], self.LEGACY_VERDICT)
+        self.assertExit(human, 1)
+        self.assertIn("  certificate 0: CN=mx.tlsold.test\n", human.stdout)
+        self.assertIn("    names mx.tlsold.test\n", human.stdout)
+        self.assertRegex(human.stdout, r"\n  skip  handshake +the default handshake failed \(")
+        self.assertNotIn("fail  certificate", human.stdout)
+
+    def test_address_target_names_printed_once_and_no_warning(self):
+        # A certificate with many names, none of them the address probed: the names are listed
+        # in the certificate block only, and not naming an address is normal for SMTP.
+        names = [f"mx{i}.many.example.test" for i in range(12)]
+        cert, key = make_leaf(self.certs, "many", 90, names)
+        with tls_peer("aiosmtpd", "--cert", cert, "--key", key) as p:
+            target = f"127.0.0.1:{p['port']}"
+            human = tls_text(target, "--ca-file", f"{self.certs}/ca.pem")
+            cp, doc = tls_json(target, "--ca-file", f"{self.certs}/ca.pem")
+            named = tls_text(target, "--ca-file", f"{self.certs}/ca.pem", "--sni", "mx3.many.example.test")
+        self.assertExit(human, 0)
+        out = human.stdout
+        self.assertEqual(out.count("mx11.many.example.test"), 1, describe(human))
+        self.assertIn("    names " + ", ".join(names) + "\n", out)
+        self.assertIn("  skip  name      the certificate does not name 127.0.0.1 (an IP address; its 12 names "
+                      "are listed above)", out)
+        self.assertIn("--sni NAME", out)
+        self.assertNotIn("warn", out)
+        self.assertIn("verdict: TLS is healthy\n", out)
+        self.assertExit(cp, 0)
+        checks = {c["name"]: c for c in doc["checks"]}
+        self.assertEqual(checks["name"]["status"], "skip")
+        self.assertEqual(checks["verify"]["status"], "ok")
+        self.assertEqual(doc["verify"]["name"], "127.0.0.1")
+        self.assertFalse(doc["verify"]["name_matches"])
+        self.assertEqual(len(doc["chain"][0]["names"]), 12)
+        # --sni NAME checks that name (and verifies it) instead.
+        self.assertExit(named, 0)
+        self.assertIn("  ok    name      the certificate names mx3.many.example.test\n", named.stdout)
+
+    def test_tls_never_reached_is_one_check(self):
+        refused = harness.free_port()
+        with scenario("busy") as busy:
+            for port, name, words in ((busy, "greeting", "421 4.3.2"),
+                                      (refused, "connect", "connection refused")):
+                with self.subTest(check=name):
+                    cp, doc = tls_json(f"127.0.0.1:{port}")
+                    human = tls_text(f"127.0.0.1:{port}")
+                    self.assertExit(cp, 1)
+                    self.assertEqual(doc["versions"], [])
+                    self.assertEqual(doc["accepted"], [])
+                    self.assertEqual(len(doc["checks"]), 1, doc["checks"])
+                    check = doc["checks"][0]
+                    self.assertEqual((check["name"], check["status"]), (name, "fail"))
+                    self.assertIn("TLS was never reached", check["detail"])
+                    self.assertIn(words, check["detail"])
+                    self.assertIn(words, doc["never_reached"]["message"])
+                    self.assertIn("TLS was never reached", doc["verdict"])
+                    self.assertExit(human, 1)
+                    self.assertNotRegex(human.stdout, r"TLS 1\.[0-3] +(refused|accepted)")
+                    self.assertEqual(len(human.stdout.splitlines()), 3, describe(human))
+                    self.assertIn(f"  fail  {name}  TLS was never reached: ", human.stdout)
+        self.assertEqual(doc["never_reached"]["stage"], "connect")
+
+    def test_days_are_counted_in_words(self):
+        cert, key = make_leaf(self.certs, "soon", 2, ["soon.example.test"])  # 1 day and hours left
+        with tls_peer("aiosmtpd", "--cert", cert, "--key", key) as p:
+            human = tls_text(f"127.0.0.1:{p['port']}", "--sni", "soon.example.test")
+        self.assertExit(human, 0)
+        self.assertIn("(1 day left)", human.stdout)
+        self.assertRegex(human.stdout, r"\n  warn  expiry +expires on \S+ \(1 day left\)\n")
+        self.assertNotIn("1 days", human.stdout)
+        with self.peer(cert="expired") as p:
+            expired = tls_text(f"127.0.0.1:{p['port']}")
+        self.assertExit(expired, 1)
+        # The certificate block of an expired certificate says so; no negative days.
+        self.assertRegex(expired.stdout, r"2020-01-01T00:00:00Z to 2021-01-01T00:00:00Z \(expired \d+ days ago\)")
+        self.assertNotRegex(expired.stdout, r"-\d+ days? left")
 
     def test_expired_certificate(self):
         with self.peer(cert="expired") as p:
