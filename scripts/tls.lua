@@ -257,8 +257,7 @@ else
     io.write(string.format("  %-7s %s  %s\n", labels[entry.version], state, detail))
   end
   for i, cert in ipairs(result.chain or {}) do
-    local left = cert.days_left < 0 and ("expired " .. days(-cert.days_left) .. " ago")
-      or (days(cert.days_left) .. " left")
+    local left = report.days_left(cert.days_left)
     io.write(string.format("  certificate %d: %s\n    issuer %s; %s to %s (%s); %s\n    names %s\n    sha256 %s\n",
       i - 1, cert.subject, cert.issuer, cert.not_before, cert.not_after, left, cert.key,
       #cert.names > 0 and table.concat(cert.names, ", ") or "(none)", cert.sha256))

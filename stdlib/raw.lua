@@ -44,7 +44,7 @@ local function upgrade(s, output, tls_options)
   end
   local leaf = info.chain[1]
   output:write("! TLS started: ", info.version, " ", info.cipher,
-    leaf and (", certificate " .. leaf.subject .. " (" .. report.plural(leaf.days_left, "day") .. " left)") or "",
+    leaf and (", certificate " .. leaf.subject .. " (" .. report.days_left(leaf.days_left) .. ")") or "",
     ", verify: ", info.verify_result, "\n")
   output:write("! say EHLO again: the server forgets what was said before TLS\n")
 end

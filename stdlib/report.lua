@@ -30,6 +30,12 @@ function report.plural(count, one, many)
   return count .. " " .. (count == 1 and one or (many or one .. "s"))
 end
 
+-- A certificate's time left: "1 day left", "30 days left", or "expired 3 days ago".
+function report.days_left(days)
+  if days < 0 then return "expired " .. report.plural(-days, "day") .. " ago" end
+  return report.plural(days, "day") .. " left"
+end
+
 local Checklist = {}
 Checklist.__index = Checklist
 
