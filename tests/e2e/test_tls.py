@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 import sys
 import unittest
 
@@ -202,7 +203,8 @@ class TestTlsCommand(SmtpshTestCase):
         self.assertEqual(doc["never_reached"]["stage"], "connect")
 
     def test_days_are_counted_in_words(self):
-        cert, key = make_leaf(self.certs, "soon", 2, ["soon.example.test"])  # 1 day and hours left
+        cert, key = make_leaf(self.certs, "soon", 2, ["soon.example.test"])
+        time.sleep(1.2)  # valid from the second it was made: a second later, 1 day and hours are left
         with tls_peer("aiosmtpd", "--cert", cert, "--key", key) as p:
             human = tls_text(f"127.0.0.1:{p['port']}", "--sni", "soon.example.test")
         self.assertExit(human, 0)
