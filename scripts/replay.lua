@@ -12,7 +12,7 @@
 
 local embedded = require "smtpsh.embedded"
 local record_file = require "smtpsh.record_file"
-local servercore = require "smtpsh.servercore"
+local server = require "smtpsh.server"
 local dns = require "smtpsh.dns"
 
 local usage = "usage: smtpsh replay FILE.jsonl [-- COMMAND [ARGS...]]"
@@ -133,7 +133,7 @@ end
 
 local listeners, redirects = {}, {}
 for remote, endpoint in pairs(endpoints) do
-  local listener, lerr = servercore.listen("127.0.0.1", 0, function(conn)
+  local listener, lerr = server.accept("127.0.0.1", 0, function(conn)
     local session = endpoint.sessions[endpoint.next]
     endpoint.next = endpoint.next + 1
     if session then
@@ -149,18 +149,18 @@ for remote, endpoint in pairs(endpoints) do
   redirects[#redirects + 1] = { from = remote, to = listener:address() }
 end
 for remote, action in pairs(failures) do
-  if not endpoints[remote] and pcall(servercore.redirect, { { from = remote, to = action } }) then
+  if not endpoints[remote] and pcall(server.redirect, { { from = remote, to = action } }) then
     redirects[#redirects + 1] = { from = remote, to = action }
   end
 end
 -- Anything else the command tries to reach is refused: a replay never leaves this machine.
 -- The endpoints come from "connected to IP:PORT" lines: a hand-edited one may be no endpoint.
-local redirected, redirect_err = pcall(servercore.redirect, redirects, "refuse")
+local redirected, redirect_err = pcall(server.redirect, redirects, "refuse")
 if not redirected then
   fail(path .. " names an endpoint that is not IP:PORT in a \"connected to\" line (" .. tostring(redirect_err) .. ")")
 end
 
-local dns_server = servercore.dns_replay(answers)
+local dns_server = server.dns_replay(answers)
 dns.servers { "127.0.0.1:" .. dns_server:port(), attempts = 1 }
 io.stderr:write(string.format("replay: %d DNS answers, %d SMTP sessions from %s\n", #answers, #order, path))
 

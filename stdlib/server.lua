@@ -301,4 +301,14 @@ function server.listen(opts)
   return srv
 end
 
+-- What replay builds on, public so subcommands need no binding module:
+-- server.accept(host, port, fn(conn)) -> listener | nil, err: a bare listener whose fn gets each
+--   connection (no SMTP dialogue of its own);
+-- server.redirect({{from = "HOST:PORT", to = "HOST:PORT" | "refuse" | "blackhole"}, ...} [, default]):
+--   this state's outgoing connects to `from` go to `to` instead (the engine's connect hook);
+-- server.dns_replay(answers) -> a DNS server on loopback that answers the recorded questions.
+server.accept = servercore.listen
+server.redirect = servercore.redirect
+server.dns_replay = servercore.dns_replay
+
 return server
