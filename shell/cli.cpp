@@ -29,6 +29,7 @@ std::string usage_text() {
          "\n"
          "commands built in (each has --help):\n"
          "  diagnose TARGET...   name the cause of a failed delivery, with evidence\n"
+         "  verify ADDRESS...    check addresses in bulk: safe, risky, invalid or unknown\n"
          "  dns DOMAIN           MX, addresses, PTR, TLSA, SPF, DMARC, MTA-STS checked\n"
          "  blacklist IP         DNSBL listings\n"
          "  tls HOST[:PORT]      TLS versions, ciphers, certificate, verification, DANE\n"

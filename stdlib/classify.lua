@@ -301,7 +301,9 @@ local word_rules = {
                                "relay not permitted", "relaying not permitted", "relay not allowed",
                                "relaying not allowed", "relaying is not allowed", "relaying disallowed",
                                "relay prohibited", "relaying prohibited", "not permitted to relay",
-                               "not allowed to relay", "unable to relay", "cannot relay", "we do not relay" } }),
+                               "not allowed to relay", "unable to relay", "cannot relay", "we do not relay",
+                               -- qmail: "553 sorry, that domain isn't in my list of allowed rcpthosts"
+                               "allowed rcpthosts" } }),
   rule("auth", { p = { "authentication required", "authentication is required", "auth required",
                        "authentication failed", "authentication failure", "authentication unsuccessful",
                        "authentication credentials", "authentication rejected", "invalid credentials",

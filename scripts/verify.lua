@@ -1,0 +1,203 @@
+-- verify: checks lists of addresses carefully and fast (stdlib/verify.lua): syntax first, the
+-- MX set once per domain, one RCPT per address over shared sessions, catch-all detected per
+-- domain, transient answers retried and never taken for "invalid".
+--
+-- usage:  smtpsh verify ADDRESS... | --input FILE | (addresses on stdin, one a line)
+--                       [--json] [--unordered] [--concurrency N] [--per-domain N] [--rate R]
+--                       [--timeout SECONDS] [--budget SECONDS] [--tries N] [--backoff SECONDS]
+--                       [--helo NAME] [--from ADDR] [--source ADDR] [--port N] [--no-catch-all]
+--                       [--resume FILE] [--resolver ADDR[:PORT]] [--trace]
+-- output: a table, or with --json one object a line (JSON Lines) in input order (as decided
+--         with --unordered): {address, is_reachable, reason, role_account, mx, reply, tries,
+--         elapsed, catch_all}; on a terminal, a progress line and a summary on stderr
+-- exit:   0 every address got an answer, 1 some stayed unknown, 2 could not run
+
+local cli = require "smtpsh.cli"
+local json = require "smtpsh.json"
+local report = require "smtpsh.report"
+local smtp = require "smtpsh.smtp"
+local sys = require "smtpsh.sys"
+local task = require "smtpsh.task"
+local verify = require "smtpsh.verify"
+
+local usage = [==[usage: smtpsh verify ADDRESS... | --input FILE | (addresses on stdin)
+       [--json] [--unordered] [--concurrency N (100)] [--per-domain N (2)] [--rate R]
+       [--timeout SECONDS (30)] [--budget SECONDS (600)] [--tries N (4)] [--backoff SECONDS (30)]
+       [--helo NAME] [--from ADDR] [--source ADDR] [--port N (25)] [--no-catch-all]
+       [--resume FILE] [--resolver ADDR[:PORT]] [--trace]
+  One line an address in --input and on stdin; blank lines and # comments are skipped.
+  Exit 0 every address got an answer, 1 some stayed unknown, 2 could not run.]==]
+
+local options, words = cli.parse({ ... }, {
+  name = "verify", usage = usage, min = 0,
+  options = { input = "string", unordered = "flag", concurrency = "count", ["per-domain"] = "count",
+              rate = "seconds", budget = "seconds", tries = "count", backoff = "seconds", helo = "string",
+              from = "string", source = "string", port = "port", ["no-catch-all"] = "flag", resume = "string" },
+})
+cli.apply_resolver(options, "verify")
+if options.trace then smtp.defaults.trace = true end
+for _, name in ipairs { "helo", "from", "source" } do
+  if options[name] and options[name]:find("[\r\n%s]") then
+    cli.fail("verify", "--" .. name .. " must not hold spaces, CR or LF")
+  end
+end
+cli.source("verify", options.source)
+for _, name in ipairs { "concurrency", "per-domain", "tries" } do
+  if options[name] == 0 then cli.fail("verify", "--" .. name .. " must be at least 1") end
+end
+
+-- The addresses, from the arguments, --input or stdin.
+local addresses = {}
+local function add_lines(file)
+  for line in file:lines() do
+    line = line:gsub("\r$", ""):match("^%s*(.-)%s*$")
+    if line ~= "" and not line:find("^#") then addresses[#addresses + 1] = line end
+  end
+end
+for _, word in ipairs(words) do addresses[#addresses + 1] = word end
+if options.input then
+  local file = io.open(options.input)
+  if not file then cli.fail("verify", "cannot read --input " .. options.input) end
+  add_lines(file)
+  file:close()
+elseif #words == 0 then
+  if sys.isatty("stdin") then cli.fail("verify", "no addresses: give ADDRESS..., --input FILE, or lines on stdin") end
+  add_lines(io.stdin)
+end
+if #addresses == 0 then cli.fail("verify", "no addresses to verify") end
+
+-- --resume: addresses that already have an answer (not unknown) are skipped.
+if options.resume then
+  local file = io.open(options.resume)
+  if not file then cli.fail("verify", "cannot read --resume " .. options.resume) end
+  local answered = {}
+  local n = 0
+  for line in file:lines() do
+    n = n + 1
+    if line:find("%S") then
+      local doc = json.decode(line)
+      if type(doc) ~= "table" or type(doc.address) ~= "string" then
+        cli.fail("verify", options.resume .. ": line " .. n .. " is not a verify --json result")
+      end
+      if doc.is_reachable ~= "unknown" then answered[doc.address] = true end
+    end
+  end
+  file:close()
+  local left = {}
+  for _, a in ipairs(addresses) do if not answered[a] then left[#left + 1] = a end end
+  addresses = left
+end
+
+-- Output -------------------------------------------------------------------------------------
+
+local interactive = sys.isatty("stderr")
+local width = 0
+for _, a in ipairs(addresses) do width = math.max(width, math.min(#a, 40)) end
+
+local function text_line(result)
+  local reply = result.reply ~= json.null and result.reply or ""
+  if #reply > 100 then reply = reply:sub(1, 100) .. "..." end
+  local mx = result.mx ~= json.null and result.mx or "-"
+  return string.format("%-" .. width .. "s  %-7s  %-15s  %-20s  %s", report.visible(result.address),
+    result.is_reachable, result.reason, mx, report.visible(reply))
+end
+
+-- One JSON object a line, its keys in a fixed order: json.encode's generic walk and sort
+-- would be most of the cost of a bulk run.
+local quote, null = json.quote, json.null
+local function value(v)
+  if v == nil or v == null then return "null" end
+  if type(v) == "string" then return quote(v) end
+  return tostring(v)
+end
+
+local function json_line(result)
+  return '{"address":' .. quote(result.address) .. ',"is_reachable":"' .. result.is_reachable ..
+    '","reason":"' .. result.reason .. '","role_account":' .. value(result.role_account) ..
+    ',"mx":' .. value(result.mx) .. ',"reply":' .. value(result.reply) .. ',"tries":' .. result.tries ..
+    ',"elapsed":' .. string.format("%.4f", result.elapsed) ..
+    (result.catch_all ~= nil and (',"catch_all":' .. tostring(result.catch_all)) or "") .. "}\n"
+end
+
+-- Not a terminal: stdout is written in blocks, flushed as results are decided (at most every
+-- 0.2 s, and at the end), so nothing decided is lost for long and a big run is not a write a line.
+if not sys.isatty("stdout") then io.stdout:setvbuf("full") end
+local last_flush = 0
+local function write(line)
+  if interactive then io.stderr:write("\r\27[K") end
+  io.write(line)
+  local now = task.now()
+  if now - last_flush > 0.2 or interactive then
+    io.stdout:flush()
+    last_flush = now
+  end
+end
+
+local render = options.json and json_line or function(result) return text_line(result) .. "\n" end
+
+-- In input order: a result waits (as its line) for the ones before it (unless --unordered).
+local decided, next_out = {}, 1
+local function on_result(result, index)
+  if options.unordered then return write(render(result)) end
+  decided[index] = render(result)
+  while decided[next_out] do
+    write(decided[next_out])
+    decided[next_out] = nil
+    next_out = next_out + 1
+  end
+end
+
+local counts, done = {}, 0
+local started = task.now()
+local function progress_text()
+  local elapsed = task.now() - started
+  local rate = elapsed > 0 and done / elapsed or 0
+  local parts = {}
+  for _, name in ipairs { "safe", "risky", "invalid", "unknown" } do
+    if counts[name] then parts[#parts + 1] = name .. " " .. counts[name] end
+  end
+  local eta = rate > 0 and (#addresses - done) / rate or nil
+  return string.format("%d/%d done, %.0f/s, %s%s", done, #addresses, rate, table.concat(parts, ", "),
+    eta and done < #addresses and string.format(", ETA %.0f s", eta) or "")
+end
+
+local function counted(result, index)
+  done = done + 1
+  counts[result.is_reachable] = (counts[result.is_reachable] or 0) + 1
+  on_result(result, index)
+end
+
+if not options.json and #addresses > 0 then
+  io.write(string.format("%-" .. width .. "s  %-7s  %-15s  %-20s  %s\n", "address", "result", "reason", "mx", "reply"))
+end
+
+local ticker
+if interactive then
+  ticker = task.spawn(function()
+    while true do
+      io.stderr:write("\r\27[K", progress_text())
+      io.stderr:flush()
+      task.sleep(0.5)
+    end
+  end)
+end
+
+local ok, err = pcall(verify.run, addresses, {
+  concurrency = options.concurrency, per_domain = options["per-domain"], rate = options.rate,
+  timeout = options.timeout, budget = options.budget, tries = options.tries, backoff = options.backoff,
+  helo = options.helo, from = options.from, source = options.source, port = options.port,
+  catch_all = not options["no-catch-all"], trace = options.trace,
+}, counted)
+local interrupted = not ok and tostring(err):find("interrupted", 1, true)
+if not ok and not interrupted then cli.fail("verify", tostring(err)) end
+
+-- Ctrl-C: what was decided is out; the rest stays unknown, and the summary says so.
+if interactive then
+  io.stderr:write("\r\27[K", progress_text(), interrupted and " (interrupted)" or "", "\n")
+elseif interrupted then
+  io.stderr:write("smtpsh verify: interrupted: ", done, " of ", #addresses,
+                  " addresses decided (--resume FILE skips them next time)\n")
+end
+io.stdout:flush()
+local unknown = (counts.unknown or 0) + (#addresses - done)
+os.exit(unknown == 0 and 0 or 1)
