@@ -48,21 +48,25 @@ end
 
 -- The addresses, from the arguments, --input or stdin.
 local addresses = {}
-local function add_lines(file)
-  for line in file:lines() do
-    line = line:gsub("\r$", ""):match("^%s*(.-)%s*$")
-    if line ~= "" and not line:find("^#") then addresses[#addresses + 1] = line end
-  end
+local function add_lines(file, name)
+  -- A directory opens, then fails to read: one line, not a traceback.
+  local ok, err = pcall(function()
+    for line in file:lines() do
+      line = line:gsub("\r$", ""):match("^%s*(.-)%s*$")
+      if line ~= "" and not line:find("^#") then addresses[#addresses + 1] = line end
+    end
+  end)
+  if not ok then cli.fail("verify", "cannot read " .. name .. ": " .. tostring(err):gsub("^.-:%d+: ", "")) end
 end
 for _, word in ipairs(words) do addresses[#addresses + 1] = word end
 if options.input then
   local file = io.open(options.input)
   if not file then cli.fail("verify", "cannot read --input " .. options.input) end
-  add_lines(file)
+  add_lines(file, "--input " .. options.input)
   file:close()
 elseif #words == 0 then
   if sys.isatty("stdin") then cli.fail("verify", "no addresses: give ADDRESS..., --input FILE, or lines on stdin") end
-  add_lines(io.stdin)
+  add_lines(io.stdin, "stdin")
 end
 if #addresses == 0 then cli.fail("verify", "no addresses to verify") end
 
@@ -72,6 +76,10 @@ if options.resume then
   if not file then cli.fail("verify", "cannot read --resume " .. options.resume) end
   local answered = {}
   local n = 0
+  local readable, problem = file:read(0)
+  if readable == nil and problem then
+    cli.fail("verify", "cannot read --resume " .. options.resume .. ": " .. problem)
+  end
   for line in file:lines() do
     n = n + 1
     if line:find("%S") then
@@ -116,7 +124,7 @@ local function json_line(result)
     '","reason":"' .. result.reason .. '","role_account":' .. value(result.role_account) ..
     ',"mx":' .. value(result.mx) .. ',"reply":' .. value(result.reply) .. ',"tries":' .. result.tries ..
     ',"elapsed":' .. string.format("%.4f", result.elapsed) ..
-    (result.catch_all ~= nil and (',"catch_all":' .. tostring(result.catch_all)) or "") .. "}\n"
+    ',"catch_all":' .. value(result.catch_all) .. "}\n"
 end
 
 -- Not a terminal: stdout is written in blocks, flushed as results are decided (at most every

@@ -35,7 +35,7 @@ local smtp = require "smtpsh.smtp"
 local task = require "smtpsh.task"
 
 local type, ipairs, pairs, tonumber, tostring, setmetatable = type, ipairs, pairs, tonumber, tostring, setmetatable
-local string_match, string_lower, string_find = string.match, string.lower, string.find
+local string_match, string_lower, string_find, string_gsub = string.match, string.lower, string.find, string.gsub
 local math_min, math_max, math_huge = math.min, math.max, math.huge
 
 local verify = {}
@@ -63,6 +63,15 @@ function verify.rcpt_answer(reply)
       or string_find(text, "too many recipients", 1, true)) then
     return "too_many"
   end
+  -- Postfix checks the sender at RCPT time: "550 5.1.0 <us@...>: Sender address rejected: User
+  -- unknown" and reject_unverified_sender's "undeliverable address" speak of us, not of the
+  -- address asked about.
+  local enhanced = reply.enhanced or ""
+  if string_find(text, "sender address rejected", 1, true) or string_find(text, "undeliverable address", 1, true)
+     or string_find(enhanced, "^%d%.1%.[78]$") then
+    if code < 500 then return "transient", "rejected_sender" end
+    return "sender"
+  end
   local class = classify.reply(reply).class
   if class == "mailbox_full" then return "full" end
   if code >= 400 and code < 500 then
@@ -82,12 +91,14 @@ end
 
 -- The delay a reply asks for ("try again in 300 seconds", "retry in 5 minutes"), or nil.
 function verify.retry_after(reply)
-  local text = string_lower(reply and reply.text or "")
+  -- Not from the address the reply quotes (<grey5min@example.com>), only from its words.
+  local text = string_gsub(string_lower(reply and reply.text or ""), "<[^>]*>", "")
   local n, unit = string_match(text, "(%d+)%s*(%a+)")
   while n do
     n = tonumber(n)
     if string_find(unit, "^sec") or unit == "s" then return n end
     if string_find(unit, "^min") then return n * 60 end
+    if string_find(unit, "^hour") then return n * 3600 end
     text = string_match(text, "%d+%s*%a+(.*)$") or ""
     n, unit = string_match(text, "(%d+)%s*(%a+)")
   end
@@ -99,9 +110,10 @@ local function finish(state, item, reason, fields)
     address = item.address, is_reachable = verify.reachable[reason], reason = reason,
     role_account = item.role or json.null, mx = fields and fields.mx or json.null,
     reply = fields and fields.reply or json.null, tries = item.tries,
-    elapsed = state.now() - (item.started or state.started),
+    elapsed = state.now() - (item.started or state.started),  -- since its domain's work began
   }
-  if fields and fields.catch_all ~= nil then result.catch_all = fields.catch_all end
+  -- true, false, or null when not known (not asked, or the domain never answered it).
+  if fields and fields.catch_all ~= nil then result.catch_all = fields.catch_all else result.catch_all = json.null end
   item.result = result
   state.pending = state.pending - 1
   state.counts[result.is_reachable] = (state.counts[result.is_reachable] or 0) + 1
@@ -191,13 +203,16 @@ local function open(state, job)
   if not opened then
     local last = answered[#answered] or failed[#failed]
     local err = last and last.err
+    job.tried = last and last.host  -- the MX that answered last, for the results
     if not err then return nil, "connect_failed" end
     if err.kind == "timeout" then return nil, "timeout", err end
+    -- The server requires TLS (530 to plain MAIL) and STARTTLS then fails, is refused (454)
+    -- or is not offered: we cannot meet its requirement.
+    if last.tls_failed or err.stage == "starttls" then return nil, "tls_required", err end
     if err.kind == "reply" and err.reply then
       local kind, reason = verify.rcpt_answer(err.reply)
       return nil, kind == "transient" and reason or "rejected_sender", err
     end
-    if last.tls_failed then return nil, "tls_required", err end
     return nil, "connect_failed", err
   end
   local s = opened.s
@@ -218,11 +233,29 @@ local function open(state, job)
 end
 
 -- Catch-all, once per domain, in an envelope of its own: a random local part accepted means
--- the domain accepts every address (and an accepted address says nothing).
+-- the domain accepts every address (and an accepted address says nothing). Returns whether the
+-- session is still usable. A 4xx to the random address (a greylisting catch-all) leaves it
+-- unknown: the domain then waits, and asks again when the retry is due, before any other
+-- address's acceptance is believed.
 local function probe_catch_all(state, job, s)
-  job.catch_all_checked = true
-  local reply = s:rcpt(address.random_local() .. "@" .. job.key)
-  job.catch_all = reply ~= nil
+  -- The same random address on every try: greylisting is per recipient.
+  job.random_local = job.random_local or address.random_local()
+  local reply, err = s:rcpt(job.random_local .. "@" .. job.key)
+  reply = reply or (err and err.reply)
+  if reply and reply.code >= 400 and reply.code < 500 then
+    job.catch_all_tries = (job.catch_all_tries or 0) + 1
+    local at = state.now() + (verify.retry_after(reply) or state.options.backoff * 2 ^ (job.catch_all_tries - 1))
+    if job.catch_all_tries < state.options.tries and at <= state.deadline then
+      job.wait_until = at
+      return false
+    end
+    -- It never cleared: the domain's answers are taken as they come, catch-all unknown.
+    job.catch_all_checked = true
+  elseif reply then
+    job.catch_all_checked, job.catch_all = true, reply.code < 300
+  else
+    return false  -- the session broke
+  end
   s:rset()
   if s.closed then return false end
   return s:mail(state.from) ~= nil
@@ -302,8 +335,9 @@ local function serve(state, job)
     while item do
       item.tries = item.tries + 1
       if final_reasons[reason] then
-        finish(state, item, reason, { reply = line })
+        finish(state, item, reason, { reply = line, mx = job.tried })
       else
+        item.mx = job.tried
         set_aside(state, job, item, reason, reply)
       end
       item = q_pop(job.queue)
@@ -312,9 +346,11 @@ local function serve(state, job)
   end
   if state.options.catch_all ~= false and not job.catch_all_checked then
     if not probe_catch_all(state, job, s) then
-      -- The session broke over the random address: once more in a new session, then without.
-      job.catch_all_tries = (job.catch_all_tries or 0) + 1
-      job.catch_all_checked, job.catch_all = job.catch_all_tries >= 2, nil
+      if not job.wait_until then
+        -- The session broke over the random address: once more in a new session, then without.
+        job.catch_all_breaks = (job.catch_all_breaks or 0) + 1
+        job.catch_all_checked = job.catch_all_breaks >= 2
+      end
       if not s.closed then s:quit() end
       return
     end
@@ -324,7 +360,14 @@ local function serve(state, job)
   while q_len(job.queue) > 0 and not s.closed do
     local items, lines = {}, {}
     local now = state.now()
-    for i = 1, pipelining and math_min(batch_most, q_len(job.queue)) or 1 do
+    -- A batch never goes past the envelope's known recipient limit.
+    local room = job.envelope_limit and (job.envelope_limit - in_envelope) or batch_most
+    if room <= 0 then
+      s:rset()
+      if s.closed or not s:mail(state.from) then break end
+      in_envelope, room = 0, job.envelope_limit
+    end
+    for i = 1, pipelining and math_min(batch_most, room, q_len(job.queue)) or 1 do
       local item = q_pop(job.queue)
       item.started = item.started or now
       items[i], lines[i] = item, "RCPT TO:<" .. item.address .. ">"
@@ -362,7 +405,8 @@ local function serve(state, job)
       end
       if answer(state, job, item, reply, host, in_envelope == 0) then
         -- A limit of recipients per envelope, not an answer about the address: this one and
-        -- the rest of the batch go again in a new envelope.
+        -- the rest of the batch go again in a new envelope, and later batches stay within it.
+        job.envelope_limit = math_min(job.envelope_limit or math_huge, in_envelope)
         requeue(job, items, i)
         full = true
         break
@@ -403,7 +447,10 @@ local function pick(state)
       scanned = scanned - 1
       if #active == 0 then break end
     else
-      if job.state ~= "resolving" then
+      if job.wait_until and job.wait_until > now then
+        due = math_min(due, job.wait_until)  -- a domain waiting for its catch-all retry
+      elseif job.state ~= "resolving" then
+        job.wait_until = nil
         -- Set-aside addresses whose time has come wait in the queue again.
         if #job.later > 0 then
           local still = {}
@@ -430,6 +477,10 @@ local function runner(state)
   while state.pending > 0 and not state.stopped do
     local job, due = pick(state)
     if job then
+      if not job.started then
+        job.started = state.now()
+        for i = job.queue.first, job.queue.last do job.queue[i].started = job.started end
+      end
       job.sessions = job.sessions + 1
       if job.state == "new" then
         state.resolving = (state.resolving or 0) + 1
