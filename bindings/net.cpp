@@ -1,9 +1,9 @@
 // net: TCP connections for scripts — net.connect, conn:send, conn:receive, conn:close.
 #include "bindings/address_text.hpp"
 #include "bindings/conn.hpp"
+#include "bindings/connect_hook_state.hpp"
 #include "bindings/error.hpp"
 #include "bindings/modules.hpp"
-#include "bindings/redirect_state.hpp"
 #include "bindings/resolver_state.hpp"
 #include "bindings/scheduler.hpp"
 #include "bindings/seconds.hpp"
@@ -56,11 +56,11 @@ int connect_done(lua_State* L, int, lua_KContext) {
 // Kept apart from net_connect so its C++ temporaries are gone before Lua may yield or raise.
 bool start_connect(lua_State* L, LuaConn& wrapper, Task& task, const char* host, std::uint16_t port,
                    const char* source, double timeout, dns::Resolver& resolver,
-                   const std::shared_ptr<const net::RedirectMap>* redirect) {
+                   const std::shared_ptr<const net::ConnectHook>* hook) {
   try {
     net::ConnectOptions options;
     options.resolver = resolver.shared_from_this();
-    if (redirect) options.redirect = *redirect;
+    if (hook) options.hook = *hook;
     if (source) options.source = source;
     if (timeout > 0) options.timeout = engine::seconds_to_duration(timeout);
     wrapper.conn->connect(host, port, options, &Scheduler::wake_task, &task);
@@ -94,7 +94,7 @@ int net_connect(lua_State* L) {
   new (wrapper) LuaConn{net::Connection::create(Scheduler::get(L).io())};
   luaL_setmetatable(L, conn_metatable);
   if (!start_connect(L, *wrapper, task, host, static_cast<std::uint16_t>(port), source, timeout,
-                     resolver, redirect_of(L)))
+                     resolver, connect_hook_of(L)))
     return luaL_error(L, "net.connect: out of memory");
   return Scheduler::get(L).suspend(L, task, connect_done, 0, cancel_io, wrapper->conn.get());
 }

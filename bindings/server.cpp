@@ -1,12 +1,12 @@
 // smtpsh.servercore: a TCP listener for Lua. Each accepted connection is handed, as a net.conn,
 // to a new task running the listener's function; stdlib/server.lua speaks SMTP on it.
 #include "bindings/conn.hpp"
+#include "bindings/connect_hook_state.hpp"
 #include "bindings/modules.hpp"
-#include "bindings/redirect_state.hpp"
 #include "bindings/scheduler.hpp"
-#include "engine/net/address.hpp"
 #include "engine/server/dns_replay.hpp"
 #include "engine/server/listener.hpp"
+#include "engine/server/redirect_map.hpp"
 
 #include <cstring>
 
@@ -152,14 +152,15 @@ int listener_is_open(lua_State* L) {
 // --- replays: recorded DNS answers, and where connects go ----------------------------------
 
 constexpr const char* replay_metatable = "smtpsh.dns_replay";
-constexpr const char* redirect_key = "smtpsh.redirect_of_state";
+constexpr const char* connect_hook_key = "smtpsh.connect_hook_of_state";
 
 struct LuaDnsReplay {
   std::shared_ptr<server::DnsReplay> server;
 };
 
-struct LuaRedirect {
-  std::shared_ptr<const net::RedirectMap> map;
+// The state's connect hook, in the registry (a userdata, so a Lua error frees it).
+struct LuaConnectHook {
+  std::shared_ptr<const net::ConnectHook> hook;
 };
 
 int replay_gc(lua_State* L) {
@@ -265,29 +266,24 @@ int server_dns_replay(lua_State* L) {
   return 1;
 }
 
-int redirect_gc(lua_State* L) {
-  static_cast<LuaRedirect*>(lua_touserdata(L, 1))->~LuaRedirect();
+int connect_hook_gc(lua_State* L) {
+  static_cast<LuaConnectHook*>(lua_touserdata(L, 1))->~LuaConnectHook();
   return 0;
 }
 
-// Parses "IP:PORT" / "[V6]:PORT" into `out`.
-bool parse_endpoint(const char* text, asio::ip::tcp::endpoint& out) {
+enum class Added : std::uint8_t { yes, malformed, out_of_memory };
+
+// One redirect into `map`, where nothing can raise.
+Added add_redirect(server::RedirectMap& map, const char* from, const char* to) {
   try {
-    std::string error;
-    auto target = net::parse_host_port(text, 0, error);
-    if (!target || target->port == 0) return false;
-    std::error_code ec;
-    auto address = asio::ip::make_address(target->host, ec);
-    if (ec) return false;
-    out = asio::ip::tcp::endpoint(address, target->port);
-    return true;
+    return map.add(from, to) ? Added::yes : Added::malformed;
   } catch (const std::exception&) {
-    return false;
+    return Added::out_of_memory;
   }
 }
 
 // Fills `map` from the table at 1; returns what is wrong, or nullptr.
-const char* read_redirects(lua_State* L, net::RedirectMap& map) {
+const char* read_redirects(lua_State* L, server::RedirectMap& map) {
   lua_Integer count = luaL_len(L, 1);
   for (lua_Integer i = 1; i <= count; ++i) {
     lua_geti(L, 1, i);
@@ -295,62 +291,49 @@ const char* read_redirects(lua_State* L, net::RedirectMap& map) {
     lua_getfield(L, -2, "to");
     const char* from = lua_tostring(L, -2);
     const char* to = lua_tostring(L, -1);
-    net::Redirect entry;
-    bool ok = from && to && parse_endpoint(from, entry.from);
-    if (ok && std::strcmp(to, "refuse") == 0)
-      entry.action = net::Redirect::Action::refuse;
-    else if (ok && std::strcmp(to, "blackhole") == 0)
-      entry.action = net::Redirect::Action::blackhole;
-    else
-      ok = ok && parse_endpoint(to, entry.to);
+    Added added = from && to ? add_redirect(map, from, to) : Added::malformed;
     lua_pop(L, 3);
-    if (!ok)
+    if (added == Added::malformed)
       return "each redirect needs from = \"IP:PORT\" and to = \"IP:PORT\" | \"refuse\" | "
              "\"blackhole\"";
-    try {
-      map.entries.push_back(entry);
-    } catch (const std::exception&) {
-      return "out of memory";
-    }
+    if (added == Added::out_of_memory) return "out of memory";
   }
   return nullptr;
 }
 
-// The map a redirect userdata owns, made where nothing can raise; nullptr when out of memory.
-net::RedirectMap* make_redirect_map(LuaRedirect& wrapper, const char* otherwise) {
-  std::shared_ptr<net::RedirectMap> map;
+// The map a hook userdata owns, made where nothing can raise; nullptr when out of memory.
+server::RedirectMap* make_redirect_map(LuaConnectHook& wrapper, const char* otherwise) {
+  std::shared_ptr<server::RedirectMap> map;
   try {
-    map = std::make_shared<net::RedirectMap>();
+    map = std::make_shared<server::RedirectMap>();
   } catch (const std::exception&) {
     return nullptr;
   }
-  if (otherwise && std::strcmp(otherwise, "refuse") == 0)
-    map->otherwise = net::Redirect::Action::refuse;
-  if (otherwise && std::strcmp(otherwise, "blackhole") == 0)
-    map->otherwise = net::Redirect::Action::blackhole;
-  wrapper.map = map;
+  if (otherwise) map->set_otherwise(otherwise);
+  wrapper.hook = map;
   return map.get();
 }
 
-// servercore.redirect({ {from=, to=}, ... }, otherwise) sets where this state's connects go;
-// `otherwise` ("refuse", "blackhole" or nil: as asked) for endpoints not listed. The map
-// belongs to its userdata from the start, so a raise anywhere below (a bad entry, an entry
-// whose metamethods raise) leaves it to the garbage collector.
+// servercore.redirect({ {from=, to=}, ... }, otherwise) sets where this state's connects go
+// (a server::RedirectMap installed as the state's connect hook); `otherwise` ("refuse",
+// "blackhole" or nil: as asked) for endpoints not listed. The map belongs to its userdata
+// from the start, so a raise anywhere below (a bad entry, an entry whose metamethods raise)
+// leaves it to the garbage collector.
 int server_redirect(lua_State* L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   const char* otherwise = luaL_optstring(L, 2, nullptr);
   lua_settop(L, 2);
-  auto* wrapper = static_cast<LuaRedirect*>(lua_newuserdatauv(L, sizeof(LuaRedirect), 0));
-  new (wrapper) LuaRedirect{};
+  auto* wrapper = static_cast<LuaConnectHook*>(lua_newuserdatauv(L, sizeof(LuaConnectHook), 0));
+  new (wrapper) LuaConnectHook{};
   lua_createtable(L, 0, 1);
-  lua_pushcfunction(L, redirect_gc);
+  lua_pushcfunction(L, connect_hook_gc);
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
-  net::RedirectMap* map = make_redirect_map(*wrapper, otherwise);
+  server::RedirectMap* map = make_redirect_map(*wrapper, otherwise);
   if (!map) return luaL_error(L, "servercore.redirect: out of memory");
   if (const char* problem = read_redirects(L, *map))
     return luaL_error(L, "servercore.redirect: %s", problem);
-  lua_setfield(L, LUA_REGISTRYINDEX, redirect_key);
+  lua_setfield(L, LUA_REGISTRYINDEX, connect_hook_key);
   return 0;
 }
 
@@ -375,10 +358,10 @@ const luaL_Reg server_functions[] = {
 
 }  // namespace
 
-const std::shared_ptr<const net::RedirectMap>* redirect_of(lua_State* L) {
-  const std::shared_ptr<const net::RedirectMap>* found = nullptr;
-  if (lua_getfield(L, LUA_REGISTRYINDEX, redirect_key) == LUA_TUSERDATA)
-    found = &static_cast<LuaRedirect*>(lua_touserdata(L, -1))->map;
+const std::shared_ptr<const net::ConnectHook>* connect_hook_of(lua_State* L) {
+  const std::shared_ptr<const net::ConnectHook>* found = nullptr;
+  if (lua_getfield(L, LUA_REGISTRYINDEX, connect_hook_key) == LUA_TUSERDATA)
+    found = &static_cast<LuaConnectHook*>(lua_touserdata(L, -1))->hook;
   lua_pop(L, 1);
   return found;
 }

@@ -13,7 +13,7 @@ AddressLookup::~AddressLookup() {
   if (aaaa_) aaaa_->detach();
 }
 
-std::shared_ptr<AddressLookup> AddressLookup::start(std::shared_ptr<Resolver> resolver,
+std::shared_ptr<AddressLookup> AddressLookup::start(const std::shared_ptr<Resolver>& resolver,
                                                     std::string_view host, Notify notify,
                                                     void* context) {
   auto lookup = std::make_shared<AddressLookup>(resolver, notify, context);

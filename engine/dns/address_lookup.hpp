@@ -17,7 +17,7 @@ class AddressLookup : public std::enable_shared_from_this<AddressLookup> {
   using Notify = Query::Notify;
 
   // Starts the look-up; notify(context) runs when it ends, never inside this call.
-  static std::shared_ptr<AddressLookup> start(std::shared_ptr<Resolver> resolver,
+  static std::shared_ptr<AddressLookup> start(const std::shared_ptr<Resolver>& resolver,
                                               std::string_view host, Notify notify, void* context);
 
   // IPv4 first, then IPv6: a probe must not stall on an IPv6 path that many hosts lack.

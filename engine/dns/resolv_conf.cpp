@@ -1,6 +1,6 @@
 #include "engine/dns/resolv_conf.hpp"
 
-#include "engine/net/address.hpp"
+#include "engine/base/endpoint.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -71,7 +71,7 @@ ServerSet system_servers(const char* path) {
 }
 
 std::optional<asio::ip::udp::endpoint> parse_server(std::string_view text, std::string& error) {
-  auto target = net::parse_host_port(text, 53, error);
+  auto target = engine::parse_host_port(text, 53, error);
   if (!target) return std::nullopt;
   std::error_code ec;
   auto address = asio::ip::make_address(target->host, ec);
@@ -84,7 +84,7 @@ std::optional<asio::ip::udp::endpoint> parse_server(std::string_view text, std::
 }
 
 std::string format_server(const asio::ip::udp::endpoint& server) {
-  return net::format_endpoint(asio::ip::tcp::endpoint(server.address(), server.port()));
+  return engine::format_endpoint(server.address().to_string(), server.port());
 }
 
 }  // namespace smtpsh::dns

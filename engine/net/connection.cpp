@@ -1,6 +1,6 @@
 #include "engine/net/connection.hpp"
 
-#include "engine/net/address.hpp"
+#include "engine/base/endpoint.hpp"
 
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/connect.hpp>
@@ -31,7 +31,7 @@ std::shared_ptr<Connection> Connection::adopt(asio::io_context& io, asio::ip::tc
   socket.set_option(asio::ip::tcp::no_delay(true), ec);
   connection->socket_ = std::move(socket);
   connection->connected_ = true;
-  connection->target_ = format_endpoint(connection->remote_);
+  connection->target_ = engine::format_endpoint(connection->remote_);
   return connection;
 }
 
@@ -80,10 +80,8 @@ void Connection::connect(std::string_view host, std::uint16_t port, const Connec
                          Notify notify, void* context) {
   timeout_ = options.timeout;
   source_ = options.source;
-  redirect_ = options.redirect;
-  target_ = std::string(host) + ":" + std::to_string(port);
-  if (host.find(':') != std::string_view::npos)
-    target_ = "[" + std::string(host) + "]:" + std::to_string(port);
+  hook_ = options.hook;
+  target_ = engine::format_endpoint(host, port);
   closed_locally_ = false;
   connected_ = false;
   last_connect_error_.clear();
@@ -185,14 +183,13 @@ void Connection::try_endpoint(std::size_t index) {
     return finish_soon(write_);
   }
   auto endpoint = endpoints_[index];
-  if (redirect_) {
-    const Redirect* entry = redirect_->find(endpoint);
-    Redirect::Action action = entry ? entry->action : redirect_->otherwise;
-    if (action == Redirect::Action::refuse) {
+  if (hook_) {
+    ConnectHook::Verdict verdict = hook_->before_connect(endpoint);
+    if (verdict == ConnectHook::Verdict::refuse) {
       last_connect_error_ = asio::error::connection_refused;
       return try_endpoint(index + 1);
     }
-    if (action == Redirect::Action::blackhole) {
+    if (verdict == ConnectHook::Verdict::blackhole) {
       // Silent until the deadline, as a firewall that drops the SYN.
       write_.deadline.slot().assign([this](asio::cancellation_type) {
         write_.deadline.slot().clear();
@@ -201,7 +198,6 @@ void Connection::try_endpoint(std::size_t index) {
       });
       return;
     }
-    if (entry) endpoint = entry->to;
   }
   std::error_code ec;
   socket_.open(endpoint.protocol(), ec);
@@ -356,7 +352,7 @@ std::string_view Connection::line_at(std::size_t newline) const {
 }
 
 std::string Connection::peer_name() const {
-  return connected_ ? format_endpoint(remote_) : target_;
+  return connected_ ? engine::format_endpoint(remote_) : target_;
 }
 
 bool Connection::take_buffered_line() {
@@ -368,7 +364,7 @@ bool Connection::take_buffered_line() {
   consumed_ = newline + 1;
   if (data_.size() > max_line) {
     read_.outcome.fail(Failure::protocol, "line too long: over " + std::to_string(max_line) +
-                                              " bytes from " + format_endpoint(remote_));
+                                              " bytes from " + engine::format_endpoint(remote_));
     data_ = {};
   }
   return true;
@@ -504,7 +500,7 @@ void Connection::on_bytes(const std::error_code& ec) {
   if (failure == Failure::timeout)
     text += " timed out after " + engine::describe_duration(timeout_);
   else if (failure == Failure::closed)
-    text = "connection closed by " + format_endpoint(remote_) + " after " +
+    text = "connection closed by " + engine::format_endpoint(remote_) + " after " +
            std::to_string(data_.size()) + " of " + std::to_string(wanted) + " bytes";
   else
     text += ": " + ec.message();
@@ -539,11 +535,11 @@ void Connection::detach() {
 
 // Kept from the moment of connecting, so it can still be told after the socket closed.
 std::string Connection::local_address() const {
-  return connected_ ? format_endpoint(local_) : std::string();
+  return connected_ ? engine::format_endpoint(local_) : std::string();
 }
 
 std::string Connection::remote_address() const {
-  return connected_ ? format_endpoint(remote_) : std::string();
+  return connected_ ? engine::format_endpoint(remote_) : std::string();
 }
 
 }  // namespace smtpsh::net

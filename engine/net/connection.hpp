@@ -12,6 +12,7 @@
 
 #include "engine/dns/address_lookup.hpp"
 #include "engine/loop/loop.hpp"
+#include "engine/net/connect_hook.hpp"
 #include "engine/net/failure.hpp"
 #include "engine/tls/info.hpp"
 
@@ -32,31 +33,13 @@ struct ContextError;
 
 namespace smtpsh::net {
 
-// Where connects to some endpoints go instead (replaying a recording offline): to another
-// endpoint, or nowhere: refused at once, or silent until the deadline.
-struct Redirect {
-  enum class Action : std::uint8_t { to, refuse, blackhole };
-  asio::ip::tcp::endpoint from;
-  Action action = Action::to;
-  asio::ip::tcp::endpoint to;
-};
-struct RedirectMap {
-  std::vector<Redirect> entries;
-  Redirect::Action otherwise = Redirect::Action::to;  // `to` here: endpoints not listed go as asked
-  const Redirect* find(const asio::ip::tcp::endpoint& endpoint) const {
-    for (const Redirect& entry : entries)
-      if (entry.from == endpoint) return &entry;
-    return nullptr;
-  }
-};
-
 struct ConnectOptions {
   std::string source;  // local address to bind, empty for any
   engine::Duration timeout = std::chrono::seconds(30);
   // Host names go through this resolver (so a probe uses one resolver end to end); without
   // one, through the system's (getaddrinfo).
   std::shared_ptr<dns::Resolver> resolver = nullptr;
-  std::shared_ptr<const RedirectMap> redirect = nullptr;
+  std::shared_ptr<const ConnectHook> hook = nullptr;  // asked before each address is tried
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {
@@ -212,7 +195,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::error_code last_connect_error_;
   std::string target_;  // "host:port" as asked, for messages
   std::string source_;
-  std::shared_ptr<const RedirectMap> redirect_;
+  std::shared_ptr<const ConnectHook> hook_;
   std::uint32_t connect_generation_ = 0;
   asio::ip::tcp::endpoint remote_;
   asio::ip::tcp::endpoint local_;

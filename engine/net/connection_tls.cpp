@@ -1,6 +1,5 @@
 // Connection::start_tls: the TLS handshake on an open connection, and what a failed one means
 // in words. Reads and writes switch to the TLS stream in connection.cpp.
-#include "engine/net/address.hpp"
 #include "engine/net/connection.hpp"
 #include "engine/tls/context.hpp"
 

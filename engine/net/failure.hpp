@@ -40,7 +40,8 @@ bool is_resource_error(const std::error_code& ec);
 // sentence for a resource error, naming the limit that was hit.
 std::string describe_resource_error(const std::error_code& ec);
 
-// What an operation ended with: a kind, and a sentence for humans when it failed.
+// What an operation ended with: a kind, and a sentence for humans when it failed. The one
+// outcome type: a connection's reads and writes and an SMTP session's operations report it.
 struct Outcome {
   Failure failure = Failure::none;
   std::string message;

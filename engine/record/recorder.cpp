@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 
 namespace smtpsh::record {
@@ -28,7 +29,7 @@ std::string hex(std::string_view bytes) {
 
 // Seconds to the microsecond: enough for a replay's delays, and stable to read.
 double rounded(double seconds) {
-  return static_cast<double>(static_cast<long long>(seconds * 1e6 + 0.5)) / 1e6;
+  return static_cast<double>(std::llround(seconds * 1e6)) / 1e6;
 }
 
 void write_line(std::FILE* file, const nlohmann::json& line) {

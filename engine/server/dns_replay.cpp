@@ -18,7 +18,7 @@ std::string key_of(const std::string& name, std::uint16_t qtype) {
 }
 
 // Sends `wire` whole over TCP, after its two length bytes, then closes.
-void send_over_tcp(std::shared_ptr<asio::ip::tcp::socket> socket, std::string wire) {
+void send_over_tcp(const std::shared_ptr<asio::ip::tcp::socket>& socket, const std::string& wire) {
   auto framed = std::make_shared<std::string>();
   framed->push_back(static_cast<char>(wire.size() >> 8));
   framed->push_back(static_cast<char>(wire.size() & 0xff));

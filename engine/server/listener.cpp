@@ -1,6 +1,6 @@
 #include "engine/server/listener.hpp"
 
-#include "engine/net/address.hpp"
+#include "engine/base/endpoint.hpp"
 
 #include <algorithm>
 
@@ -21,7 +21,7 @@ std::shared_ptr<Listener> Listener::open(asio::io_context& io, const std::string
   if (!ec) listener->acceptor_.bind(endpoint, ec);
   if (!ec) listener->acceptor_.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
-    error = "cannot listen on " + net::format_endpoint(endpoint) + ": " + ec.message();
+    error = "cannot listen on " + engine::format_endpoint(endpoint) + ": " + ec.message();
     return nullptr;
   }
   listener->endpoint_ = listener->acceptor_.local_endpoint(ec);
@@ -83,7 +83,7 @@ void Listener::close() {
 }
 
 std::string Listener::address() const {
-  return net::format_endpoint(endpoint_);
+  return engine::format_endpoint(endpoint_);
 }
 
 }  // namespace smtpsh::server

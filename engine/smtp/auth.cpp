@@ -49,8 +49,9 @@ std::optional<std::string> cram_md5_response(std::string_view user, std::string_
   if (!challenge) return std::nullopt;
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
+  const std::string& message = *challenge;
   if (!HMAC(EVP_md5(), secret.data(), static_cast<int>(secret.size()),
-            reinterpret_cast<const unsigned char*>(challenge->data()), challenge->size(), digest,
+            reinterpret_cast<const unsigned char*>(message.data()), message.size(), digest,
             &length))
     return std::nullopt;
   static const char hex[] = "0123456789abcdef";

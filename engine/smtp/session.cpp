@@ -1,5 +1,6 @@
 #include "engine/smtp/session.hpp"
 
+#include "engine/base/endpoint.hpp"
 #include "engine/smtp/message.hpp"
 
 #include <asio/post.hpp>
@@ -25,7 +26,7 @@ void Session::begin(Notify notify, void* context) {
   notify_ = notify;
   context_ = context;
   self_while_busy_ = shared_from_this();
-  outcome_ = {};
+  outcome_.succeed();
   replies_.clear();
 }
 
@@ -36,8 +37,8 @@ void Session::complete() {
   if (notify) notify(context_);
 }
 
-void Session::fail(net::Failure failure, std::string message) {
-  outcome_ = {failure, redacted(message)};
+void Session::fail(net::Failure failure, const std::string& message) {
+  outcome_.fail(failure, redacted(message));
   transcript_.add('!', outcome_.message);
   // Whatever comes next on this connection can no longer be matched to a command.
   if (!closed_) {
@@ -48,7 +49,7 @@ void Session::fail(net::Failure failure, std::string message) {
 }
 
 void Session::fail_soon(net::Failure failure, std::string message) {
-  outcome_ = {failure, std::move(message)};
+  outcome_.fail(failure, std::move(message));
   asio::post(io_, [self = shared_from_this()] { self->complete(); });
 }
 
@@ -59,10 +60,7 @@ void Session::connect(std::string_view host, std::uint16_t port, const net::Conn
   begin(notify, context);
   implicit_tls_ = implicit_tls ? std::make_unique<tls::Options>(*implicit_tls) : nullptr;
   transcript_.start();
-  std::string target = host.find(':') != std::string_view::npos
-                           ? "[" + std::string(host) + "]:" + std::to_string(port)
-                           : std::string(host) + ":" + std::to_string(port);
-  transcript_.add('!', "connecting to " + target);
+  transcript_.add('!', "connecting to " + engine::format_endpoint(host, port));
   connection_->connect(host, port, options, &Session::on_connected, this);
 }
 
@@ -199,10 +197,10 @@ bool Session::refuse_unsolicited_input() {
   std::string count = more
                           ? "more than " + std::to_string(lines.size()) + " lines"
                           : std::to_string(lines.size()) + (lines.size() == 1 ? " line" : " lines");
-  outcome_ = {net::Failure::protocol, "the server sent " + count +
-                                          " that no command asked for (out of step with the "
-                                          "commands sent): " +
-                                          named};
+  outcome_.fail(net::Failure::protocol, "the server sent " + count +
+                                            " that no command asked for (out of step with the "
+                                            "commands sent): " +
+                                            named);
   transcript_.add('!', outcome_.message);
   close_then_complete_soon();
   return true;
@@ -287,7 +285,7 @@ bool Session::take_line() {
     std::string message = read.message;
     if (read.failure == net::Failure::closed)
       message = "connection closed by " + connection_->remote_address() + " without a reply";
-    fail(read.failure, std::move(message));
+    fail(read.failure, message);
     return false;
   }
   std::string_view line = connection_->data();

@@ -21,14 +21,6 @@ class Session : public std::enable_shared_from_this<Session> {
  public:
   using Notify = net::Connection::Notify;
 
-  // How the last operation ended. `failure` uses net's kinds; `protocol` also covers a reply
-  // that does not parse. Replies themselves (even 5xx) are not failures here.
-  struct Outcome {
-    net::Failure failure = net::Failure::none;
-    std::string message;
-    bool ok() const { return failure == net::Failure::none; }
-  };
-
   static std::shared_ptr<Session> create(asio::io_context& io);
   explicit Session(asio::io_context& io);
 
@@ -55,7 +47,9 @@ class Session : public std::enable_shared_from_this<Session> {
   void send_message(std::string_view message, Notify notify, void* context);
   void send_chunk(std::string_view message, Notify notify, void* context);
 
-  const Outcome& outcome() const { return outcome_; }
+  // How the last operation ended, in net's kinds; `protocol` also covers a reply that does
+  // not parse. Replies themselves (even 5xx) are not failures here.
+  const net::Outcome& outcome() const { return outcome_; }
   const std::vector<Reply>& replies() const { return replies_; }
 
   // Whether an operation is in flight: a second one must wait (the caller checks).
@@ -87,7 +81,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void close_then_complete_soon();
   std::string redacted(std::string_view line) const;
   void add_body_to_transcript(std::string_view framed);
-  void fail(net::Failure failure, std::string message);
+  void fail(net::Failure failure, const std::string& message);
   void fail_soon(net::Failure failure, std::string message);
   void complete();
   static void on_connected(void* self);
@@ -104,7 +98,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::vector<Reply> replies_;
   std::size_t replies_wanted_ = 0;
   std::string outgoing_;  // what the current operation writes
-  Outcome outcome_;
+  net::Outcome outcome_;
   Notify notify_ = nullptr;
   void* context_ = nullptr;
   bool closed_ = false;

@@ -85,7 +85,7 @@ set(smtp_parsers engine/smtp/reply.cpp engine/smtp/capabilities.cpp engine/smtp/
 smtpsh_fuzz(reply SOURCES ${smtp_parsers})
 smtpsh_fuzz(capabilities SOURCES ${smtp_parsers} CORPUS reply)
 smtpsh_fuzz(dns_answer SOURCES engine/dns/message.cpp LIBS -lldns CORPUS dns)
-smtpsh_fuzz(host_port SOURCES engine/net/address.cpp SECONDS ${SMTPSH_FUZZ_SECONDS_SMALL})
+smtpsh_fuzz(host_port SOURCES engine/base/endpoint.cpp SECONDS ${SMTPSH_FUZZ_SECONDS_SMALL})
 smtpsh_fuzz(cli SOURCES shell/cli.cpp SECONDS ${SMTPSH_FUZZ_SECONDS_SMALL})
 smtpsh_fuzz(json LUA)
 smtpsh_fuzz(record LUA)

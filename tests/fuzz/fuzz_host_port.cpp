@@ -1,10 +1,10 @@
 // libFuzzer target for parse_host_port and parse_port (targets as users type them, and the
 // "from"/"to" of replay redirects): no crash; a success has a non-empty host without
-// brackets and a port from 1 to 65535 (or the default); the target written back as
-// "host:port" ("[host]:port" when the host has a ':') parses to the same host and port; a
-// failure says why; parse_port agrees with a plain reading of decimal digits.
+// brackets and a port from 1 to 65535 (or the default); the target written back by
+// format_endpoint ("host:port", "[host]:port" when the host has a ':') parses to the same host
+// and port; a failure says why; parse_port agrees with a plain reading of decimal digits.
 
-#include "engine/net/address.hpp"
+#include "engine/base/endpoint.hpp"
 #include "tests/fuzz/expect.hpp"
 
 #include <cstddef>
@@ -12,7 +12,7 @@
 #include <string>
 #include <string_view>
 
-using namespace smtpsh::net;
+using namespace smtpsh::engine;
 using fuzz::expect;
 
 namespace {
@@ -52,9 +52,7 @@ void check_target(std::string_view target, std::uint16_t default_port) {
   expect(parsed->port == default_port || parsed->port >= 1, "the port is 1..65535 or the default");
   if (parsed->port == 0) return;  // the default 0: no port to write back
 
-  std::string again = host.find(':') == std::string::npos
-                          ? host + ":" + std::to_string(parsed->port)
-                          : "[" + host + "]:" + std::to_string(parsed->port);
+  std::string again = format_endpoint(host, parsed->port);
   std::string error2;
   auto reparsed = parse_host_port(again, 0, error2);
   if (!expect(reparsed.has_value(), "host:port written back parses")) return;

@@ -288,3 +288,87 @@ TEST_CASE("IPv6 loopback, when the machine has it") {
   CHECK(conn->local_address().rfind("[::1]:", 0) == 0);
   close(listener);
 }
+
+// --- the connect hook ------------------------------------------------------------------------
+
+namespace {
+
+// Says the same for every address, remembers what it was asked, and with a `to` sends the
+// connects it lets go there.
+struct TestHook final : net::ConnectHook {
+  explicit TestHook(Verdict answer, asio::ip::tcp::endpoint redirect = {})
+      : verdict(answer), to(redirect) {}
+  Verdict before_connect(asio::ip::tcp::endpoint& endpoint) const override {
+    asked.push_back(endpoint);
+    if (verdict == Verdict::go && to.port() != 0) endpoint = to;
+    return verdict;
+  }
+  Verdict verdict;
+  asio::ip::tcp::endpoint to;
+  mutable std::vector<asio::ip::tcp::endpoint> asked;
+};
+
+asio::ip::tcp::endpoint loopback(std::uint16_t port) {
+  return {asio::ip::make_address("127.0.0.1"), port};
+}
+
+}  // namespace
+
+TEST_CASE("a connect hook that refuses gives the refusal, though a peer listens") {
+  RawPeer peer("220 never seen\r\n", true);
+  peer.serve();
+  auto hook = std::make_shared<TestHook>(net::ConnectHook::Verdict::refuse);
+  engine::Loop loop;
+  auto conn = connect(loop, "127.0.0.1", peer.port(), {.source = {}, .timeout = 5s, .hook = hook});
+  CHECK(conn->write_outcome().failure == net::Failure::refused);
+  CHECK(conn->write_outcome().message ==
+        "connection refused by 127.0.0.1:" + std::to_string(peer.port()));
+  REQUIRE(hook->asked.size() == 1);
+  CHECK(hook->asked.front() == loopback(peer.port()));
+  CHECK(conn->remote_address().empty());
+}
+
+TEST_CASE("a connect hook that redirects connects to the redirected loopback listener") {
+  RawPeer peer("220 the redirected listener\r\n", true);
+  peer.serve();
+  auto nobody = test::free_loopback_port();  // asked for, but nothing listens there
+  auto hook = std::make_shared<TestHook>(net::ConnectHook::Verdict::go, loopback(peer.port()));
+  engine::Loop loop;
+  auto conn = connect(loop, "127.0.0.1", nobody, {.source = {}, .timeout = 5s, .hook = hook});
+  REQUIRE(conn->write_outcome().ok());
+  CHECK(read_line(loop, *conn) == "220 the redirected listener");
+  REQUIRE(hook->asked.size() == 1);
+  CHECK(hook->asked.front() == loopback(nobody));
+  // The connection still names the endpoint it was asked for, as the replay's messages do.
+  CHECK(conn->remote_address() == "127.0.0.1:" + std::to_string(nobody));
+}
+
+TEST_CASE("a connect hook that lets a connect go leaves it alone") {
+  RawPeer peer("220 as asked\r\n", true);
+  peer.serve();
+  auto hook = std::make_shared<TestHook>(net::ConnectHook::Verdict::go);
+  engine::Loop loop;
+  auto conn = connect(loop, "127.0.0.1", peer.port(), {.source = {}, .timeout = 5s, .hook = hook});
+  REQUIRE(conn->write_outcome().ok());
+  CHECK(read_line(loop, *conn) == "220 as asked");
+  CHECK(hook->asked.size() == 1);
+}
+
+TEST_CASE("a connect hook that blackholes leaves the connect to its deadline, or an interrupt") {
+  auto port = test::free_loopback_port();
+  auto hook = std::make_shared<TestHook>(net::ConnectHook::Verdict::blackhole);
+  engine::Loop loop;
+  auto started = engine::Clock::now();
+  auto conn = connect(loop, "127.0.0.1", port, {.source = {}, .timeout = 300ms, .hook = hook});
+  CHECK(engine::Clock::now() - started >= 250ms);
+  CHECK(conn->write_outcome().failure == net::Failure::timeout);
+  CHECK(conn->write_outcome().message ==
+        "connect to 127.0.0.1:" + std::to_string(port) + " timed out after 0.3 s");
+
+  auto second = net::Connection::create(loop.io());
+  Op op;
+  second->connect("127.0.0.1", port, {.source = {}, .timeout = 5s, .hook = hook}, &Op::notify, &op);
+  asio::post(loop.io(), [&] { second->interrupt(); });
+  wait(loop, op);
+  CHECK(second->write_outcome().failure == net::Failure::interrupted);
+}

@@ -1,8 +1,8 @@
-#include "engine/net/address.hpp"
+#include "engine/base/endpoint.hpp"
 
 #include <doctest/doctest.h>
 
-using namespace smtpsh::net;
+using namespace smtpsh::engine;
 
 namespace {
 HostPort parse_ok(std::string_view target, std::uint16_t default_port = 25) {
@@ -63,4 +63,22 @@ TEST_CASE("parse_port accepts 1..65535 only") {
 TEST_CASE("endpoints print with brackets around IPv6") {
   CHECK(format_endpoint({asio::ip::make_address("127.0.0.1"), 25}) == "127.0.0.1:25");
   CHECK(format_endpoint({asio::ip::make_address("::1"), 2525}) == "[::1]:2525");
+  CHECK(format_endpoint({asio::ip::make_address("::ffff:127.0.0.1"), 25}) ==
+        "[::ffff:127.0.0.1]:25");
+}
+
+TEST_CASE("a host and a port print the same way, names as they are") {
+  CHECK(format_endpoint("mx.example.test", 25) == "mx.example.test:25");
+  CHECK(format_endpoint("127.0.0.1", 587) == "127.0.0.1:587");
+  CHECK(format_endpoint("::1", 2525) == "[::1]:2525");
+  CHECK(format_endpoint("2001:db8::25", 65535) == "[2001:db8::25]:65535");
+  CHECK(format_endpoint("::1", 25) == format_endpoint({asio::ip::make_address("::1"), 25}));
+}
+
+TEST_CASE("what format_endpoint writes, parse_host_port reads back") {
+  for (std::string_view host : {"mx.example.test", "127.0.0.1", "::1", "2001:db8::25"}) {
+    auto parsed = parse_ok(format_endpoint(host, 2525), 25);
+    CHECK(parsed.host == host);
+    CHECK(parsed.port == 2525);
+  }
 }

@@ -1,10 +1,10 @@
-#include "engine/net/address.hpp"
+#include "engine/base/endpoint.hpp"
 
 #include <asio/ip/address.hpp>
 
 #include <charconv>
 
-namespace smtpsh::net {
+namespace smtpsh::engine {
 
 std::optional<std::uint16_t> parse_port(std::string_view text) {
   unsigned value = 0;
@@ -17,7 +17,7 @@ std::optional<std::uint16_t> parse_port(std::string_view text) {
 
 std::optional<HostPort> parse_host_port(std::string_view target, std::uint16_t default_port,
                                         std::string& error) {
-  auto bad = [&](std::string why) -> std::optional<HostPort> {
+  auto bad = [&](const std::string& why) -> std::optional<HostPort> {
     error = "bad target '" + std::string(target) + "': " + why;
     return std::nullopt;
   };
@@ -69,11 +69,21 @@ std::optional<HostPort> parse_host_port(std::string_view target, std::uint16_t d
   return result;
 }
 
-std::string format_endpoint(const asio::ip::tcp::endpoint& endpoint) {
-  auto address = endpoint.address();
-  std::string port = std::to_string(endpoint.port());
-  if (address.is_v6()) return "[" + address.to_string() + "]:" + port;
-  return address.to_string() + ":" + port;
+// Only an IPv6 address has a ':' in it: names and IPv4 addresses never do.
+std::string format_endpoint(std::string_view host, std::uint16_t port) {
+  bool v6 = host.find(':') != std::string_view::npos;
+  std::string text;
+  text.reserve(host.size() + 8);
+  if (v6) text += '[';
+  text += host;
+  if (v6) text += ']';
+  text += ':';
+  text += std::to_string(port);
+  return text;
 }
 
-}  // namespace smtpsh::net
+std::string format_endpoint(const asio::ip::tcp::endpoint& endpoint) {
+  return format_endpoint(endpoint.address().to_string(), endpoint.port());
+}
+
+}  // namespace smtpsh::engine

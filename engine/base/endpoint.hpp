@@ -1,5 +1,7 @@
 #pragma once
-// Targets as users type them: "host", "host:port", "[v6]:port", "v6".
+// Targets as users type them ("host", "host:port", "[v6]:port", "v6") and endpoints as
+// messages show them ("127.0.0.1:25", "[::1]:25"). The bottom of the engine: dns and net
+// both use it, and it uses neither.
 
 #include <asio/ip/tcp.hpp>
 
@@ -8,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-namespace smtpsh::net {
+namespace smtpsh::engine {
 
 struct HostPort {
   std::string host;  // a name or an address, without brackets
@@ -24,7 +26,11 @@ std::optional<HostPort> parse_host_port(std::string_view target, std::uint16_t d
 // Parses a decimal port 1..65535.
 std::optional<std::uint16_t> parse_port(std::string_view text);
 
-// "127.0.0.1:25", "[::1]:25".
+// "mx.example.test:25", "127.0.0.1:25", "[::1]:25": a host (a name or an address, without
+// brackets) and a port written as one target, an IPv6 address in brackets; what
+// parse_host_port reads back. The one place an endpoint is written (Lua:
+// smtpcore.format_endpoint).
+std::string format_endpoint(std::string_view host, std::uint16_t port);
 std::string format_endpoint(const asio::ip::tcp::endpoint& endpoint);
 
-}  // namespace smtpsh::net
+}  // namespace smtpsh::engine
