@@ -103,7 +103,7 @@ void Connection::start_tls(const tls::Options& options, Notify notify, void* con
 void Connection::accept_tls(const tls::ServerOptions& options, Notify notify, void* context) {
   begin(write_, notify, context);
   tls::ContextError error;
-  auto ssl_context = tls::make_server_context(options, error.message);
+  auto ssl_context = tls::shared_server_context(options, error);
   if (!begin_tls(std::move(ssl_context), error)) return;
   tls_options_ = std::make_unique<tls::Options>();
   tls_->async_handshake(

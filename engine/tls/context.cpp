@@ -168,24 +168,48 @@ ContextCache& context_cache() {
   return cache;
 }
 
-}  // namespace
-
-std::shared_ptr<asio::ssl::context> shared_context(const Options& options, ContextError& error) {
-  std::string key = context_key(options);
+// The context cached under `key`, or the one `make` returns (then cached; nullptr is not).
+template <typename Make>
+std::shared_ptr<asio::ssl::context> cached_context(std::string key, Make make) {
   ContextCache& cache = context_cache();
   {
     std::lock_guard lock(cache.mutex);
     for (const auto& [known, context] : cache.entries)
       if (known == key) return context;
   }
-  // Made outside the lock: loading a trust store is slow. Two threads may both make one; the
-  // second simply finds the first's entry next time.
-  std::shared_ptr<asio::ssl::context> context = make_context(options, error);
+  // Made outside the lock: loading a trust store or making a key is slow. Two threads may both
+  // make one; the second simply finds the first's entry next time.
+  std::shared_ptr<asio::ssl::context> context = make();
   if (!context) return nullptr;
   std::lock_guard lock(cache.mutex);
   if (cache.entries.size() == ContextCache::most) cache.entries.pop_front();
   cache.entries.emplace_back(std::move(key), context);
   return context;
+}
+
+std::string server_context_key(const ServerOptions& options) {
+  std::string key = "server/";
+  key += std::to_string(static_cast<int>(options.min)) + '/';
+  key += std::to_string(static_cast<int>(options.max)) + '/';
+  key += std::to_string(options.ciphers.size()) + ':' + options.ciphers;
+  key += std::to_string(options.cert_file.size()) + ':' + options.cert_file;
+  key += std::to_string(options.key_file.size()) + ':' + options.key_file;
+  key += options.self_signed;
+  return key;
+}
+
+}  // namespace
+
+std::shared_ptr<asio::ssl::context> shared_context(const Options& options, ContextError& error) {
+  return cached_context("client/" + context_key(options),
+                        [&] { return make_context(options, error); });
+}
+
+std::shared_ptr<asio::ssl::context> shared_server_context(const ServerOptions& options,
+                                                          ContextError& error) {
+  return cached_context(server_context_key(options), [&] {
+    return std::shared_ptr<asio::ssl::context>(make_server_context(options, error.message));
+  });
 }
 
 std::unique_ptr<asio::ssl::context> make_server_context(const ServerOptions& options,

@@ -30,6 +30,12 @@ std::unique_ptr<asio::ssl::context> make_context(const Options& options, Context
 // (the oldest goes first); safe to call from several threads.
 std::shared_ptr<asio::ssl::context> shared_context(const Options& options, ContextError& error);
 
+// The server context for `options`, made once and shared by every connection that accepts TLS
+// with the same options (one self-signed key and certificate, not one per connection). A
+// certificate file changed on disk is read again only by a new process.
+std::shared_ptr<asio::ssl::context> shared_server_context(const ServerOptions& options,
+                                                          ContextError& error);
+
 // A server context: the certificate and key (or a self-signed pair made now), the versions.
 std::unique_ptr<asio::ssl::context> make_server_context(const ServerOptions& options,
                                                         std::string& error);
