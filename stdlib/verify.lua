@@ -290,13 +290,23 @@ local function requeue(job, items, from, broken)
   end
 end
 
+-- A reply as one line. A one-line reply is rebuilt from its parts (what tostring gives, without
+-- the engine round trip: bulk verification quotes every reply).
+local function reply_line(reply)
+  local text = reply.text
+  if string_find(text, "\n", 1, true) then return probe.one_line(reply) end
+  local enhanced = reply.enhanced
+  if enhanced then return reply.code .. " " .. enhanced .. " " .. text end
+  return reply.code .. " " .. text
+end
+
 -- The answer to one RCPT: the address is decided, set aside, or (returned true) the envelope
 -- is full and a new one is needed.
 local function answer(state, job, item, reply, host, first_in_envelope)
   local kind, reason = verify.rcpt_answer(reply)
   if kind == "too_many" and not first_in_envelope then return true end
   item.tries, item.mx = item.tries + 1, host
-  local line = probe.one_line(reply)
+  local line = reply_line(reply)
   if kind == "accepted" then
     if job.catch_all then
       finish(state, item, "catch_all", { mx = host, reply = line, catch_all = true })
