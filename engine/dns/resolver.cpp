@@ -2,21 +2,16 @@
 
 #include "engine/loop/loop.hpp"
 
-#include <openssl/rand.h>
 #include <asio/connect.hpp>
 #include <asio/post.hpp>
 #include <asio/read.hpp>
 #include <asio/write.hpp>
 
 #include <algorithm>
-#include <random>
 
 namespace smtpsh::dns {
 
 namespace {
-// The largest datagram we read; a server must not send more than we advertised, and one that
-// does is asked again over TCP.
-constexpr std::size_t udp_buffer = 4096;
 // Answers are kept at most a day, whatever their TTL says, and the cache stays bounded.
 constexpr std::uint32_t max_cache_ttl = 86400;
 constexpr std::size_t max_cache_entries = 100000;
@@ -75,7 +70,7 @@ std::shared_ptr<Resolver> Resolver::create(asio::io_context& io, ServerSet serve
 }
 
 Resolver::Resolver(asio::io_context& io, ServerSet servers)
-    : io_(io), servers_(std::move(servers)), hosts_(HostsFile::load()) {}
+    : io_(io), servers_(std::move(servers)), hosts_(HostsFile::load()), pool_(io) {}
 
 void Resolver::set_servers(ServerSet servers) {
   servers_ = std::move(servers);
@@ -95,6 +90,15 @@ std::shared_ptr<Query> Resolver::query(std::string_view name, std::uint16_t qtyp
   return query;
 }
 
+std::shared_ptr<Query> Resolver::query(std::string_view name, std::uint16_t qtype,
+                                       ServerSet servers, Query::Notify notify, void* context) {
+  auto query =
+      std::make_shared<Query>(shared_from_this(), std::string(name), qtype, notify, context);
+  query->own_servers_ = std::make_unique<const ServerSet>(std::move(servers));
+  query->start();
+  return query;
+}
+
 std::string Resolver::cache_key(std::string_view name, std::uint16_t qtype) {
   std::string key(name);
   // Names are canonical already when they come from the bindings; callers in C++ may differ.
@@ -106,7 +110,7 @@ std::string Resolver::cache_key(std::string_view name, std::uint16_t qtype) {
 }
 
 bool Resolver::from_cache(Query& query) {
-  if (!cache_enabled_) return false;
+  if (!cache_enabled_ || query.own_servers_) return false;
   auto it = cache_.find(cache_key(query.name_, query.qtype_));
   if (it == cache_.end()) return false;
   auto now = engine::Clock::now();
@@ -125,7 +129,7 @@ bool Resolver::from_cache(Query& query) {
 }
 
 void Resolver::store(const Query& query, std::uint32_t ttl) {
-  if (!cache_enabled_ || ttl == 0) return;
+  if (!cache_enabled_ || ttl == 0 || query.own_servers_) return;
   auto now = engine::Clock::now();
   if (cache_.size() >= max_cache_entries) {
     std::erase_if(cache_, [&](const auto& entry) { return entry.second.expires <= now; });
@@ -137,11 +141,7 @@ void Resolver::store(const Query& query, std::uint32_t ttl) {
 }
 
 std::uint16_t Resolver::random_id() {
-  unsigned char bytes[2];
-  if (RAND_bytes(bytes, sizeof bytes) == 1)
-    return static_cast<std::uint16_t>((bytes[0] << 8) | bytes[1]);
-  static std::mt19937 fallback{std::random_device{}()};
-  return static_cast<std::uint16_t>(fallback());
+  return pool_.random16();
 }
 
 // --- Query -----------------------------------------------------------------------------------
@@ -153,11 +153,16 @@ Query::Query(std::shared_ptr<Resolver> resolver, std::string name, std::uint16_t
       qtype_(qtype),
       notify_(notify),
       context_(context),
-      udp_(resolver_->io()),
       timer_(resolver_->io()),
       started_(engine::Clock::now()) {
   // Status::ok stands for "no failure seen yet" until a try fails.
   failure_.status = Status::ok;
+}
+
+// A query dropped by its owners while a try waits (only at the loop's end: a try in progress
+// holds the query) must not stay registered on its socket.
+Query::~Query() {
+  leave_udp();
 }
 
 void Query::start() {
@@ -170,21 +175,27 @@ void Query::start() {
     result_.message = "cannot build a DNS query for '" + name_ + "'";
     return finish_soon();
   }
-  // Later tries get fresh IDs; the first goes out on the next turn of the loop, so nothing
-  // completes inside the call that started it.
-  asio::post(resolver_->io(), [self = shared_from_this()] { self->next_try(); });
+  // Later tries get fresh IDs. The first starts now: the pool sends its datagram on the next
+  // turn of the loop, and every way a try ends comes later still, so nothing completes inside
+  // the call that started it. Without a server the query ends at once: on the next turn.
+  if (servers().servers.empty())
+    return asio::post(resolver_->io(), [self = shared_from_this()] { self->next_try(); });
+  next_try();
+}
+
+const ServerSet& Query::servers() const {
+  return own_servers_ ? *own_servers_ : resolver_->servers();
 }
 
 std::string Query::server_text() const {
-  const auto& servers = resolver_->servers().servers;
-  if (servers.empty()) return "no server";
-  return format_server(servers[server_index_ % servers.size()]);
+  if (try_ == 0) return "no server";
+  return format_server(server_);
 }
 
 void Query::next_try() {
   if (done_) return;
   close_sockets();
-  const ServerSet& set = resolver_->servers();
+  const ServerSet& set = servers();
   std::size_t total = set.servers.size() * static_cast<std::size_t>(std::max(1, set.attempts));
   if (set.servers.empty() || try_ >= total) {
     result_ = failure_;
@@ -200,7 +211,7 @@ void Query::next_try() {
     }
     return finish();
   }
-  server_index_ = try_ % set.servers.size();
+  server_ = set.servers[try_ % set.servers.size()];
   ++try_;
   ++generation_;
   if (try_ > 1) {
@@ -212,76 +223,74 @@ void Query::next_try() {
 }
 
 void Query::arm_timer() {
-  timer_.expires_after(resolver_->servers().timeout);
+  timer_.expires_after(servers().timeout);
   timer_.async_wait([self = shared_from_this(), generation = generation_](std::error_code ec) {
     if (ec || self->done_ || generation != self->generation_) return;
     self->remember_failure(Status::timeout, "timeout",
                            "no answer from DNS server " + self->server_text() + " within " +
-                               engine::describe_duration(self->resolver_->servers().timeout));
+                               engine::describe_duration(self->servers().timeout));
     self->next_try();
   });
 }
 
 void Query::send_udp() {
-  const auto& server = resolver_->servers().servers[server_index_];
   std::error_code ec;
-  udp_.open(server.protocol(), ec);
-  // A connected socket only receives datagrams from the server it asked.
-  if (!ec) udp_.connect(server, ec);
-  if (ec) {
+  udp_ = resolver_->pool_.add({server_, &Query::on_datagram, &Query::on_udp_error, this}, id_, ec);
+  if (!udp_) {
     remember_failure(Status::unreachable, "unreachable",
                      "cannot reach DNS server " + server_text() + ": " + ec.message());
-    return asio::post(resolver_->io(), [self = shared_from_this()] { self->next_try(); });
+    return asio::post(resolver_->io(), [self = shared_from_this(), generation = generation_] {
+      if (generation == self->generation_) self->next_try();
+    });
   }
+  // The pool gave another ID when a query in flight on that socket had this one.
+  udp_id_ = id_;
+  wire_[0] = static_cast<char>(id_ >> 8);
+  wire_[1] = static_cast<char>(id_ & 0xff);
   arm_timer();
-  udp_.async_send(asio::buffer(wire_), [self = shared_from_this(), generation = generation_](
-                                           std::error_code ec, std::size_t) {
-    if (self->done_ || generation != self->generation_) return;
-    if (ec) {
-      self->remember_failure(
-          Status::unreachable, "unreachable",
-          "cannot send to DNS server " + self->server_text() + ": " + ec.message());
-      return self->next_try();
-    }
-  });
-  buffer_.resize(udp_buffer);
-  receive_udp();
+  udp_->send(wire_, id_);
 }
 
-void Query::receive_udp() {
-  udp_.async_receive(asio::buffer(buffer_), [self = shared_from_this(), generation = generation_](
-                                                std::error_code ec, std::size_t size) {
-    if (self->done_ || generation != self->generation_) return;
-    self->on_udp(ec, size);
-  });
-}
-
-void Query::on_udp(const std::error_code& ec, std::size_t size) {
-  if (ec) {
-    if (ec == asio::error::operation_aborted) return;  // a new try or the end closed it
-    // ICMP port unreachable comes back as "connection refused" on a connected UDP socket.
-    remember_failure(Status::unreachable, "unreachable",
-                     "DNS server " + server_text() + " is not reachable: " + ec.message());
-    return next_try();
-  }
+void Query::on_datagram(void* context, std::string_view datagram) {
+  // The answer may end the query and its owner drop it: it lives until this returns.
+  auto self = static_cast<Query*>(context)->shared_from_this();
+  if (self->done_) return;
   Answer answer;
-  switch (parse_answer(std::string_view(buffer_.data(), size), id_, name_, qtype_, answer)) {
+  switch (parse_answer(datagram, self->id_, self->name_, self->qtype_, answer)) {
     case Verdict::unrelated:
-      return receive_udp();  // a stray or spoofed datagram: keep waiting for ours
+      return;  // from the server, with our ID, but not an answer to our question: keep waiting
     case Verdict::malformed:
-      remember_failure(Status::malformed, "malformed",
-                       "DNS server " + server_text() + " sent an answer that does not decode");
-      return next_try();
+      self->remember_failure(
+          Status::malformed, "malformed",
+          "DNS server " + self->server_text() + " sent an answer that does not decode");
+      return self->next_try();
     case Verdict::accepted:
       break;
   }
-  if (answer.truncated) return start_tcp();
-  take(answer, std::string_view(buffer_.data(), size), false);
+  if (answer.truncated) return self->start_tcp();
+  self->take(answer, datagram, false);
+}
+
+void Query::on_udp_error(void* context, const std::error_code& ec, bool sending) {
+  auto self = static_cast<Query*>(context)->shared_from_this();
+  if (self->done_) return;
+  // ICMP port unreachable ("connection refused"), no route: the error queue named this try.
+  self->remember_failure(Status::unreachable, "unreachable",
+                         (sending ? "cannot send to DNS server " + self->server_text() + ": "
+                                  : "DNS server " + self->server_text() + " is not reachable: ") +
+                             ec.message());
+  self->next_try();
+}
+
+void Query::leave_udp() {
+  if (!udp_) return;
+  auto socket = std::move(udp_);
+  socket->remove(udp_id_, this);
 }
 
 void Query::start_tcp() {
-  udp_.close();
-  const auto& server = resolver_->servers().servers[server_index_];
+  leave_udp();
+  const auto& server = server_;
   tcp_ = std::make_unique<asio::ip::tcp::socket>(resolver_->io());
   ++generation_;  // the UDP try is over; the TCP one gets a deadline of its own
   arm_timer();
@@ -422,7 +431,7 @@ void Query::remember_failure(Status status, std::string rcode, std::string messa
 void Query::close_sockets() {
   std::error_code ignored;
   timer_.cancel();
-  udp_.close(ignored);
+  leave_udp();
   if (tcp_) tcp_->close(ignored);
 }
 

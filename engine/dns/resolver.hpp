@@ -1,9 +1,12 @@
 #pragma once
 // A stub resolver on the event loop: ldns messages over Asio. Each query goes over UDP to the
 // configured servers in turn (attempts rounds, a deadline per try), again over TCP when the
-// answer is truncated; an answer whose ID or question does not match is dropped, never
-// trusted. SERVFAIL and REFUSED move on to the next server, as the C library does. Answers are
-// cached for their TTL (negative answers for the SOA's negative TTL).
+// answer is truncated; an answer from another address or port than the server asked, or whose
+// ID or question does not match, is dropped, never trusted. The UDP sockets are a small pool
+// shared by all queries (udp_pool.hpp): random ports, replaced as they are used. SERVFAIL and
+// REFUSED move on to the next server, as the C library does. Answers are cached for their TTL
+// (negative answers for the SOA's negative TTL). A query may name servers of its own: it asks
+// those, and neither reads nor fills the cache.
 //
 // Callback-shaped like net::Connection: query() returns a Query at once and calls
 // notify(context) when it ends, never inside the call that started it. Many queries may be in
@@ -12,6 +15,7 @@
 #include "engine/dns/hosts_file.hpp"
 #include "engine/dns/message.hpp"
 #include "engine/dns/resolv_conf.hpp"
+#include "engine/dns/udp_pool.hpp"
 #include "engine/loop/loop.hpp"
 
 #include <asio/ip/tcp.hpp>
@@ -65,6 +69,9 @@ class Query : public std::enable_shared_from_this<Query> {
   std::uint16_t qtype() const { return qtype_; }
   const Result& result() const { return result_; }
   bool done() const { return done_; }
+  // The servers this query asks: its own when it was given some, else the resolver's.
+  const ServerSet& servers() const;
+  bool has_own_servers() const { return own_servers_ != nullptr; }
 
   // Ends the query soon as Status::interrupted (unless it already ended).
   void interrupt();
@@ -73,14 +80,19 @@ class Query : public std::enable_shared_from_this<Query> {
 
   Query(std::shared_ptr<Resolver> resolver, std::string name, std::uint16_t qtype, Notify notify,
         void* context);  // use Resolver::query
+  ~Query();
+  Query(const Query&) = delete;
+  Query& operator=(const Query&) = delete;
 
  private:
   friend class Resolver;
   void start();
   void next_try();
   void send_udp();
-  void receive_udp();
-  void on_udp(const std::error_code& ec, std::size_t size);
+  // The pooled socket's receive loop: a datagram from server_ with id_, or an ICMP error.
+  static void on_datagram(void* self, std::string_view datagram);
+  static void on_udp_error(void* self, const std::error_code& ec, bool sending);
+  void leave_udp();
   void start_tcp();
   void on_tcp_length(const std::error_code& ec);
   void on_tcp_body(const std::error_code& ec);
@@ -97,16 +109,22 @@ class Query : public std::enable_shared_from_this<Query> {
   std::uint16_t qtype_;
   Notify notify_;
   void* context_;
+  // Set only by the Resolver::query overload that takes servers: null on the default path.
+  std::unique_ptr<const ServerSet> own_servers_;
 
-  asio::ip::udp::socket udp_;
+  // The pooled socket the UDP try in progress waits on, registered under udp_id_.
+  std::shared_ptr<UdpSocket> udp_;
+  std::uint16_t udp_id_ = 0;
   std::unique_ptr<asio::ip::tcp::socket> tcp_;  // only after a truncated answer
   asio::steady_timer timer_;
   std::string wire_;    // the query
-  std::string buffer_;  // an answer being received
+  std::string buffer_;  // a TCP answer being received
   std::uint16_t id_ = 0;
   std::size_t try_ = 0;           // tries started
   std::uint32_t generation_ = 0;  // bumped per try: late completions of an old try are ignored
-  std::size_t server_index_ = 0;
+  // The server of the try in progress, copied: dns.servers may change the list while a try
+  // waits (a truncated answer's TCP retry must still reach the server that truncated it).
+  asio::ip::udp::endpoint server_;
   unsigned char length_[2] = {};
   engine::Clock::time_point started_;
   Result result_;
@@ -125,6 +143,11 @@ class Resolver : public std::enable_shared_from_this<Resolver> {
   // Starts a query for `name` (already canonical: see canonical_name) and record type.
   std::shared_ptr<Query> query(std::string_view name, std::uint16_t qtype, Query::Notify notify,
                                void* context);
+  // The same, asked of `servers` instead of the configured ones (with their timeout and
+  // attempts), and kept out of the cache both ways: another server's answer is not the
+  // configured resolver's. The observer sees it as any other query.
+  std::shared_ptr<Query> query(std::string_view name, std::uint16_t qtype, ServerSet servers,
+                               Query::Notify notify, void* context);
 
   const ServerSet& servers() const { return servers_; }
   void set_servers(ServerSet servers);
@@ -143,6 +166,10 @@ class Resolver : public std::enable_shared_from_this<Resolver> {
   const HostsFile& hosts() const { return hosts_; }
 
   asio::io_context& io() { return io_; }
+  // The UDP sockets the queries share: its options (sockets per family, queries per socket)
+  // and what it counted (sockets open and opened, datagrams sent, delivered and ignored).
+  UdpPool& udp_pool() { return pool_; }
+  const UdpPool& udp_pool() const { return pool_; }
   Resolver(asio::io_context& io, ServerSet servers);  // use create()
 
  private:
@@ -167,6 +194,7 @@ class Resolver : public std::enable_shared_from_this<Resolver> {
   std::unordered_map<std::string, CacheEntry> cache_;
   Observer observer_ = nullptr;
   void* observer_context_ = nullptr;
+  UdpPool pool_;
 };
 
 std::string_view status_text(Status status);

@@ -2,7 +2,9 @@
 # MX look-ups per second against a real DNS server (NSD, rate limiting off) on 127.0.0.1:
 # smtpsh's DNS engine with 1000 look-ups in flight (tests/bench/dns_mx.lua), beside a loop of
 # `drill` processes one after another, in the same run, and their ratio; plus dnsperf's
-# queries per second as a reference when it is installed. Each part runs SECONDS seconds.
+# queries per second (1000 in flight too) as a reference when it is installed, and smtpsh's
+# ratio to it: what the server can answer, against what smtpsh gets from it. Each part runs
+# SECONDS seconds.
 #
 #   tests/bench/dns_mx.sh [SECONDS=5]        (SMTPSH=path/to/smtpsh to pick another binary)
 set -uo pipefail
@@ -61,6 +63,12 @@ if command -v dnsperf >/dev/null; then
   for n in $(seq 1 1000); do echo "bench$n.example.test MX"; done >"$tmp/queries"
   qps=$(dnsperf -s 127.0.0.1 -p "$port" -d "$tmp/queries" -l "$seconds" -q 1000 | grep 'Queries per second') || status=1
   echo "dnsperf (1000 in flight): ${qps:-failed}" | tr -s ' '
+  dnsperf_rate=$(awk '{ print $NF }' <<<"${qps:-}")
+  if [[ -n $smtpsh_rate && ${dnsperf_rate:-0} != 0 ]]; then
+    awk -v a="$smtpsh_rate" -v b="$dnsperf_rate" 'BEGIN { printf "ratio smtpsh/dnsperf: %.2f\n", a / b }'
+  else
+    echo "ratio smtpsh/dnsperf: n/a"; status=1
+  fi
 else
   echo "dnsperf: not installed (apt-get install dnsperf)"
 fi
