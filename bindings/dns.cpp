@@ -5,17 +5,15 @@
 #include "bindings/resolver_state.hpp"
 #include "bindings/scheduler.hpp"
 #include "bindings/seconds.hpp"
+#include "bindings/trace.hpp"
 #include "engine/dns/names.hpp"
 #include "engine/record/recorder.hpp"
 
-#include <unistd.h>
-
 #include <cstdio>
-#include <cstdlib>
-
 #include <cstring>
 #include <memory>
 #include <new>
+#include <string>
 
 namespace smtpsh::lua {
 
@@ -24,33 +22,92 @@ namespace {
 constexpr const char* resolver_key = "smtpsh.resolver_of_state";  // not the metatable's name
 constexpr const char* resolver_metatable = "smtpsh.resolver";
 constexpr const char* query_metatable = "smtpsh.dns_query";
-constexpr const char* query_signature = "dns.query(name [, type])";
+constexpr const char* query_signature =
+    "dns.query(name [, type [, {servers = {\"ADDR[:PORT]\", ...}}]])";
 constexpr const char* servers_signature =
     "dns.servers([{\"ADDR[:PORT]\", ... [, timeout = SECONDS] [, attempts = N]}])";
 
 // The resolver and who watches its answers: the live trace (--trace) and the recorder.
 struct LuaResolver {
   std::shared_ptr<dns::Resolver> resolver;
-  bool trace = false;
+  lua_State* trace = nullptr;  // while tracing: the state's trace thread (bindings/trace.hpp)
   record::Recorder* recorder = nullptr;
 };
+
+// An answer for the live trace: the query, and the line that tells it
+// ("MX example.com: 3 records, 127.0.0.1:53").
+struct AnswerEvent {
+  const dns::Query& query;
+  std::string type;
+  std::string line;
+};
+
+// [-0, +1, m] {source = "dns", dir = "==", line =, type =, name =, records = N | rcode =,
+// cached =, server =, tcp =, seconds =}
+void push_answer_event(lua_State* L, const void* event) {
+  const auto& answer = *static_cast<const AnswerEvent*>(event);
+  const dns::Result& result = answer.query.result();
+  lua_createtable(L, 0, 10);
+  lua_pushliteral(L, "dns");
+  lua_setfield(L, -2, "source");
+  lua_pushliteral(L, "==");
+  lua_setfield(L, -2, "dir");
+  lua_pushlstring(L, answer.line.data(), answer.line.size());
+  lua_setfield(L, -2, "line");
+  lua_pushlstring(L, answer.type.data(), answer.type.size());
+  lua_setfield(L, -2, "type");
+  lua_pushlstring(L, answer.query.name().data(), answer.query.name().size());
+  lua_setfield(L, -2, "name");
+  if (result.ok()) {
+    lua_pushinteger(L, static_cast<lua_Integer>(result.records.size()));
+    lua_setfield(L, -2, "records");
+  } else {
+    lua_pushlstring(L, result.rcode.data(), result.rcode.size());
+    lua_setfield(L, -2, "rcode");
+  }
+  lua_pushboolean(L, result.from_cache);
+  lua_setfield(L, -2, "cached");
+  if (!result.server.empty()) {
+    lua_pushlstring(L, result.server.data(), result.server.size());
+    lua_setfield(L, -2, "server");
+  }
+  lua_pushboolean(L, result.tcp);
+  lua_setfield(L, -2, "tcp");
+  lua_pushnumber(L, result.seconds);
+  lua_setfield(L, -2, "seconds");
+}
+
+void print_answer_event(const void* event) {
+  const auto& answer = *static_cast<const AnswerEvent*>(event);
+  std::fputs("[     dns] == ", stderr);
+  write_visible(answer.line.data(), answer.line.size());
+  std::fputc('\n', stderr);
+}
+
+void trace_answer(lua_State* trace, const dns::Query& query) {
+  try {
+    const dns::Result& result = query.result();
+    AnswerEvent answer{query, dns::type_name(query.qtype()), {}};
+    answer.line = answer.type + " " + query.name() + ": ";
+    if (!result.ok())
+      answer.line += result.rcode;
+    else if (result.records.empty())
+      answer.line += "NODATA";
+    else
+      answer.line += std::to_string(result.records.size()) + " records";
+    if (result.from_cache) answer.line += " (cached)";
+    if (!result.server.empty())
+      answer.line += ", " + result.server + (result.tcp ? " over TCP" : "");
+    emit_trace(trace, push_answer_event, print_answer_event, &answer);
+  } catch (const std::exception&) {
+    std::fputs("[     dns] == (out of memory)\n", stderr);
+  }
+}
 
 void observe_answer(void* context, const dns::Query& query, std::string_view wire) {
   auto* wrapper = static_cast<LuaResolver*>(context);
   if (wrapper->recorder && wrapper->recorder->is_open()) wrapper->recorder->dns(query, wire);
-  if (!wrapper->trace) return;
-  static const bool colour = isatty(STDERR_FILENO) == 1 && std::getenv("NO_COLOR") == nullptr;
-  const dns::Result& result = query.result();
-  std::string what =
-      result.ok() ? (result.records.empty() ? std::string("NODATA")
-                                            : std::to_string(result.records.size()) + " records")
-                  : result.rcode;
-  std::fprintf(
-      stderr, "%s[     dns] == %s %s: %s%s%s%s\n", colour ? "\033[35m" : "",
-      dns::type_name(query.qtype()).c_str(), query.name().c_str(), what.c_str(),
-      result.from_cache ? " (cached)" : "",
-      result.server.empty() ? "" : (", " + result.server + (result.tcp ? " over TCP" : "")).c_str(),
-      colour ? "\033[0m" : "");
+  if (wrapper->trace) trace_answer(wrapper->trace, query);
 }
 
 struct LuaQuery {
@@ -145,7 +202,7 @@ void set_typed_fields(lua_State* L, const dns::Record& record) {
       luaL_Buffer joined;
       for (std::size_t i = 0; i < f.size(); ++i) {
         push_string(L, f[i]);
-        lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+        lua_rawseti(L, -2, static_cast<lua_Integer>(i) + 1);
       }
       lua_setfield(L, -2, "strings");
       // RFC 7208 section 3.3: the strings of one record are joined without spaces.
@@ -202,7 +259,7 @@ void push_records(lua_State* L, const dns::Result& result) {
   lua_createtable(L, static_cast<int>(result.records.size()), 5);
   for (std::size_t i = 0; i < result.records.size(); ++i) {
     push_record(L, result.records[i]);
-    lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+    lua_rawseti(L, -2, static_cast<lua_Integer>(i) + 1);
   }
   lua_pushboolean(L, result.authenticated);
   lua_setfield(L, -2, "ad");
@@ -211,7 +268,7 @@ void push_records(lua_State* L, const dns::Result& result) {
     lua_createtable(L, static_cast<int>(result.aliases.size()), 0);
     for (std::size_t i = 0; i < result.aliases.size(); ++i) {
       push_record(L, result.aliases[i]);
-      lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+      lua_rawseti(L, -2, static_cast<lua_Integer>(i) + 1);
     }
     lua_setfield(L, -2, "aliases");
   }
@@ -250,10 +307,58 @@ int query_done(lua_State* L, int, lua_KContext) {
   return 2;
 }
 
-bool start_query(LuaQuery& wrapper, dns::Resolver& resolver, const char* name, std::uint16_t qtype,
-                 Task& task) {
+lua_Integer read_server_strings(lua_State* L, int table, const char* what);
+const char* parse_servers(lua_State* L, int servers, lua_Integer count, dns::ServerSet& set,
+                          char* error, std::size_t error_size);
+
+// The servers of dnscore.query's options (argument 3) copied into a fresh table of strings,
+// pushed (nil when the options name none); returns how many. Raises on a mistake, while no
+// C++ object is alive.  [-0, +1, e]
+lua_Integer read_query_servers(lua_State* L) {
+  if (lua_isnoneornil(L, 3)) {
+    lua_pushnil(L);
+    return 0;
+  }
+  luaL_argexpected(L, lua_type(L, 3) == LUA_TTABLE, 3, "table of options");
+  if (lua_getfield(L, 3, "servers") == LUA_TNIL) return 0;  // that nil is the result
+  if (lua_type(L, -1) != LUA_TTABLE)
+    luaL_error(L, "dns.query: servers: must be a list of \"ADDR[:PORT]\" strings, got %s",
+               luaL_typename(L, -1));
+  lua_Integer count = read_server_strings(L, lua_gettop(L), "dns.query: servers");
+  lua_remove(L, -2);  // the caller's list: the fresh copy stays
+  if (count < 1)
+    luaL_error(L, "dns.query: servers: the list is empty (give at least one \"ADDR[:PORT]\")");
+  return count;
+}
+
+// Whether the server strings of the fresh table at `servers` all parse, as dns.servers parses
+// them; the problem goes to `error` when not.
+bool check_query_servers(lua_State* L, int servers, lua_Integer count, char* error,
+                         std::size_t error_size) {
   try {
-    wrapper.query = resolver.query(name, qtype, &Scheduler::wake_task, &task);
+    dns::ServerSet set;
+    return parse_servers(L, servers, count, set, error, error_size) == nullptr;
+  } catch (const std::exception&) {
+    std::snprintf(error, error_size, "out of memory");
+    return false;
+  }
+}
+
+// Starts the query: on the resolver's servers, or (when `count` > 0) on the checked server
+// strings of the fresh table at `servers`, with the resolver's timeout and attempts.
+bool start_query(lua_State* L, LuaQuery& wrapper, dns::Resolver& resolver, const char* name,
+                 std::uint16_t qtype, int servers, lua_Integer count, Task& task) {
+  try {
+    if (count == 0) {
+      wrapper.query = resolver.query(name, qtype, &Scheduler::wake_task, &task);
+      return true;
+    }
+    dns::ServerSet set;
+    set.timeout = resolver.servers().timeout;
+    set.attempts = resolver.servers().attempts;
+    char error[240];
+    if (parse_servers(L, servers, count, set, error, sizeof error)) return false;
+    wrapper.query = resolver.query(name, qtype, std::move(set), &Scheduler::wake_task, &task);
     return true;
   } catch (const std::exception&) {
     return false;
@@ -291,12 +396,20 @@ TypeText check_type(lua_State* L, int index) {
   return out;
 }
 
-// dnscore.query(name [, type]) -> records | nil, err
+// dnscore.query(name [, type [, {servers = {"ADDR[:PORT]", ...}}]]) -> records | nil, err
+// With servers, this query asks them instead of the configured ones, and the cache is neither
+// read nor filled for it.
 int dns_query(lua_State* L) {
   const char* name = luaL_checkstring(L, 1);
   TypeText qtype = check_type(L, 2);
-  lua_settop(L, 1);
-  lua_pushstring(L, qtype.name);  // index 2: the type's name, for the results
+  lua_settop(L, 3);
+  lua_Integer own_servers = read_query_servers(L);  // index 4: their fresh list, or nil
+  char problem[240];
+  if (own_servers > 0 && !check_query_servers(L, 4, own_servers, problem, sizeof problem))
+    return luaL_error(L, "dns.query: servers: %s", problem);
+  lua_pushstring(L, qtype.name);
+  lua_replace(L, 2);  // index 2: the type's name, for the results
+  lua_remove(L, 3);   // the options: the list of servers moves to 3
   NameText canonical = canonical_text(name);
   if (!canonical.ok) {
     lua_pushnil(L);
@@ -305,10 +418,11 @@ int dns_query(lua_State* L) {
   }
   Task& task = Scheduler::require_current(L, "dns.query");
   dns::Resolver& resolver = resolver_of(L);
-  auto* wrapper = static_cast<LuaQuery*>(lua_newuserdatauv(L, sizeof(LuaQuery), 0));  // index 3
+  auto* wrapper = static_cast<LuaQuery*>(lua_newuserdatauv(L, sizeof(LuaQuery), 0));
   new (wrapper) LuaQuery{};
   luaL_setmetatable(L, query_metatable);
-  if (!start_query(*wrapper, resolver, canonical.text, qtype.number, task))
+  lua_insert(L, 3);  // index 3: the query; the list of servers (or nil) at 4
+  if (!start_query(L, *wrapper, resolver, canonical.text, qtype.number, 4, own_servers, task))
     return luaL_error(L, "dns.query: out of memory");
   return Scheduler::get(L).suspend(L, task, query_done, 0, cancel_query, wrapper->query.get());
 }
@@ -318,7 +432,7 @@ void push_server_set(lua_State* L, const dns::ServerSet& set) {
   lua_createtable(L, static_cast<int>(set.servers.size()), 2);
   for (std::size_t i = 0; i < set.servers.size(); ++i) {
     push_string(L, dns::format_server(set.servers[i]));
-    lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+    lua_rawseti(L, -2, static_cast<lua_Integer>(i) + 1);
   }
   lua_pushnumber(L, static_cast<double>(set.timeout.count()) / 1000.0);
   lua_setfield(L, -2, "timeout");
@@ -337,17 +451,24 @@ struct ServerArguments {
   bool attempts_given = false;
 };
 
+// The list of server strings at `table` copied into a fresh table, pushed; returns its length.
+// `what` starts the error messages.  [-0, +1, e]
+lua_Integer read_server_strings(lua_State* L, int table, const char* what) {
+  lua_Integer count = luaL_len(L, table);
+  lua_createtable(L, static_cast<int>(count > 0 && count < 64 ? count : 0), 0);
+  int servers = lua_gettop(L);
+  for (lua_Integer i = 1; i <= count; ++i) {
+    if (lua_geti(L, table, i) != LUA_TSTRING)
+      luaL_error(L, "%s: server %d is not a string", what, static_cast<int>(i));
+    lua_rawseti(L, servers, i);
+  }
+  return count;
+}
+
 // [-0, +1, e] pushes the fresh table of server strings.
 ServerArguments read_server_arguments(lua_State* L, int table) {
   ServerArguments args;
-  args.count = luaL_len(L, table);
-  lua_createtable(L, static_cast<int>(args.count > 0 && args.count < 64 ? args.count : 0), 0);
-  int servers = lua_gettop(L);
-  for (lua_Integer i = 1; i <= args.count; ++i) {
-    if (lua_geti(L, table, i) != LUA_TSTRING)
-      luaL_error(L, "%s: server %d is not a string", servers_signature, static_cast<int>(i));
-    lua_rawseti(L, servers, i);
-  }
+  args.count = read_server_strings(L, table, servers_signature);
   if (lua_getfield(L, table, "timeout") != LUA_TNIL) {
     args.timeout_given = true;
     args.timeout = lua_isnumber(L, -1) ? lua_tonumber(L, -1) : -1;
@@ -359,6 +480,25 @@ ServerArguments read_server_arguments(lua_State* L, int table) {
   }
   lua_pop(L, 1);
   return args;
+}
+
+// Parses the server strings of the fresh table at `servers` (read raw: nothing here raises) into
+// `set`; returns an error message, or nullptr. May throw std::bad_alloc.
+const char* parse_servers(lua_State* L, int servers, lua_Integer count, dns::ServerSet& set,
+                          char* error, std::size_t error_size) {
+  for (lua_Integer i = 1; i <= count; ++i) {
+    lua_rawgeti(L, servers, i);
+    const char* text = lua_tostring(L, -1);  // a string already: no conversion, no raise
+    lua_pop(L, 1);
+    std::string problem;
+    auto server = dns::parse_server(text, problem);
+    if (!server) {
+      std::snprintf(error, error_size, "%s", problem.c_str());
+      return error;
+    }
+    set.servers.push_back(*server);
+  }
+  return nullptr;
 }
 
 // Applies the servers read by read_server_arguments (the fresh table at `servers`, read raw:
@@ -377,18 +517,7 @@ const char* apply_servers(lua_State* L, dns::Resolver& resolver, int servers,
     dns::ServerSet set;
     set.timeout = resolver.servers().timeout;
     set.attempts = resolver.servers().attempts;
-    for (lua_Integer i = 1; i <= args.count; ++i) {
-      lua_rawgeti(L, servers, i);
-      const char* text = lua_tostring(L, -1);  // a string already: no conversion, no raise
-      lua_pop(L, 1);
-      std::string problem;
-      auto server = dns::parse_server(text, problem);
-      if (!server) {
-        std::snprintf(error, error_size, "%s", problem.c_str());
-        return error;
-      }
-      set.servers.push_back(*server);
-    }
+    if (parse_servers(L, servers, args.count, set, error, error_size)) return error;
     if (args.timeout_given) set.timeout = engine::seconds_to_duration(args.timeout);
     if (args.attempts_given) set.attempts = static_cast<int>(args.attempts);
     if (set.servers.empty()) set.servers = resolver.servers().servers;
@@ -476,14 +605,14 @@ int dns_canonical(lua_State* L) {
   return 1;
 }
 
-// dnscore.trace([on]) -> whether every answer is printed on stderr as it comes
+// dnscore.trace([on]) -> whether every answer goes to the trace sink as it comes
 int dns_trace(lua_State* L);
 
 const luaL_Reg dns_functions[] = {
     {"query", dns_query},         {"servers", dns_servers},
     {"cache", dns_cache},         {"reverse_name", dns_reverse_name},
     {"canonical", dns_canonical}, {"trace", dns_trace},
-    {nullptr, nullptr},
+    {"trace_sink", trace_sink},   {nullptr, nullptr},
 };
 
 bool create_resolver(LuaResolver& wrapper, asio::io_context& io) {
@@ -510,8 +639,8 @@ LuaResolver& wrapper_of(lua_State* L) {
 
 int dns_trace(lua_State* L) {
   LuaResolver& wrapper = wrapper_of(L);
-  if (!lua_isnoneornil(L, 1)) wrapper.trace = lua_toboolean(L, 1);
-  lua_pushboolean(L, wrapper.trace);
+  if (!lua_isnoneornil(L, 1)) wrapper.trace = lua_toboolean(L, 1) ? trace_thread(L) : nullptr;
+  lua_pushboolean(L, wrapper.trace != nullptr);
   return 1;
 }
 }  // namespace

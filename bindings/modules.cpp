@@ -118,7 +118,7 @@ void open_modules(lua_State* L, const std::vector<std::string>& dirs) {
   lua_createtable(L, static_cast<int>(dirs.size()), 0);
   for (std::size_t i = 0; i < dirs.size(); ++i) {
     lua_pushlstring(L, dirs[i].data(), dirs[i].size());
-    lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+    lua_rawseti(L, -2, static_cast<lua_Integer>(i) + 1);
   }
   lua_setfield(L, LUA_REGISTRYINDEX, dirs_key);
 

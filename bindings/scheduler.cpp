@@ -19,9 +19,6 @@ constexpr int slot_thread = 1;     // the coroutine, while the task runs
 constexpr int slot_outcome = 2;    // a table of results, or the error value
 constexpr int slot_traceback = 3;  // the traceback string of a failure
 
-// The thread being resumed right now, for the signal handler to hook.
-std::atomic<lua_State*> running_thread{nullptr};
-
 Task*& task_of(lua_State* L) {
   return *static_cast<Task**>(lua_getextraspace(L));
 }
@@ -47,8 +44,6 @@ int scheduler_gc(lua_State* L) {
 }
 
 }  // namespace
-
-volatile std::sig_atomic_t Scheduler::interrupt_requested_ = 0;
 
 Scheduler::Scheduler(lua_State* L) {
   aux_ = lua_newthread(L);
@@ -100,6 +95,7 @@ Task& Scheduler::require_current(lua_State* L, const char* name) {
 
 Task& Scheduler::spawn(lua_State* L, int nargs) {
   int function_index = lua_absindex(L, -(nargs + 1));
+  luaL_checkstack(L, 4, "spawning a task");
   auto* task = static_cast<Task*>(lua_newuserdatauv(L, sizeof(Task), 3));
   new (task) Task();
   luaL_setmetatable(L, task_metatable);
@@ -107,6 +103,9 @@ Task& Scheduler::spawn(lua_State* L, int nargs) {
 
   lua_State* thread = lua_newthread(L);
   lua_setiuservalue(L, handle, slot_thread);
+  // The function and its arguments move to the new thread, whose stack starts small.
+  if (lua_checkstack(thread, nargs + 1 + LUA_MINSTACK) == 0)
+    luaL_error(L, "too many arguments for a task (%d)", nargs);
   task_of(thread) = task;
   task->thread = thread;
   task->scheduler = this;
@@ -176,17 +175,17 @@ void Scheduler::check_abort(lua_State* L) {
 }
 
 void Scheduler::resume(Task& task, int nargs) {
-  if (interrupt_requested_) interrupt_all();
+  if (interrupt_requested_.load()) interrupt_all();
   if (task.finished()) return;
   if (task.abort_reason && task.state == Task::State::ready) return fail_unstarted(task);
 
   task.state = Task::State::running;
   task.started = true;
   running_ = &task;
-  running_thread.store(task.thread);
+  running_thread_.store(task.thread);
   int nresults = 0;
   int status = lua_resume(task.thread, nullptr, nargs, &nresults);
-  running_thread.store(nullptr);
+  running_thread_.store(nullptr);
   running_ = nullptr;
 
   if (status == LUA_YIELD) {
@@ -353,7 +352,7 @@ void Scheduler::drive() {
         abandon(*live_head_, deadlock);
     }
   }
-  interrupt_requested_ = 0;
+  interrupt_requested_.store(false);
 }
 
 void Scheduler::abandon(Task& task, const char* reason) {
@@ -374,13 +373,13 @@ void Scheduler::abandon(Task& task, const char* reason) {
 }
 
 void Scheduler::request_interrupt() noexcept {
-  interrupt_requested_ = 1;
-  if (lua_State* L = running_thread.load())
+  interrupt_requested_.store(true);
+  if (lua_State* L = running_thread_.load())
     lua_sethook(L, interrupt_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKCOUNT, 1);
 }
 
 void Scheduler::interrupt_all(const char* reason) {
-  interrupt_requested_ = 0;
+  interrupt_requested_.store(false);
   interrupting_ = true;  // cancellations must not resume anyone while the list is walked
   for (Task* task = live_head_; task; task = task->next_live) {
     if (!task->abort_reason) task->abort_reason = reason;

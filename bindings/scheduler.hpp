@@ -15,7 +15,7 @@
 
 #include <lua.hpp>
 
-#include <csignal>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -95,9 +95,11 @@ class Scheduler {
   // A waiter left a task's list of waiters (see wait_for).
   void unblock() { --blocked_on_tasks_; }
 
-  // Interrupt handling (Ctrl-C): request_interrupt() is async-signal-safe; it stops a busy
-  // Lua loop through a hook, and the next turn of the loop cancels every waiting operation.
-  static void request_interrupt() noexcept;
+  // Interrupt handling (Ctrl-C), per scheduler: request_interrupt() is async-signal-safe (the
+  // shell's SIGINT handler calls it for the scheduler Ctrl-C targets); it stops this state's
+  // busy Lua loop through a hook, and the next turn of its loop cancels every waiting operation.
+  // Another state (the demo server's, on its own thread) is not touched.
+  void request_interrupt() noexcept;
   void interrupt_all(const char* reason = "interrupted");
 
   // Calls report(traceback) for each failed task nobody waited for, then forgets them.
@@ -126,7 +128,13 @@ class Scheduler {
   Task* running_ = nullptr;
   bool interrupting_ = false;
 
-  static volatile std::sig_atomic_t interrupt_requested_;
+  // Set by request_interrupt (a signal handler), taken by the loop's thread.
+  std::atomic<bool> interrupt_requested_{false};
+  // The task thread being resumed right now, for request_interrupt to hook.
+  std::atomic<lua_State*> running_thread_{nullptr};
+  static_assert(std::atomic<bool>::is_always_lock_free &&
+                    std::atomic<lua_State*>::is_always_lock_free,
+                "a signal handler may only touch lock-free atomics");
 };
 
 template <class Report>

@@ -1,15 +1,16 @@
 // smtpsh.smtpcore: the SMTP session engine for Lua. It frames commands and reads replies;
 // stdlib/smtp.lua builds the user-facing session (EHLO fallback, AUTH, DATA) on top of it.
 #include "bindings/address_text.hpp"
+#include "bindings/connect_hook_state.hpp"
 #include "bindings/error.hpp"
 #include "bindings/modules.hpp"
 #include "bindings/record.hpp"
-#include "bindings/redirect_state.hpp"
 #include "bindings/resolver_state.hpp"
 #include "bindings/scheduler.hpp"
 #include "bindings/seconds.hpp"
 #include "bindings/tls.hpp"
-#include "engine/net/address.hpp"
+#include "bindings/trace.hpp"
+#include "engine/base/endpoint.hpp"
 #include "engine/smtp/auth.hpp"
 #include "engine/smtp/capabilities.hpp"
 #include "engine/smtp/session.hpp"
@@ -19,7 +20,6 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <new>
 
@@ -32,7 +32,7 @@ constexpr const char* reply_metatable = "smtpsh.reply";
 
 struct LuaSession {
   std::shared_ptr<smtp::Session> session;
-  bool tracing = false;
+  lua_State* trace = nullptr;  // while tracing: the state's trace thread (bindings/trace.hpp)
   record::Recorder* recorder = nullptr;  // while recording: this session's lines go there too
   int record_id = 0;
   char operation[16] = {};  // the step in flight ("ehlo"), for the error a second caller gets
@@ -125,7 +125,7 @@ void push_reply(lua_State* L, const smtp::Reply& reply) {
   lua_createtable(L, static_cast<int>(reply.lines.size()), 0);
   for (std::size_t i = 0; i < reply.lines.size(); ++i) {
     push_string(L, reply.lines[i]);
-    lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+    lua_rawseti(L, -2, static_cast<lua_Integer>(i) + 1);
   }
   lua_setfield(L, -2, "lines");
   // What the code means in words: the enhanced code is the more precise when known.
@@ -148,40 +148,42 @@ void push_reply(lua_State* L, const smtp::Reply& reply) {
 // [-0, +2, m] nil, err for a transport failure of the last operation.
 int push_failure(lua_State* L, const smtp::Session& session) {
   lua_pushnil(L);
-  push_error(L, net::failure_name(session.outcome().failure).data(), nullptr,
-             session.outcome().message.c_str());
+  push_error(L, session.outcome(), nullptr);
   return 2;
 }
 
 // --- the live trace --------------------------------------------------------------------------
 
-// A hostile server's NUL, bare CR or escape sequence must neither cut the line short on a
-// terminal nor drive it: control bytes are shown as \xNN.
-void write_visible(const std::string& line) {
-  for (unsigned char c : line) {
-    if (c < 0x20 || c == 0x7f)
-      std::fprintf(stderr, "\\x%02x", c);
-    else
-      std::fputc(c, stderr);
-  }
+// [-0, +1, m] {source = "smtp", t =, dir = "C"|"S"|"!", line =}
+void push_trace_event(lua_State* L, const void* event) {
+  const auto& entry = *static_cast<const smtp::TranscriptEntry*>(event);
+  lua_createtable(L, 0, 4);
+  lua_pushliteral(L, "smtp");
+  lua_setfield(L, -2, "source");
+  lua_pushnumber(L, entry.t);
+  lua_setfield(L, -2, "t");
+  lua_pushlstring(L, &entry.dir, 1);
+  lua_setfield(L, -2, "dir");
+  lua_pushlstring(L, entry.line.data(), entry.line.size());
+  lua_setfield(L, -2, "line");
 }
 
-void print_trace(void*, const smtp::TranscriptEntry& entry) {
-  static const bool colour = isatty(STDERR_FILENO) == 1 && std::getenv("NO_COLOR") == nullptr;
+void print_trace_event(const void* event) {
+  const auto& entry = *static_cast<const smtp::TranscriptEntry*>(event);
   const char* arrow = entry.dir == 'C' ? "->" : entry.dir == 'S' ? "<-" : "==";
-  const char* start = "";
-  if (colour) start = entry.dir == 'C' ? "\033[36m" : entry.dir == 'S' ? "\033[32m" : "\033[33m";
-  std::fprintf(stderr, "%s[%8.3f] %s ", start, entry.t, arrow);
-  write_visible(entry.line);
-  std::fprintf(stderr, "%s\n", colour ? "\033[0m" : "");
+  std::fprintf(stderr, "[%8.3f] %s ", entry.t, arrow);
+  write_visible(entry.line.data(), entry.line.size());
+  std::fputc('\n', stderr);
 }
 
-// Every transcript line of a session: to the live trace and to the recording, as asked.
+// Every transcript line of a session: to the recording and to the live trace, as asked. The
+// trace comes last: its sink runs Lua, whose garbage collector may finalize the wrapper.
 void observe_session(void* context, const smtp::TranscriptEntry& entry) {
   auto* wrapper = static_cast<LuaSession*>(context);
-  if (wrapper->tracing) print_trace(nullptr, entry);
+  lua_State* trace = wrapper->trace;
   if (wrapper->recorder && wrapper->recorder->is_open())
     wrapper->recorder->transcript(wrapper->record_id, entry);
+  if (trace) emit_trace(trace, push_trace_event, print_trace_event, &entry);
 }
 
 // --- operations ------------------------------------------------------------------------------
@@ -201,8 +203,7 @@ int connect_done(lua_State* L, int, lua_KContext) {
       push_tls_failure(L, session, "connect");
     } else {
       lua_pushnil(L);
-      push_error(L, net::failure_name(session.outcome().failure).data(),
-                 connected ? "banner" : "connect", session.outcome().message.c_str());
+      push_error(L, session.outcome(), connected ? "banner" : "connect");
     }
     // No session comes back, so what arrived (a broken greeting) travels with the error.
     push_transcript(L, session);
@@ -217,14 +218,14 @@ int connect_done(lua_State* L, int, lua_KContext) {
 bool start_connect(LuaSession& wrapper, Task& task, const char* host, std::uint16_t port,
                    const char* source, double timeout, dns::Resolver& resolver,
                    const tls::Options* implicit_tls,
-                   const std::shared_ptr<const net::RedirectMap>* redirect) {
+                   const std::shared_ptr<const net::ConnectHook>* hook) {
   try {
     net::ConnectOptions options;
     options.resolver = resolver.shared_from_this();
-    if (redirect) options.redirect = *redirect;
+    if (hook) options.hook = *hook;
     if (source) options.source = source;
     if (timeout > 0) options.timeout = engine::seconds_to_duration(timeout);
-    if (wrapper.tracing || wrapper.recorder)
+    if (wrapper.trace || wrapper.recorder)
       wrapper.session->transcript().set_observer(observe_session, &wrapper);
     wrapper.session->connect(host, port, options, &Scheduler::wake_task, &task, implicit_tls);
     return true;
@@ -244,7 +245,7 @@ int core_connect(lua_State* L) {
   lua_getfield(L, 3, "source");
   const char* source = luaL_optstring(L, -1, nullptr);
   lua_getfield(L, 3, "trace");
-  bool trace = lua_toboolean(L, -1);
+  lua_State* trace = lua_toboolean(L, -1) ? trace_thread(L) : nullptr;
   lua_settop(L, 3);
   Task& task = Scheduler::require_current(L, "smtp.connect");
   dns::Resolver& resolver = resolver_of(L);
@@ -258,7 +259,7 @@ int core_connect(lua_State* L) {
     implicit_tls = &check_tls_options(L, 5, "smtp.connect");
   // `source` points into the options table at index 3, which stays on this stack.
   if (!start_connect(*wrapper, task, host, static_cast<std::uint16_t>(port), source, timeout,
-                     resolver, implicit_tls, redirect_of(L)))
+                     resolver, implicit_tls, connect_hook_of(L)))
     return luaL_error(L, "smtp.connect: out of memory");
   return Scheduler::get(L).suspend(L, task, connect_done, 0, cancel_session,
                                    wrapper->session.get());
@@ -272,7 +273,7 @@ int exchange_done(lua_State* L, int, lua_KContext) {
   lua_createtable(L, static_cast<int>(replies.size()), 0);
   for (std::size_t i = 0; i < replies.size(); ++i) {
     push_reply(L, replies[i]);
-    lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+    lua_rawseti(L, -2, static_cast<lua_Integer>(i) + 1);
   }
   return 1;
 }
@@ -379,7 +380,7 @@ void push_transcript(lua_State* L, const smtp::Session& session) {
     lua_setfield(L, -2, "dir");
     push_string(L, entries[i].line);
     lua_setfield(L, -2, "line");
-    lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+    lua_rawseti(L, -2, static_cast<lua_Integer>(i) + 1);
   }
 }
 
@@ -446,8 +447,7 @@ int session_remote_addr(lua_State* L) {
 // "starttls", and `reason`, one stable word for what happened.
 int push_tls_failure(lua_State* L, const smtp::Session& session, const char* stage) {
   lua_pushnil(L);
-  push_error(L, net::failure_name(session.outcome().failure).data(), stage,
-             session.outcome().message.c_str());
+  push_error(L, session.outcome(), stage);
   lua_pushstring(L, session.tls_failure_reason());
   lua_setfield(L, -2, "reason");
   return 2;
@@ -594,7 +594,7 @@ int push_capabilities(lua_State* L, const smtp::Capabilities& capabilities) {
     lua_createtable(L, static_cast<int>(capability.params.size()), 0);
     for (std::size_t i = 0; i < capability.params.size(); ++i) {
       push_string(L, capability.params[i]);
-      lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+      lua_rawseti(L, -2, static_cast<lua_Integer>(i) + 1);
     }
     lua_setfield(L, -2, capability.keyword.c_str());
   }
@@ -602,7 +602,7 @@ int push_capabilities(lua_State* L, const smtp::Capabilities& capabilities) {
     lua_createtable(L, static_cast<int>(capabilities.auth.size()), 0);
     for (std::size_t i = 0; i < capabilities.auth.size(); ++i) {
       push_string(L, capabilities.auth[i]);
-      lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+      lua_rawseti(L, -2, static_cast<lua_Integer>(i) + 1);
     }
     lua_setfield(L, -2, "AUTH");
   }
@@ -658,8 +658,8 @@ int core_is_address(lua_State* L) {
 bool parse_target(const char* target, std::size_t length, lua_Integer default_port,
                   char (&host)[256], std::uint16_t& port, char (&error)[256]) {
   std::string why;
-  auto parsed = net::parse_host_port(std::string_view(target, length),
-                                     static_cast<std::uint16_t>(default_port), why);
+  auto parsed = engine::parse_host_port(std::string_view(target, length),
+                                        static_cast<std::uint16_t>(default_port), why);
   const std::string& out = parsed ? parsed->host : why;
   std::size_t size = std::min(out.size(), sizeof host - 1);
   std::memcpy(parsed ? host : error, out.data(), size);
@@ -684,6 +684,35 @@ int core_parse_target(lua_State* L) {
   lua_pushstring(L, host);
   lua_pushinteger(L, port);
   return 2;
+}
+
+// core.format_endpoint(host, port) -> "host:port", "[v6]:port": the engine's one formatter
+// (engine/base/endpoint.hpp), what parse_target reads back. Returns the length written to
+// `out`, 0 when out of memory.
+constexpr std::size_t max_format_host = 255;
+std::size_t write_endpoint(const char* host, std::size_t length, std::uint16_t port,
+                           char (&out)[max_format_host + 8]) {
+  try {
+    std::string text = engine::format_endpoint(std::string_view(host, length), port);
+    std::size_t size = std::min(text.size(), sizeof out);
+    std::memcpy(out, text.data(), size);
+    return size;
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
+int core_format_endpoint(lua_State* L) {
+  std::size_t length = 0;
+  const char* host = luaL_checklstring(L, 1, &length);
+  luaL_argcheck(L, length <= max_format_host, 1, "host longer than 255 bytes");
+  lua_Integer port = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, port >= 1 && port <= 65535, 2, "port must be 1..65535");
+  char text[max_format_host + 8];
+  std::size_t size = write_endpoint(host, length, static_cast<std::uint16_t>(port), text);
+  if (size == 0) return luaL_error(L, "smtpcore.format_endpoint: out of memory");
+  lua_pushlstring(L, text, size);
+  return 1;
 }
 
 // core.error(kind, stage, message [, reply]) -> an error value like every other module's
@@ -727,8 +756,10 @@ const luaL_Reg core_functions[] = {
     {"capabilities", core_capabilities},
     {"describe", core_describe},
     {"parse_target", core_parse_target},
+    {"format_endpoint", core_format_endpoint},
     {"is_address", core_is_address},
     {"check_tls_options", core_check_tls_options},
+    {"trace_sink", trace_sink},
     {nullptr, nullptr},
 };
 

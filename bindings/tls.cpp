@@ -81,7 +81,7 @@ void push_certificate(lua_State* L, const tls::Certificate& cert) {
   lua_createtable(L, static_cast<int>(cert.names.size()), 0);
   for (std::size_t i = 0; i < cert.names.size(); ++i) {
     lua_pushlstring(L, cert.names[i].data(), cert.names[i].size());
-    lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+    lua_rawseti(L, -2, static_cast<lua_Integer>(i) + 1);
   }
   lua_setfield(L, -2, "names");
   set_string(L, "not_before", cert.not_before);
@@ -222,7 +222,7 @@ void push_tls_info(lua_State* L, const tls::Info& info) {
   lua_createtable(L, static_cast<int>(info.chain.size()), 0);
   for (std::size_t i = 0; i < info.chain.size(); ++i) {
     push_certificate(L, info.chain[i]);
-    lua_rawseti(L, -2, static_cast<lua_Integer>(i + 1));
+    lua_rawseti(L, -2, static_cast<lua_Integer>(i) + 1);
   }
   lua_setfield(L, -2, "chain");
   set_bool(L, "verified", info.verified);

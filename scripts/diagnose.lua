@@ -28,7 +28,9 @@ local usage = [==[usage: smtpsh diagnose TARGET... [--json] [--resolver ADDR[:PO
                        [--public-ip ADDR] [--trace] [--no-color]
        smtpsh diagnose --rejudge FILE.json [--json]
   TARGET: a domain, an address (user@domain: also the probe recipient), or HOST[:PORT].
-  --public-ip: the address receivers see when this machine is behind NAT (for PTR and DNSBL).
+  --public-ip ADDR|dns: the address receivers see when this machine is behind NAT (for PTR and
+    DNSBL), or "dns" to ask DNS echo services (myip.opendns.com). Behind NAT without it, the
+    address a server echoes in its greeting is used, else the DNS echo services.
   --rejudge: judge again the facts of a saved `diagnose --json` (one object a line), offline.
   Exit 0 verdict ok, 1 another verdict, 2 could not run.]==]
 
@@ -40,8 +42,12 @@ local options, words = cli.parse({ ... }, {
 })
 if not options.rejudge and #words == 0 then cli.fail("diagnose", "missing TARGET; see --help") end
 if options.rejudge and #words > 0 then cli.fail("diagnose", "--rejudge FILE takes no TARGET") end
-if options["public-ip"] and not smtp.is_address(options["public-ip"]) then
-  cli.fail("diagnose", "--public-ip " .. options["public-ip"] .. ": not an IPv4 or IPv6 address")
+local public_ip = options["public-ip"]
+if public_ip and public_ip ~= "dns" and not smtp.is_address(public_ip) then
+  local server = public_ip:match("^dns@(.+)$")
+  if not server or not smtp.parse_target(server, 53) then
+    cli.fail("diagnose", "--public-ip " .. public_ip .. ": expected an IPv4 or IPv6 address, dns, or dns@SERVER[:PORT]")
+  end
 end
 cli.apply_resolver(options, "diagnose")
 if options.trace then smtp.defaults.trace = true end

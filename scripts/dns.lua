@@ -1,11 +1,14 @@
 -- dns: the mail DNS of a domain checked in one go: the MX set in order with each host's
 -- addresses and their PTR names, SPF, DMARC, MTA-STS, and TLSA (DANE) per MX host, each
--- marked ok / warn / fail with the reason.
+-- marked ok / warn / fail with the reason, and each record's TTL as drill and dig show it. A
+-- domain that does not exist (NXDOMAIN) is that one finding: it has no policy to check.
 --
 -- usage:  smtpsh dns DOMAIN [--json] [--resolver ADDR[:PORT][,...]] [--timeout SECONDS]
 --                    [--no-color]
 -- output: a checklist on stdout, or with --json one object:
---         {domain, resolver, ok, mx = [...], spf, dmarc, mta_sts, checks = [{name, status, detail}]}
+--         {domain, resolver, ok, nxdomain?, mx = [...], spf, dmarc, mta_sts,
+--          checks = [{name, status, detail}]}; every record carries its ttl (seconds): mx[i].ttl,
+--          mx[i].addresses[j].ttl and .ptr_ttl, mx[i].tlsa[k].ttl, spf.ttl, dmarc.ttl, mta_sts.ttl
 -- exit:   0 healthy (warnings allowed), 1 problems found, 2 on bad usage
 
 local cli = require "smtpsh.cli"
@@ -21,7 +24,7 @@ local options, words = cli.parse({ ... }, {
   name = "dns", usage = usage, min = 1, max = 1, missing = "missing DOMAIN; see --help",
 })
 cli.apply_resolver(options, "dns")
-local domain, problem = require("smtpsh.dnscore").canonical(words[1])
+local domain, problem = require("smtpsh.dns").canonical(words[1])
 if not domain then cli.fail("dns", problem) end
 
 local checks = report.checklist()
@@ -33,12 +36,27 @@ local result = { domain = domain, mx = json.array(),
 -- A DNS error as a check's words.
 local function failed(err) return err.message or tostring(err) end
 
+-- Items with their records' TTLs: one "(TTL n)" at the end when all share it (an RRset
+-- should, RFC 2181 section 5.2), else one after each item.
+local function ttl_suffix(ttl) return ttl and (" (TTL " .. ttl .. ")") or "" end
+local function ttl_note(ttl) return ttl and (", TTL " .. ttl) or "" end
+local function with_ttls(items, ttls)
+  local first, same = ttls[1], true
+  for i = 2, #items do if ttls[i] ~= first then same = false end end
+  if same then return table.concat(items, ", ") .. ttl_suffix(first) end
+  local out = {}
+  for i, item in ipairs(items) do out[i] = item .. ttl_suffix(ttls[i]) end
+  return table.concat(out, ", ")
+end
+
 -- The MX set --------------------------------------------------------------------------------
 
 local mx, mx_err = dns.mx(domain)
 if not mx then
   if mx_err.rcode == "NXDOMAIN" then
-    checks:add("mx", "fail", domain .. " does not exist (NXDOMAIN)")
+    -- The one finding: a domain that does not exist has no SPF, DMARC or MTA-STS to miss.
+    result.nxdomain = true
+    checks:add("mx", "fail", domain .. " does not exist (NXDOMAIN): nobody can deliver mail to it")
   else
     checks:add("mx", "fail", "MX look-up failed: " .. failed(mx_err))
   end
@@ -51,11 +69,11 @@ else
     checks:add("mx", "warn", "no MX record: mail goes to " .. domain ..
       "'s own address (implicit MX, RFC 5321 section 5.1)")
   else
-    local listed = {}
-    for _, entry in ipairs(mx) do listed[#listed + 1] = entry.preference .. " " .. entry.host end
+    local listed, ttls = {}, {}
+    for i, entry in ipairs(mx) do listed[i], ttls[i] = entry.preference .. " " .. entry.host, entry.ttl end
     checks:add("mx", mx.mixed_null and "fail" or "ok",
       (mx.mixed_null and "a null MX beside real ones (RFC 7505 section 3): " or "") ..
-      #mx .. (#mx == 1 and " host: " or " hosts: ") .. table.concat(listed, ", "))
+      #mx .. (#mx == 1 and " host: " or " hosts: ") .. with_ttls(listed, ttls))
   end
 
   -- Each host's addresses, their PTR names and TLSA, all hosts at once.
@@ -63,7 +81,8 @@ else
   for i, entry in ipairs(mx) do
     jobs[i] = task.spawn(function()
       local host = { preference = entry.preference, host = entry.host, implicit = entry.implicit,
-                     addresses = json.array(), tlsa = json.array() }
+                     ttl = entry.ttl, addresses = json.array(), tlsa = json.array() }
+      local address_ttls = entry.address_ttls or {}
       if entry.error then host.error = failed(entry.error) end
       if entry.canonical then host.cname = entry.canonical end
       local reverse = {}
@@ -72,7 +91,8 @@ else
       end
       for j, address in ipairs(entry.addresses or {}) do
         local fc, ferr = task.wait(reverse[j])
-        host.addresses[j] = { address = address, ptr = fc and fc.names or json.array(),
+        host.addresses[j] = { address = address, ttl = address_ttls[address],
+                              ptr = fc and json.array(fc.names) or json.array(), ptr_ttl = fc and fc.ttl,
                               confirmed = fc and fc.ok or false,
                               error = (not fc) and failed(ferr) or nil }
       end
@@ -81,7 +101,8 @@ else
         if tlsa then
           for _, record in ipairs(tlsa) do
             host.tlsa[#host.tlsa + 1] = { usage = record.usage, selector = record.selector,
-                                          matching_type = record.matching_type, data = record.data }
+                                          matching_type = record.matching_type, data = record.data,
+                                          ttl = record.ttl }
           end
           host.tlsa_ad = tlsa.ad
         elseif terr.rcode ~= "NXDOMAIN" then
@@ -103,9 +124,9 @@ else
       checks:add(name, "fail", "is an alias (CNAME) of " .. host.cname ..
         ": an MX must name a host, not an alias (RFC 2181 section 10.3)")
     else
-      local addresses = {}
-      for _, a in ipairs(host.addresses) do addresses[#addresses + 1] = a.address end
-      checks:add(name, "ok", table.concat(addresses, ", "))
+      local addresses, ttls = {}, {}
+      for i, a in ipairs(host.addresses) do addresses[i], ttls[i] = a.address, a.ttl end
+      checks:add(name, "ok", with_ttls(addresses, ttls))
     end
     for _, a in ipairs(host.addresses) do
       local check = "ptr " .. a.address
@@ -115,19 +136,22 @@ else
         checks:add(check, "warn", "no PTR record: receivers that check reverse DNS distrust this host")
       elseif not a.confirmed then
         checks:add(check, "warn", table.concat(a.ptr, ", ") .. " does not resolve back to " ..
-          a.address .. " (not forward-confirmed)")
+          a.address .. " (not forward-confirmed" .. ttl_note(a.ptr_ttl) .. ")")
       else
-        checks:add(check, "ok", table.concat(a.ptr, ", ") .. " (forward-confirmed)")
+        checks:add(check, "ok", table.concat(a.ptr, ", ") .. " (forward-confirmed" .. ttl_note(a.ptr_ttl) .. ")")
       end
     end
     if host.tlsa_error then
       checks:add("tlsa " .. host.host, "warn", "TLSA look-up failed: " .. host.tlsa_error)
     elseif #host.tlsa > 0 then
+      local ttl
+      for _, record in ipairs(host.tlsa) do if not ttl or record.ttl < ttl then ttl = record.ttl end end
+      local count = #host.tlsa .. " TLSA record(s)" .. ttl_suffix(ttl)
       if host.tlsa_ad then
-        checks:add("tlsa " .. host.host, "ok", #host.tlsa .. " TLSA record(s), DNSSEC-validated (AD)")
+        checks:add("tlsa " .. host.host, "ok", count .. ", DNSSEC-validated (AD)")
       else
-        checks:add("tlsa " .. host.host, "warn", #host.tlsa ..
-          " TLSA record(s), but the resolver did not validate them (no AD bit): DANE senders need DNSSEC")
+        checks:add("tlsa " .. host.host, "warn", count ..
+          ", but the resolver did not validate them (no AD bit): DANE senders need DNSSEC")
       end
     elseif not host.implicit and not host.error then
       checks:add("tlsa " .. host.host, "skip", "no TLSA record (no DANE)")
@@ -137,59 +161,62 @@ end
 
 -- Policies ----------------------------------------------------------------------------------
 
-local spf, spf_err = dns.spf(domain)
-if spf then
-  result.spf = { record = spf.record, lookups = spf.lookups, terms = json.array(spf.terms),
-                 errors = json.array(spf.errors) }
-  local all
-  for _, term in ipairs(spf.terms) do if term.mechanism == "all" then all = term.qualifier end end
-  if spf.lookups > 10 then
-    checks:add("spf", "fail", "needs " .. spf.lookups ..
-      " DNS look-ups; RFC 7208 section 4.6.4 allows 10 (receivers answer permerror)")
-  elseif #spf.errors > 0 then
-    checks:add("spf", "warn", table.concat(spf.errors, "; "))
-  elseif all == "+" then
-    checks:add("spf", "warn", "ends in +all: anyone may send as " .. domain)
+if not result.nxdomain then
+  local spf, spf_err = dns.spf(domain)
+  if spf then
+    result.spf = { record = spf.record, ttl = spf.ttl, lookups = spf.lookups, terms = json.array(spf.terms),
+                   errors = json.array(spf.errors) }
+    local all
+    for _, term in ipairs(spf.terms) do if term.mechanism == "all" then all = term.qualifier end end
+    if spf.lookups > 10 then
+      checks:add("spf", "fail", "needs " .. spf.lookups ..
+        " DNS look-ups; RFC 7208 section 4.6.4 allows 10 (receivers answer permerror)")
+    elseif #spf.errors > 0 then
+      checks:add("spf", "warn", table.concat(spf.errors, "; "))
+    elseif all == "+" then
+      checks:add("spf", "warn", "ends in +all: anyone may send as " .. domain)
+    else
+      checks:add("spf", "ok", spf.record .. " (" .. spf.lookups .. " DNS look-ups" .. ttl_note(spf.ttl) .. ")")
+    end
   else
-    checks:add("spf", "ok", spf.record .. " (" .. spf.lookups .. " DNS look-ups)")
+    result.spf = { error = failed(spf_err), rcode = spf_err.rcode }
+    if spf_err.rcode == "none" then
+      checks:add("spf", "warn", "no SPF record: receivers cannot tell who may send as " .. domain)
+    else
+      checks:add("spf", "fail", failed(spf_err))
+    end
   end
-else
-  result.spf = { error = failed(spf_err), rcode = spf_err.rcode }
-  if spf_err.rcode == "none" then
-    checks:add("spf", "warn", "no SPF record: receivers cannot tell who may send as " .. domain)
-  else
-    checks:add("spf", "fail", failed(spf_err))
-  end
-end
 
-local dmarc, dmarc_err = dns.dmarc(domain)
-if dmarc then
-  result.dmarc = { record = dmarc.record, tags = dmarc.tags }
-  local policy = dmarc.tags.p
-  if not policy then
-    checks:add("dmarc", "fail", "the record has no p= tag (RFC 7489 section 6.3)")
-  elseif policy == "none" then
-    checks:add("dmarc", "warn", "p=none: reports only, nothing is enforced")
+  local dmarc, dmarc_err = dns.dmarc(domain)
+  if dmarc then
+    result.dmarc = { record = dmarc.record, ttl = dmarc.ttl, tags = dmarc.tags }
+    local policy = dmarc.tags.p
+    if not policy then
+      checks:add("dmarc", "fail", "the record has no p= tag (RFC 7489 section 6.3)")
+    elseif policy == "none" then
+      checks:add("dmarc", "warn", "p=none: reports only, nothing is enforced")
+    else
+      checks:add("dmarc", "ok", dmarc.record .. ttl_suffix(dmarc.ttl))
+    end
   else
-    checks:add("dmarc", "ok", dmarc.record)
+    result.dmarc = { error = failed(dmarc_err), rcode = dmarc_err.rcode }
+    checks:add("dmarc", dmarc_err.rcode == "none" and "warn" or "fail",
+      dmarc_err.rcode == "none" and ("no DMARC record at _dmarc." .. domain) or failed(dmarc_err))
   end
-else
-  result.dmarc = { error = failed(dmarc_err), rcode = dmarc_err.rcode }
-  checks:add("dmarc", dmarc_err.rcode == "none" and "warn" or "fail",
-    dmarc_err.rcode == "none" and ("no DMARC record at _dmarc." .. domain) or failed(dmarc_err))
-end
 
-local sts, sts_err = dns.mta_sts(domain)
-if sts then
-  result.mta_sts = { record = sts.record, tags = sts.tags }
-  checks:add("mta-sts", sts.tags.id and "ok" or "warn",
-    sts.tags.id and ("policy id " .. sts.tags.id) or "the record has no id= tag (RFC 8461 section 3.1)")
-else
-  result.mta_sts = { error = failed(sts_err), rcode = sts_err.rcode }
-  if sts_err.rcode == "none" then
-    checks:add("mta-sts", "skip", "no MTA-STS record")
+  local sts, sts_err = dns.mta_sts(domain)
+  if sts then
+    result.mta_sts = { record = sts.record, ttl = sts.ttl, tags = sts.tags }
+    checks:add("mta-sts", sts.tags.id and "ok" or "warn",
+      sts.tags.id and ("policy id " .. sts.tags.id .. ttl_suffix(sts.ttl))
+      or "the record has no id= tag (RFC 8461 section 3.1)")
   else
-    checks:add("mta-sts", "warn", failed(sts_err))
+    result.mta_sts = { error = failed(sts_err), rcode = sts_err.rcode }
+    if sts_err.rcode == "none" then
+      checks:add("mta-sts", "skip", "no MTA-STS record")
+    else
+      checks:add("mta-sts", "warn", failed(sts_err))
+    end
   end
 end
 

@@ -42,7 +42,7 @@ if options["ca-file"] then
   file:close()
 end
 local timeout = options.timeout or 10
-local target = (host:find(":", 1, true) and "[" .. host .. "]" or host) .. ":" .. port
+local target = smtp.endpoint(host, port)
 local sni = options.sni or host
 
 -- For an address the certificate's names are not checked in the handshakes (senders check the

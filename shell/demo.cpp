@@ -5,6 +5,9 @@
 
 #include <asio/post.hpp>
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <condition_variable>
 #include <mutex>
 #include <stdexcept>
@@ -78,10 +81,28 @@ void serve(const std::shared_ptr<DemoServer::Shared>& shared) {
   }
 }
 
+// The server's thread with SIGINT blocked: Ctrl-C belongs to the REPL's state, and its handler
+// must run on the REPL's thread (it hooks the Lua thread running there).
+std::thread start_without_sigint(const std::shared_ptr<DemoServer::Shared>& shared) {
+  sigset_t block;
+  sigset_t previous;
+  sigemptyset(&block);
+  sigaddset(&block, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &block, &previous);
+  try {
+    std::thread thread([shared] { serve(shared); });
+    pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+    return thread;
+  } catch (...) {
+    pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+    throw;
+  }
+}
+
 }  // namespace
 
 DemoServer::DemoServer() : shared_(std::make_shared<Shared>()) {
-  thread_ = std::thread([shared = shared_] { serve(shared); });
+  thread_ = start_without_sigint(shared_);
   std::unique_lock lock(shared_->mutex);
   shared_->ready.wait(lock, [this] { return shared_->started; });
   if (shared_->port == 0) {

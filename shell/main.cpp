@@ -1,5 +1,6 @@
 // smtpsh: the command line, dispatched to the REPL, a script, -e chunks or a subcommand.
 #include "bindings/modules.hpp"
+#include "engine/base/endpoint.hpp"
 #include "shell/cli.hpp"
 #include "shell/demo.hpp"
 #include "shell/repl.hpp"
@@ -72,7 +73,7 @@ int load_main_chunk(lua_State* L, const Invocation& invocation) {
 }
 
 std::string demo_greeting(const smtpsh::shell::DemoServer& demo) {
-  std::string target = demo.host() + ":" + std::to_string(demo.port());
+  std::string target = smtpsh::engine::format_endpoint(demo.host(), demo.port());
   return "smtpsh " SMTPSH_VERSION " (" LUA_RELEASE ") with a demo SMTP server on " + target +
          " (the table `demo`).\n"
          "Probe it by typing these three lines:\n"
@@ -116,7 +117,7 @@ int run(const std::vector<std::string>& argv) {
       lua_rawseti(L, -2, 1);
       for (std::size_t i = 0; i < invocation.args.size(); ++i) {
         lua_pushstring(L, invocation.args[i].c_str());
-        lua_rawseti(L, -2, static_cast<lua_Integer>(i + 2));
+        lua_rawseti(L, -2, static_cast<lua_Integer>(i) + 2);
       }
     }
     if (lua_pcall(L, 2, 2, 0) != LUA_OK || lua_isnil(L, -2)) {
@@ -150,6 +151,12 @@ int run(const std::vector<std::string>& argv) {
   if (invocation.mode == Mode::script || invocation.mode == Mode::command ||
       invocation.mode == Mode::stdin_script) {
     if (int status = load_main_chunk(L, invocation); status >= 0) return status;
+    // Room for every argument: `smtpsh verify $(cat list)` may pass thousands.
+    if (lua_checkstack(L, static_cast<int>(invocation.args.size()) + LUA_MINSTACK) == 0) {
+      std::fprintf(stderr, "smtpsh: too many arguments (%zu); give them in a file instead\n",
+                   invocation.args.size());
+      return exit_usage;
+    }
     for (const std::string& word : invocation.args)
       lua_pushlstring(L, word.data(), word.size());
     if (runtime.run_task(static_cast<int>(invocation.args.size()), "smtpsh: ") < 0)
@@ -163,12 +170,13 @@ int run(const std::vector<std::string>& argv) {
   std::string greeting;
   if (invocation.demo) {
     demo = std::make_unique<smtpsh::shell::DemoServer>();
+    std::string target = smtpsh::engine::format_endpoint(demo->host(), demo->port());
     lua_createtable(L, 0, 3);
     lua_pushstring(L, demo->host().c_str());
     lua_setfield(L, -2, "host");
     lua_pushinteger(L, demo->port());
     lua_setfield(L, -2, "port");
-    lua_pushstring(L, (demo->host() + ":" + std::to_string(demo->port())).c_str());
+    lua_pushstring(L, target.c_str());
     lua_setfield(L, -2, "target");
     lua_setglobal(L, "demo");
     greeting = demo_greeting(*demo);

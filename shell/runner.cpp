@@ -48,9 +48,8 @@ Runtime::Runtime(bool watch_interrupts) {
     lua_close(L_);
     throw std::runtime_error("cannot set up Lua: " + message);
   }
-  if (watch_interrupts)
-    interrupts_ =
-        std::make_unique<InterruptWatch>(io(), [this] { lua::Scheduler::get(L_).interrupt_all(); });
+  // Ctrl-C targets this state's scheduler only.
+  if (watch_interrupts) interrupts_ = std::make_unique<InterruptWatch>(lua::Scheduler::get(L_));
 }
 
 Runtime::~Runtime() {

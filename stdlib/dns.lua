@@ -2,6 +2,7 @@
 --
 --   dns.servers{"127.0.0.1:5353", timeout = 2, attempts = 2}   -- else /etc/resolv.conf
 --   dns.query("example.com", "MX")  -> { {name, type, ttl, rdata, preference, host}, ad = false }
+--   dns.query(name, "A", {servers = {"192.0.2.53:53"}})  -- asks these instead; no cache
 --   dns.mx("example.com")           -> { {preference, host, addresses = {...}}, ... }
 --   dns.ptr("192.0.2.1"), dns.fcrdns(ip), dns.dnsbl(ip, {"zen.spamhaus.org"}), dns.spf(domain)
 --
@@ -12,6 +13,7 @@
 
 local core = require "smtpsh.dnscore"
 local task = require "smtpsh.task"
+local trace = require "smtpsh.trace"
 
 local type, ipairs, pairs, tostring, tonumber, error, setmetatable, select =
   type, ipairs, pairs, tostring, tonumber, error, setmetatable, select
@@ -27,7 +29,11 @@ dns.cache = core.cache
 dns.reverse_name = core.reverse_name
 -- dns.canonical(name) -> the name in canonical form (lower case, no final dot) | nil, problem
 dns.canonical = core.canonical
-dns.trace = core.trace  -- dns.trace(true): every answer on stderr as it comes (--trace)
+-- dns.trace(true): every answer on stderr as it comes (--trace); dns.trace() -> whether on
+function dns.trace(on)
+  if on then trace.install(core) end
+  return core.trace(on)
+end
 
 local error_meta = { __tostring = function(e) return e.message end }
 
@@ -67,11 +73,26 @@ local function field_list(records, field)
   return out
 end
 
--- One field of every record of an answer: {addresses}, {names}, ... | nil, err
-local function query_field(name, rtype, field)
+-- The smallest TTL of an answer's records (how long a cache keeps the set), or nil.
+local function min_ttl(records)
+  local ttl
+  for _, record in ipairs(records) do
+    if record.ttl and (not ttl or record.ttl < ttl) then ttl = record.ttl end
+  end
+  return ttl
+end
+
+-- One field of every record of an answer, and the answer's TTL: {names}, nil, ttl | nil, err
+local function query_field_ttl(name, rtype, field)
   local records, err = core.query(name, rtype)
   if not records then return nil, err end
-  return field_list(records, field)
+  return field_list(records, field), nil, min_ttl(records)
+end
+
+-- One field of every record of an answer: {addresses}, {names}, ... | nil, err
+local function query_field(name, rtype, field)
+  local list, err = query_field_ttl(name, rtype, field)
+  return list, err
 end
 
 -- dns.a(host), dns.aaaa(host) -> list of address strings | nil, err
@@ -79,9 +100,9 @@ function dns.a(host) return query_field(check_string("host", host), "A", "addres
 function dns.aaaa(host) return query_field(check_string("host", host), "AAAA", "address") end
 
 -- Both families at once: IPv4 first, then IPv6. An error only when neither answered; the
--- result's `canonical` says where a CNAME chain led.
-function dns.addresses(host)
-  check_string("host", host)
+-- result's `canonical` says where a CNAME chain led. Inside this module a third result maps
+-- each address to its record's TTL.
+local function addresses_ttl(host)
   local results, errors = parallel {
     function() return core.query(host, "A") end,
     function() return core.query(host, "AAAA") end,
@@ -89,13 +110,21 @@ function dns.addresses(host)
   local v4, v6 = results[1], results[2]
   -- task.wait gives a task's results; the query's own nil, err are its first two.
   if not v4 and not v6 then return nil, errors[1] or errors[2] end
-  local out = {}
+  local out, ttls = {}, {}
   for _, set in ipairs { v4 or {}, v6 or {} } do
-    for _, record in ipairs(set) do out[#out + 1] = record.address end
+    for _, record in ipairs(set) do
+      out[#out + 1] = record.address
+      ttls[record.address] = record.ttl
+    end
   end
   out.canonical = (v4 and v4.canonical) or (v6 and v6.canonical)
   if not v4 or not v6 then out.partial = (errors[1] or errors[2]) end
-  return out
+  return out, nil, ttls
+end
+
+function dns.addresses(host)
+  local out, err = addresses_ttl(check_string("host", host))
+  return out, err
 end
 
 -- dns.ptr(ip) -> list of names | nil, err
@@ -122,8 +151,9 @@ end
 -- senders spread it); no MX at all means the domain's own address stands in (implicit MX);
 -- a lone "MX 0 ." means the domain accepts no mail (RFC 7505).
 --
--- dns.mx(domain [, {addresses = false}]) -> { {preference, host, addresses, error?,
---   canonical?}, implicit = bool, null = bool, ad = bool } | nil, err
+-- dns.mx(domain [, {addresses = false}]) -> { {preference, host, ttl, addresses, address_ttls,
+--   error?, canonical?}, implicit = bool, null = bool, ad = bool } | nil, err
+--   (ttl: the MX record's; address_ttls: address -> the TTL of its A/AAAA record)
 function dns.mx(domain, options)
   check_string("domain", domain)
   local want_addresses = not (options and options.addresses == false)
@@ -131,7 +161,7 @@ function dns.mx(domain, options)
   if not records then return nil, err end
   local out = { implicit = false, null = false, ad = records.ad }
   if #records == 0 then
-    local addresses, aerr = dns.addresses(domain)
+    local addresses, aerr, ttls = addresses_ttl(domain)
     if not addresses then
       -- NODATA for the address too is "no mail here"; a failure is the resolver's.
       if aerr.rcode == "NXDOMAIN" then return out end
@@ -139,7 +169,7 @@ function dns.mx(domain, options)
     end
     if #addresses == 0 then return out end
     out.implicit = true
-    out[1] = { preference = 0, host = domain, addresses = addresses, implicit = true }
+    out[1] = { preference = 0, host = domain, addresses = addresses, address_ttls = ttls, implicit = true }
     return out
   end
   for _, record in ipairs(records) do
@@ -161,7 +191,11 @@ function dns.mx(domain, options)
   if want_addresses and #out > 0 then
     local lookups = {}
     for i, entry in ipairs(out) do
-      lookups[i] = function() return dns.addresses(entry.host) end
+      lookups[i] = function()
+        local found, err, ttls = addresses_ttl(entry.host)
+        entry.address_ttls = ttls
+        return found, err
+      end
     end
     local found, errors = parallel(lookups)
     for i, entry in ipairs(out) do
@@ -182,17 +216,20 @@ function dns.mx(domain, options)
 end
 
 -- Forward-confirmed reverse DNS: the IP's PTR names, and which of those resolve back to it.
--- dns.fcrdns(ip) -> {ok = bool, names = {...}, addresses = {name = {...}}, confirmed = {...}}
---   | nil, err (when the PTR look-up itself failed; a missing PTR is ok = false, names = {})
+-- dns.fcrdns(ip) -> {ok = bool, names = {...}, ttl, addresses = {name = {...}}, confirmed = {...}}
+--   | nil, err (when the PTR look-up itself failed; a missing PTR is ok = false, names = {});
+--   ttl is the PTR record's
 function dns.fcrdns(ip)
-  local names, err = dns.ptr(ip)
+  local reverse, problem = core.reverse_name(check_string("ip", ip))
+  if not reverse then error("dns.fcrdns(ip): " .. problem, 2) end
+  local names, err, ttl = query_field_ttl(reverse, "PTR", "host")
   if not names then
     if err.rcode == "NXDOMAIN" then
       return { ok = false, names = {}, addresses = {}, confirmed = {}, reason = "no PTR record" }
     end
     return nil, err
   end
-  local result = { ok = false, names = names, addresses = {}, confirmed = {} }
+  local result = { ok = false, names = names, ttl = ttl, addresses = {}, confirmed = {} }
   if #names == 0 then
     result.reason = "no PTR record"
     return result
@@ -346,9 +383,9 @@ end
 -- The mechanisms and modifiers that cost a DNS look-up (RFC 7208 section 4.6.4).
 local costs_lookup = { include = true, a = true, mx = true, ptr = true, exists = true }
 
--- The TXT records of `name` that start with `prefix` (compared without case).
+-- The TXT records of `name` that start with `prefix` (compared without case), nil, their TTL.
 local function policy_records(name, prefix)
-  local texts, err = dns.txt(name)
+  local texts, err, ttl = query_field_ttl(name, "TXT", "text")
   if not texts then return nil, err end
   local found = {}
   for _, text in ipairs(texts) do
@@ -357,11 +394,12 @@ local function policy_records(name, prefix)
       found[#found + 1] = text
     end
   end
-  return found
+  return found, nil, ttl
 end
 
+-- The one policy record at `name`, nil, its TTL | nil, err
 local function single_policy(name, prefix, what, rfc)
-  local found, err = policy_records(name, prefix)
+  local found, err, ttl = policy_records(name, prefix)
   if not found then
     if err.rcode == "NXDOMAIN" then
       return nil, dns_error("none", name .. " publishes no " .. what .. " record (NXDOMAIN)", name, "TXT")
@@ -375,19 +413,19 @@ local function single_policy(name, prefix, what, rfc)
     return nil, dns_error("permerror", string_format("%s publishes %d %s records; %s allows one",
       name, #found, what, rfc), name, "TXT")
   end
-  return found[1]
+  return found[1], nil, ttl
 end
 
--- dns.spf(domain [, {follow = false}]) -> {record, terms, modifiers, errors, lookups,
+-- dns.spf(domain [, {follow = false}]) -> {record, ttl, terms, modifiers, errors, lookups,
 --   includes = {domain = parsed}} | nil, err (err.rcode "none" without a record, "permerror"
 --   for more than one). `lookups` counts the DNS look-ups evaluation needs, following include
 --   and redirect (the limit is 10, RFC 7208 section 4.6.4).
 function dns.spf(domain, options)
   check_string("domain", domain)
-  local record, err = single_policy(domain, "v=spf1", "SPF", "RFC 7208 section 4.5")
+  local record, err, ttl = single_policy(domain, "v=spf1", "SPF", "RFC 7208 section 4.5")
   if not record then return nil, err end
   local result = dns.parse_spf(record)
-  result.record = record
+  result.record, result.ttl = record, ttl
   result.lookups = 0
   if options and options.follow == false then
     for _, term in ipairs(result.terms) do
@@ -430,22 +468,22 @@ function dns.spf(domain, options)
   return result
 end
 
--- A tag-list policy record at LABEL.DOMAIN: {record, name, tags, order} | nil, err.
+-- A tag-list policy record at LABEL.DOMAIN: {record, ttl, name, tags, order} | nil, err.
 local function tag_policy(label, domain, prefix, what, rfc)
   check_string("domain", domain, 4)
   local name = label .. "." .. domain
-  local record, err = single_policy(name, prefix, what, rfc)
+  local record, err, ttl = single_policy(name, prefix, what, rfc)
   if not record then return nil, err end
   local tags, order = dns.parse_tags(record)
-  return { record = record, name = name, tags = tags, order = order }
+  return { record = record, ttl = ttl, name = name, tags = tags, order = order }
 end
 
--- dns.dmarc(domain) -> {record, tags = {v, p, rua, ...}, name = "_dmarc.DOMAIN"} | nil, err
+-- dns.dmarc(domain) -> {record, ttl, tags = {v, p, rua, ...}, name = "_dmarc.DOMAIN"} | nil, err
 function dns.dmarc(domain)
   return tag_policy("_dmarc", domain, "v=dmarc1", "DMARC", "RFC 7489 section 6.6.3")
 end
 
--- dns.mta_sts(domain) -> {record, tags = {v, id}, name = "_mta-sts.DOMAIN"} | nil, err
+-- dns.mta_sts(domain) -> {record, ttl, tags = {v, id}, name = "_mta-sts.DOMAIN"} | nil, err
 -- (the TXT record of RFC 8461 section 3.1; the HTTPS policy file is not fetched)
 function dns.mta_sts(domain)
   return tag_policy("_mta-sts", domain, "v=stsv1", "MTA-STS", "RFC 8461 section 3.1")

@@ -23,7 +23,7 @@
 --   tls_versions = {entries = {{version, label, accepted, negotiated, cipher, reason, error}},
 --     accepted, never_reached},
 --   plain = index of the plain-text session, again = {planned, sessions, stopped},
---   source = {local_ip, private, ip, ip_from ("local"|"option"|"greeting"), helo,
+--   source = {local_ip, private, ip, ip_from ("local"|"option"|"greeting"|"dns"), echo_service, helo,
 --     ptr = {names, confirmed, ok, reason} | {error}, dnsbl = {zones, listed = {{zone, codes,
 --     reason}}, errors = {{zone, error}}}}
 
@@ -67,6 +67,25 @@ function gather.echoed_address(record)
   end
 end
 
+-- DNS echo services: names whose answer is the address the query came from, asked of the
+-- service's own servers (a recursive resolver would ask from its own address).
+gather.echo_services = {
+  { name = "myip.opendns.com", type = "A", servers = { "208.67.222.222", "208.67.220.220" } },
+  { name = "o-o.myaddr.l.google.com", type = "TXT", servers = { "216.239.32.10", "216.239.34.10" } },
+}
+
+-- The public address from the DNS echo services (`servers`, when given, replaces theirs), and
+-- which service said it; nil when none answered with a public address.
+function gather.dns_echo(servers)
+  for _, service in ipairs(gather.echo_services) do
+    local records = dns.query(service.name, service.type, { servers = servers or service.servers })
+    for _, record in ipairs(records or {}) do
+      local ip = record.address or (record.text and string_match(record.text, "^[%x:%.]+$") and record.text)
+      if ip and smtp.is_address(ip) and not gather.is_private(ip) then return ip, service.name end
+    end
+  end
+end
+
 local Gatherer = {}
 Gatherer.__index = Gatherer
 
@@ -95,11 +114,17 @@ function Gatherer:choose_helo(s)
   return self.helo
 end
 
+-- The name to send in SNI: the MX host name; none for an address (RFC 6066 section 3).
+local function sni_of(host)
+  if smtp.is_address(host) then return false end
+  return host
+end
+
 -- One SMTP session as a sender makes it, up to RCPT (then RSET and QUIT). Kept in the facts.
 function Gatherer:session(purpose, host, address, tls)
   local o, facts = self.options, self.facts
   local s, record = probe.open(address, facts.port, {
-    timeout = o.timeout, source = o.source, trace = o.trace, sni = host, starttls = tls ~= false,
+    timeout = o.timeout, source = o.source, trace = o.trace, sni = sni_of(host), starttls = tls ~= false,
     helo = self.helo or function(session) return self:choose_helo(session) end,
   })
   record.purpose, record.host = purpose, host
@@ -170,7 +195,7 @@ end
 function Gatherer:tls_followups(first)
   local o = self.options
   local scan = tlsscan.versions(probe.endpoint(first.address, self.facts.port), {
-    timeout = o.timeout, helo = self.helo, sni = first.host, source = o.source })
+    timeout = o.timeout, helo = self.helo, sni = sni_of(first.host), source = o.source })
   local entries = json.array()
   for i, entry in ipairs(scan.entries or {}) do
     entries[i] = { version = entry.version, label = entry.label, accepted = entry.accepted,
@@ -193,15 +218,25 @@ function Gatherer:source(local_addr)
   facts.source = source
   if not local_ip and not o.public_ip then return end
   source.private = gather.is_private(local_ip) or nil
-  if o.public_ip then
-    source.ip, source.ip_from = o.public_ip, "option"
-  elseif source.private then
+  -- --public-ip ADDR, or "dns" (ask the DNS echo services; "dns@SERVER" asks that server).
+  local public = o.public_ip
+  local ask_dns = public and string_match(public, "^dns") ~= nil
+  if public and not ask_dns then
+    source.ip, source.ip_from = public, "option"
+  elseif source.private or ask_dns then
+    -- Behind NAT, learnt the way mail engineers do: the address a server echoes in its
+    -- greeting or EHLO reply, else a DNS echo service.
     for _, record in ipairs(facts.sessions) do
-      local echoed = gather.echoed_address(record)
+      local echoed = not ask_dns and gather.echoed_address(record)
       if echoed then
         source.ip, source.ip_from = echoed, "greeting"
         break
       end
+    end
+    if not source.ip then
+      local server = ask_dns and string_match(public, "^dns@(.+)$")
+      local ip, service = gather.dns_echo(server and { server } or nil)
+      source.ip, source.ip_from, source.echo_service = ip, ip and "dns" or nil, service
     end
     -- Unknown: the checks of a private address would say nothing about its reputation.
     if not source.ip then return end

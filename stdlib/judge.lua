@@ -509,7 +509,7 @@ local function source_checks(facts, checks)
   if not source.ip then
     if source.private then
       local unknown = "unknown: " .. source.local_ip .. " is a private address (NAT), and the address receivers " ..
-        "see was not learnt (the server did not echo it); give it with --public-ip ADDR"
+        "see was not learnt (no server echoed it, no DNS echo service answered); give it with --public-ip ADDR"
       checks:add("source ptr", "warn", unknown)
       checks:add("dnsbl", "warn", unknown)
     end
@@ -517,7 +517,8 @@ local function source_checks(facts, checks)
   end
   local ip, ptr = source.ip, source.ptr or {}
   local via = ({ option = " (public address from --public-ip)",
-                 greeting = " (public address, as the server echoed it)" })[source.ip_from] or ""
+                 greeting = " (public address, as the server echoed it)",
+                 dns = " (public address, from the DNS echo " .. tostring(source.echo_service) .. ")" })[source.ip_from] or ""
   local problem = judge.ptr_problem(facts)
   if ptr.error then
     checks:add("source ptr", "warn", "PTR look-up for " .. ip .. " failed: " .. message(ptr.error))

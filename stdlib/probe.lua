@@ -16,17 +16,14 @@ local json = require "smtpsh.json"
 local task = require "smtpsh.task"
 
 local type, ipairs, pairs, tostring = type, ipairs, pairs, tostring
-local string_find, string_format, string_gsub, string_match, string_sub =
-  string.find, string.format, string.gsub, string.match, string.sub
+local string_format, string_gsub, string_match, string_sub =
+  string.format, string.gsub, string.match, string.sub
 local table_sort = table.sort
 
 local probe = {}
 
 -- "host:port", with brackets around an IPv6 address.
-function probe.endpoint(host, port)
-  if string_find(host, ":", 1, true) then return "[" .. host .. "]:" .. port end
-  return host .. ":" .. port
-end
+probe.endpoint = smtp.endpoint
 
 -- The IP of "1.2.3.4:25" or "[::1]:25".
 function probe.ip_of(endpoint)

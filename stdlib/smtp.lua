@@ -10,6 +10,7 @@
 
 local core = require "smtpsh.smtpcore"
 local dns = require "smtpsh.dns"
+local trace = require "smtpsh.trace"
 
 local type, tostring, pairs, ipairs, error, setmetatable, rawget =
   type, tostring, pairs, ipairs, error, setmetatable, rawget
@@ -145,6 +146,8 @@ smtp.is_address = core.is_address
 smtp.hostname = core.hostname
 -- smtp.parse_target("host:port", default_port) -> host, port | nil, message (one parser for all)
 smtp.parse_target = core.parse_target
+-- smtp.endpoint(host, port) -> "host:port", "[v6]:port" (what parse_target reads back)
+smtp.endpoint = core.format_endpoint
 
 -- smtp.record(FILE.jsonl) -> true | nil, message: from now on every DNS answer and SMTP
 -- transcript line of this state is written to FILE (for `smtpsh replay`); smtp.record(false)
@@ -202,9 +205,10 @@ function smtp.connect(target, opts)
     core.check_tls_options(implicit, "smtp.connect")
   end
 
+  local traced = opts.trace == nil and smtp.defaults.trace or opts.trace
+  if traced then trace.install(core) end
   local engine, banner = core.connect(host, port, {
-    timeout = opts.timeout, source = opts.source, tls = implicit,
-    trace = opts.trace == nil and smtp.defaults.trace or opts.trace,
+    timeout = opts.timeout, source = opts.source, tls = implicit, trace = traced,
   })
   if not engine then return nil, banner end
   local s = setmetatable({ core = engine, banner = banner, caps = {}, helo_name = opts.helo,

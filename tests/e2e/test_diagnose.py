@@ -112,6 +112,10 @@ class TestDiagnose(harness.NsdTestCase):
         checks = {c["name"]: c for c in doc["checks"]}
         self.assertIn("tls1", checks["tls versions"]["detail"])
         self.assertEqual(checks["plain text"]["status"], "ok")
+        # What is true and who is hurt: the sweep found versions that work.
+        self.assertNotIn("share no version", doc["advice"])
+        self.assertIn("accepts only TLS 1.0 and TLS 1.1", doc["advice"])
+        self.assertIn("require TLS 1.2 or newer fail", doc["advice"])
 
     def test_tls_handshake_failed(self):
         with scenario("tls_broken") as port:
@@ -374,3 +378,15 @@ class TestFactsAndJudge(harness.NsdTestCase):
         self.assertEqual(doc["facts"]["source"]["ip_from"], "option")
         cp = run_smtpsh(["diagnose", "example.test", "--public-ip", "nonsense"], timeout=30)
         self.assertOneLineError(cp, 2, "smtpsh diagnose: --public-ip nonsense")
+
+    def test_public_ip_from_a_dns_echo_service(self):
+        # NSD stands in for OpenDNS (tests/peers/zones/myip.opendns.com.zone answers 127.0.0.2).
+        with scenario("accept") as port:
+            docs, cp = self.diagnose("postmaster@example.test", "--port", port, "--source", "127.0.0.1",
+                                     "--public-ip", f"dns@{self.resolver}", "--helo", "mx2.example.test")
+        doc = docs[0]
+        self.assertEqual(doc["facts"]["source"]["ip"], "127.0.0.2", describe(cp))
+        self.assertEqual(doc["facts"]["source"]["ip_from"], "dns", describe(cp))
+        self.assertEqual(doc["verdict"], "dnsbl_listed", describe(cp))
+        checks = {c["name"]: c for c in doc["checks"]}
+        self.assertIn("DNS echo myip.opendns.com", checks["source ptr"]["detail"])

@@ -6,12 +6,13 @@ server: NSD serving tests/peers/zones on a free loopback port (tests/peers/dns_p
 
 import json
 import os
+import shutil
 import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import LUA_DIR, describe, run_smtpsh, smtp_sink  # noqa: E402
+from harness import LUA_DIR, REPO_ROOT, describe, dns_peer, run_smtpsh, scratch_dir, smtp_sink  # noqa: E402
 
 
 class TestDns(harness.NsdTestCase):
@@ -43,7 +44,7 @@ class TestDns(harness.NsdTestCase):
         self.assertEqual([m["host"] for m in doc["mx"]][0], "mx1.example.test")
         self.assertEqual([m["preference"] for m in doc["mx"]], [10, 20, 20])
         self.assertEqual(checks["mx"]["status"], "ok")
-        self.assertEqual(checks["mx mx1.example.test"]["detail"], "127.0.0.1, ::1")
+        self.assertEqual(checks["mx mx1.example.test"]["detail"], "127.0.0.1, ::1 (TTL 300)")
         self.assertEqual(checks["ptr 127.0.0.1"]["status"], "ok")
         self.assertEqual(checks["ptr 127.0.0.3"]["status"], "warn")
         self.assertIn("not forward-confirmed", checks["ptr 127.0.0.3"]["detail"])
@@ -87,9 +88,63 @@ class TestDns(harness.NsdTestCase):
         self.assertExit(cp, 0)
         lines = cp.stdout.splitlines()
         self.assertEqual(lines[0], f"smtpsh dns example.test (resolver {self.resolver})")
-        self.assertRegex(cp.stdout, r"\n  ok    mx +3 hosts: 10 mx1\.example\.test, 20 mx[23]\.example\.test, 20 mx[23]\.example\.test\n")
+        self.assertRegex(cp.stdout, r"\n  ok    mx +3 hosts: 10 mx1\.example\.test, 20 mx[23]\.example\.test, "
+                                    r"20 mx[23]\.example\.test \(TTL 300\)\n")
         self.assertEqual(lines[-1], "example.test: 2 warnings")
         self.assertNotIn("\x1b[", cp.stdout)  # not a terminal: no colour
+
+    def test_nxdomain_is_the_one_finding(self):
+        # A domain that does not exist has no SPF, DMARC or MTA-STS record to miss: one check.
+        doc, checks = self.dns_json("nope.example.test", 1)
+        self.assertTrue(doc["nxdomain"])
+        self.assertEqual(list(checks), ["mx"], doc["checks"])
+        self.assertEqual(checks["mx"]["status"], "fail")
+        self.assertIn("nope.example.test does not exist (NXDOMAIN)", checks["mx"]["detail"])
+        for policy in ("spf", "dmarc", "mta_sts"):
+            self.assertNotIn(policy, doc)
+        cp = self.smtpsh("dns", "nope.example.test", "--resolver", self.resolver)
+        self.assertExit(cp, 1)
+        self.assertNotIn("spf", cp.stdout)
+        self.assertNotIn("warn", cp.stdout)
+        self.assertEqual(cp.stdout.splitlines()[1:], [
+            "  fail  mx  nope.example.test does not exist (NXDOMAIN): nobody can deliver mail to it",
+            "nope.example.test: 1 problem"])
+
+    def test_ttls_of_each_record(self):
+        # Each RRset with its own TTL, as the zone says (drill and dig show them the same way).
+        zones = scratch_dir("smtpsh-zones-")
+        source = os.path.join(REPO_ROOT, "tests", "peers", "zones")
+        for name in os.listdir(source):
+            shutil.copy(os.path.join(source, name), zones)
+        with open(os.path.join(zones, "example.test.zone"), "a") as zone:
+            zone.write("ttl 3600 IN MX 10 ttlhost.example.test.\n"
+                       "ttlhost 120 IN A 127.0.0.1\n"
+                       "ttlhost 900 IN AAAA ::1\n"
+                       "ttl 1800 IN TXT \"v=spf1 -all\"\n"
+                       "_dmarc.ttl 7200 IN TXT \"v=DMARC1; p=reject\"\n"
+                       "_mta-sts.ttl 600 IN TXT \"v=STSv1; id=42\"\n"
+                       "_25._tcp.ttlhost 86400 IN TLSA 3 1 1 " + "ab" * 32 + "\n")
+        with dns_peer("nsd", "--zones", zones) as port:
+            resolver = f"127.0.0.1:{port}"
+            text = self.smtpsh("dns", "ttl.example.test", "--resolver", resolver)
+            cp = self.smtpsh("dns", "ttl.example.test", "--resolver", resolver, "--json")
+        self.assertExit(text, 0)
+        out = text.stdout
+        self.assertRegex(out, r"\n  ok    mx +1 host: 10 ttlhost\.example\.test \(TTL 3600\)\n")
+        self.assertRegex(out, r"\n  ok    mx ttlhost\.example\.test +127\.0\.0\.1 \(TTL 120\), ::1 \(TTL 900\)\n")
+        self.assertRegex(out, r"\n  ok    ptr 127\.0\.0\.1 +mx1\.example\.test \(forward-confirmed, TTL 300\)\n")
+        self.assertRegex(out, r"\n  warn  tlsa ttlhost\.example\.test +1 TLSA record\(s\) \(TTL 86400\), ")
+        self.assertRegex(out, r"\n  ok    spf +v=spf1 -all \(0 DNS look-ups, TTL 1800\)\n")
+        self.assertRegex(out, r"\n  ok    dmarc +v=DMARC1; p=reject \(TTL 7200\)\n")
+        self.assertRegex(out, r"\n  ok    mta-sts +policy id 42 \(TTL 600\)\n")
+        self.assertExit(cp, 0)
+        doc = json.loads(cp.stdout)
+        host = doc["mx"][0]
+        self.assertEqual(host["ttl"], 3600)
+        self.assertEqual([(a["address"], a["ttl"], a["ptr_ttl"]) for a in host["addresses"]],
+                         [("127.0.0.1", 120, 300), ("::1", 900, 300)])
+        self.assertEqual(host["tlsa"][0]["ttl"], 86400)
+        self.assertEqual((doc["spf"]["ttl"], doc["dmarc"]["ttl"], doc["mta_sts"]["ttl"]), (1800, 7200, 600))
 
     def test_trace_shows_every_answer(self):
         cp = self.smtpsh("dns", "example.test", "--resolver", self.resolver, "--trace")

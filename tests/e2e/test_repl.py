@@ -259,6 +259,26 @@ class TestReplModes(ReplTestCase):
         r.ctrl_d()
         self.assertEqual(r.wait_exit(timeout=5), 0, f"output: {r.text()!r}")
 
+    def test_ctrl_c_spares_the_demo_server(self):
+        # The demo server runs a Lua state of its own on another thread. Ctrl-C is the REPL's:
+        # it stops the REPL's tasks while both states are busy (the server answering them), and
+        # the server's tasks go on (an interrupt shared by every state would stop them too).
+        r = self.repl(["--demo"])
+        r.expect_prompt(timeout=10)
+        for attempt in range(3):
+            r.send("s = smtp.connect(demo.target)")
+            r.expect_prompt(timeout=5)
+            r.send("task.spawn(function() while true do assert(s:noop()) end end) "
+                   "while true do coroutine.yield() end")
+            time.sleep(0.5)
+            r.ctrl_c()
+            r.expect(r"interrupted", timeout=2)
+            r.expect_prompt(timeout=2)
+            r.send(f'print(assert(smtp.connect(demo.target, {{timeout = 2}})):quit().code .. "-{attempt}")')
+            r.expect(line(f"221-{attempt}"), timeout=5)
+            r.expect_prompt()
+        r.ctrl_d()
+        self.assertEqual(r.wait_exit(timeout=5), 0, f"output: {r.text()!r}")
 
 if __name__ == "__main__":
     unittest.main()

@@ -39,6 +39,29 @@ t.test("dns.servers: bad servers and raising tables", function()
   t.eq(set.attempts, 2)
 end)
 
+t.test("dns.query's own servers: bad lists and raising tables, before any query", function()
+  local before = dns.servers()
+  local function query(options) return dns.query("example.test", "A", options) end
+  raises("an empty list", "dns%.query: servers: the list is empty", query, { servers = {} })
+  raises("a number", "dns%.query: servers: server 1 is not a string", query, { servers = { 53 } })
+  raises("a later number", "dns%.query: servers: server 2 is not a string", query,
+         { servers = { "127.0.0.1", {} } })
+  raises("a host name", "dns%.query: servers: DNS server 'dns%.example' is not an IP address", query,
+         { servers = { "dns.example" } })
+  raises("a bad port", "dns%.query: servers: ", query, { servers = { "127.0.0.1:99999" } })
+  raises("a string for a list", "dns%.query: servers: must be a list", query, { servers = "127.0.0.1" })
+  raises("options not a table", "table of options expected", query, 42)
+  raises("a list that raises", "boom reading", query, { servers = hostile() })
+  raises("options that raise", "boom reading", query, hostile())
+  raises("a bad list with a bad name", "dns%.query: servers: the list is empty", dns.query, "bad name", "A",
+         { servers = {} })
+  t.eq(dns.servers(), before)  -- the configured servers are untouched
+  -- Options without servers, and no options, are the plain query.
+  local records, err = dns.query("bad name.test", "A", {})
+  t.eq(records, nil)
+  t.eq(err.rcode, "invalid_name")
+end)
+
 t.test("net.connect and smtp.connect: options checked before anything starts", function()
   raises("net timeout NaN", "timeout must be a finite number", net.connect, "127.0.0.1", 9, { timeout = 0 / 0 })
   raises("net timeout string", "timeout must be a finite number", net.connect, "127.0.0.1", 9, { timeout = "abc" })
@@ -49,6 +72,18 @@ t.test("net.connect and smtp.connect: options checked before anything starts", f
   raises("smtp bad tls", "tls must be", smtp.connect, "127.0.0.1:9", { tls = "sometimes" })
   raises("smtp tls options that raise", "boom reading", smtp.connect, "127.0.0.1:9",
          setmetatable({ tls = "implicit" }, { __index = function(_, k) error("boom reading " .. k) end }))
+end)
+
+t.test("smtpcore.format_endpoint: the engine's one formatter, and its bad arguments", function()
+  local smtpcore = require "smtpsh.smtpcore"
+  t.eq(smtpcore.format_endpoint("mx.example.test", 25), "mx.example.test:25")
+  t.eq(smtpcore.format_endpoint("127.0.0.1", 2525), "127.0.0.1:2525")
+  t.eq(smtpcore.format_endpoint("::1", 587), "[::1]:587")
+  t.eq({ smtpcore.parse_target(smtpcore.format_endpoint("2001:db8::25", 465)) }, { "2001:db8::25", 465 })
+  raises("port 0", "port must be 1..65535", smtpcore.format_endpoint, "127.0.0.1", 0)
+  raises("no port", "number expected", smtpcore.format_endpoint, "127.0.0.1")
+  raises("a table for a host", "string expected", smtpcore.format_endpoint, {}, 25)
+  raises("a host too long", "host longer than 255 bytes", smtpcore.format_endpoint, ("a"):rep(256), 25)
 end)
 
 t.run()

@@ -67,6 +67,26 @@ t.test("servers are addresses; a name or a bad option raises with the signature"
   t.eq(dns.cache(true), true)
 end)
 
+t.test("a query with servers of its own asks them, and the trace sees it", function()
+  local dnscore = require "smtpsh.dnscore"
+  local original = dns.servers()
+  local before = dns.servers { "127.0.0.1:2", timeout = 1, attempts = 1 }
+  local seen = {}
+  dnscore.trace_sink(function(event) seen[#seen + 1] = event end)
+  dnscore.trace(true)
+  -- Nothing listens on port 1: the answer says which server was asked.
+  local records, err = dns.query("own.example.test", "A", { servers = { "127.0.0.1:1" } })
+  dnscore.trace(false)
+  dnscore.trace_sink(false)
+  t.eq(records, nil)
+  t.ok(tostring(err):find("127.0.0.1:1", 1, true), tostring(err))
+  t.ok(not tostring(err):find("127.0.0.1:2", 1, true), tostring(err))
+  t.eq(#seen, 1)
+  t.eq({ seen[1].name, seen[1].rcode }, { "own.example.test", err.rcode })
+  t.eq(dns.servers(), before)
+  dns.servers(original)
+end)
+
 t.test("the option parser: kinds, lists and values", function()
   local options, words = cli.parse({ "example.test", "--json", "--resolver", "127.0.0.1:53,[::1]:53",
     "--timeout=2.5", "--port", "2525" }, { name = "x", usage = "u", options = { port = "port" } })
