@@ -17,13 +17,18 @@ import contextlib
 import json
 import os
 import re
+import signal
 import smtplib
+import subprocess
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import describe, run_smtpsh, scenario  # noqa: E402
+
+AIOSMTPD_PEER = os.path.join(harness.REPO_ROOT, "tests", "peers", "aiosmtpd_peer.py")
 
 REACHABLE = {"safe", "risky", "invalid", "unknown"}
 REASONS = {
@@ -110,6 +115,51 @@ class TestVerify(harness.NsdTestCase):
         return self.by_address(results), cp
 
     # --- answers about the mailbox ------------------------------------------------------------
+
+    def test_aiosmtpd_recipient_check(self):
+        # An independently written server with a recipient check (aiosmtpd, which offers no
+        # PIPELINING: one RCPT at a time) and no catch-all.
+        proc = subprocess.Popen([harness.PYTHON, AIOSMTPD_PEER, "--recipients",
+                                 "alice@example.test,bob@example.test", "--lifetime", "60"],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL)
+        try:
+            line = harness._read_line_with_deadline(proc.stdout, time.monotonic() + 15)
+            port = re.match(r"PORT (\d+)", line).group(1)
+            got, cp = self.check(port, ["alice@example.test", "nobody@example.test",
+                                        "bob@example.test", "postmaster@example.test"])
+        finally:
+            proc.kill()
+            proc.wait(timeout=5)
+            proc.stdout.close()
+        self.assertResult(got["alice@example.test"], cp, "safe", "deliverable")
+        self.assertResult(got["bob@example.test"], cp, "safe", "deliverable")
+        self.assertResult(got["nobody@example.test"], cp, "invalid", "mailbox_unknown", reply="5.1.1")
+        self.assertResult(got["postmaster@example.test"], cp, "invalid", "mailbox_unknown")
+        self.assertEqual(got["postmaster@example.test"]["role_account"], "postmaster")
+        self.assertIs(got["alice@example.test"]["catch_all"], False, describe(cp))
+
+    def test_ctrl_c_keeps_what_was_decided(self):
+        # One address is decided at once (syntax), the other waits behind a 30 s tarpit
+        # greeting; Ctrl-C ends the run cleanly: the decided line is out, the summary says so.
+        with scenario(MAILBOXES, "banner_delay=30") as port:
+            proc = subprocess.Popen(
+                [harness.SMTPSH, "verify", "--json", "--unordered", "--resolver", self.resolver,
+                 "--port", str(port), "--timeout", "60", "not-an-address", "alice@example.test"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                env=harness.merge_env(None), start_new_session=True)
+            try:
+                time.sleep(1.5 * harness.TIME_SCALE)
+                proc.send_signal(signal.SIGINT)
+                out, err = proc.communicate(timeout=15 * harness.TIME_SCALE)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        lines = [json.loads(line) for line in out.decode().splitlines()]
+        self.assertEqual([(r["address"], r["reason"]) for r in lines], [("not-an-address", "syntax")])
+        self.assertEqual(proc.returncode, 1, err.decode())
+        self.assertIn("interrupted: 1 of 2 addresses decided", err.decode())
 
     def test_deliverable(self):
         with scenario(MAILBOXES) as port:

@@ -2,7 +2,7 @@
 """An aiosmtpd (1.4) SMTP server on loopback, for smtpsh's end-to-end tests.
 
     /usr/bin/python3 tests/peers/aiosmtpd_peer.py [--auth] [--spool DIR] [--host 127.0.0.1]
-                                                  [--lifetime 60]
+                                                  [--lifetime 60] [--recipients A,B,...]
 
 Binds port 0 on the host itself, prints ``PORT <n>`` on stdout (flushed) and serves until
 it is killed, or exits by itself after ``--lifetime`` seconds (default 60) as a safety net.
@@ -14,6 +14,9 @@ it is killed, or exits by itself after ``--lifetime`` seconds (default 60) as a 
                 PLAIN and LOGIN built in).
   --old-auth    (with --auth) the EHLO reply also carries the old form ``AUTH=LOGIN PLAIN``
                 right after ``AUTH CRAM-MD5 LOGIN PLAIN``, as Postfix does
+  --recipients  a comma-separated list of the addresses that exist: RCPT for any other gets
+                ``550 5.1.1 <addr>: Recipient address rejected: User unknown`` (a recipient
+                check, for ``smtpsh verify``)
   --spool DIR   write each accepted message as DIR/N.eml (N = 1, 2, ...): exactly the bytes
                 aiosmtpd hands to the handler (``envelope.original_content``: the DATA
                 lines with CRLF kept, the leading dot of dot-stuffed lines removed, the
@@ -73,9 +76,18 @@ class PeerSMTP(SMTP):
 
 
 class Handler:
-    def __init__(self, spool):
+    def __init__(self, spool, recipients=None):
         self.spool = spool
         self.count = 0
+        self.recipients = recipients
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        # With --recipients, a recipient check as a real mailbox server makes it.
+        if self.recipients is not None and address.lower() not in self.recipients:
+            return "550 5.1.1 <%s>: Recipient address rejected: User unknown" % address
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         if self.spool:
@@ -111,7 +123,10 @@ async def serve(args):
     sock.listen(64)
     sock.setblocking(False)
     loop = asyncio.get_running_loop()
-    handler = (OldAuthHandler if args.old_auth else Handler)(args.spool)
+    recipients = None
+    if args.recipients is not None:
+        recipients = {r.strip().lower() for r in args.recipients.split(",") if r.strip()}
+    handler = (OldAuthHandler if args.old_auth else Handler)(args.spool, recipients)
     kw = dict(hostname=HOSTNAME, ident="aiosmtpd_peer", enable_SMTPUTF8=True, timeout=60,
               loop=loop)
     if args.auth:
@@ -132,6 +147,7 @@ def main():
     ap.add_argument("--auth", action="store_true")
     ap.add_argument("--old-auth", action="store_true")
     ap.add_argument("--spool")
+    ap.add_argument("--recipients", help="comma-separated addresses that exist; others get 550 5.1.1")
     args = ap.parse_args()
     if args.host not in ("127.0.0.1", "::1", "localhost"):
         ap.error("loopback addresses only")
