@@ -49,10 +49,12 @@ function json.array(t) return setmetatable(t or {}, array_marker) end
 local escapes = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
                   ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
 
+local function escape(c) return escapes[c] or string_format("\\u%04x", string_byte(c)) end
+
 local function quote(s)
-  return '"' .. string_gsub(s, '[%c"\\]', function(c)
-    return escapes[c] or string_format("\\u%04x", string_byte(c))
-  end) .. '"'
+  -- Most strings need no escape: one search instead of a substitution with a callback.
+  if not string_find(s, '[%c"\\]') then return '"' .. s .. '"' end
+  return '"' .. string_gsub(s, '[%c"\\]', escape) .. '"'
 end
 
 -- json.quote(s) -> s as a JSON string, quotes included: for writers that put out a fixed shape
