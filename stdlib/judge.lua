@@ -15,7 +15,7 @@ local report = require "smtpsh.report"
 local json = require "smtpsh.json"
 local probe = require "smtpsh.probe"  -- for its pure helpers only (endpoint)
 
-local ipairs, tostring, type = ipairs, tostring, type
+local ipairs, tostring = ipairs, tostring
 local string_format, string_lower, string_sub = string.format, string.lower, string.sub
 local table_concat = table.concat
 

@@ -34,7 +34,7 @@ local ratelimit = require "smtpsh.ratelimit"
 local smtp = require "smtpsh.smtp"
 local task = require "smtpsh.task"
 
-local type, ipairs, pairs, tonumber, tostring, setmetatable = type, ipairs, pairs, tonumber, tostring, setmetatable
+local ipairs, pairs, tonumber, tostring = ipairs, pairs, tonumber, tostring
 local string_match, string_lower, string_find, string_gsub = string.match, string.lower, string.find, string.gsub
 local math_min, math_max, math_huge = math.min, math.max, math.huge
 
