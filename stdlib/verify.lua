@@ -132,7 +132,6 @@ local function q_pop(q)
   q[q.first], q.first = nil, q.first + 1
   return item
 end
-verify.queue = { new = queue, len = q_len, push = q_push, push_front = q_push_front, pop = q_pop }
 
 -- Domains ------------------------------------------------------------------------------------
 
@@ -192,17 +191,18 @@ local function open(state, job)
   if state.limiter then state.limiter:wait(job.key) end
   local opened
   local answered, failed = probe.each_mx(job.hosts, function(entry, ip)
-    local s, record, err = probe.open(ip, o.port or 25, {
+    local _, record = probe.open(ip, o.port or 25, {
       timeout = o.timeout, source = o.source, trace = o.trace, helo = state.helo, starttls = job.needs_tls })
-    record.host, record.s, record.err = entry.host, s, err
+    record.host = entry.host
     return record
   end, function(record) return record.stage == "open" end)
   for _, record in ipairs(answered) do
-    if record.stage == "open" then opened = record elseif record.s and not record.s.closed then record.s:quit() end
+    local s = record.live.s
+    if record.stage == "open" then opened = record elseif s and not s.closed then s:quit() end
   end
   if not opened then
     local last = answered[#answered] or failed[#failed]
-    local err = last and last.err
+    local err = last and last.live.err
     job.tried = last and last.host  -- the MX that answered last, for the results
     if not err then return nil, "connect_failed" end
     if err.kind == "timeout" then return nil, "timeout", err end
@@ -215,7 +215,7 @@ local function open(state, job)
     end
     return nil, "connect_failed", err
   end
-  local s = opened.s
+  local s = opened.live.s
   local mail, merr = s:mail(state.from)
   if mail then return s, opened.host end
   if not s.closed then s:quit() end
@@ -493,17 +493,16 @@ local function runner(state)
       end
       job.sessions = job.sessions + 1
       if job.state == "new" then
-        state.resolving = (state.resolving or 0) + 1
+        state.resolving = state.resolving + 1
         resolve(state, job)
         state.resolving = state.resolving - 1
-        if state.resolving == 0 then state.resolving = nil end
       end
       if job.state == "ready" then serve(state, job) end
       job.sessions = job.sessions - 1
     else
       -- Nothing to do now. With work set aside, sleep until it is due; without, what is left
       -- is in the sessions of other runners, which finish it: this runner is not needed.
-      if due == math_huge and not state.resolving then return end
+      if due == math_huge and state.resolving == 0 then return end
       local wait = due < math_huge and math_max(0.01, math_min(due - state.now(), 1)) or 0.05
       state.sleep(wait)
     end
@@ -521,7 +520,7 @@ function verify.run(addresses, options, on_result)
   local helo = o.helo or smtp.hostname()
   local state = {
     options = o, now = now, sleep = o.sleep or task.sleep, started = now(), on_result = on_result,
-    domains = {}, active = {}, domains_total = 0, cursor = 1, pending = 0, counts = {}, helo = helo,
+    domains = {}, active = {}, cursor = 1, pending = 0, resolving = 0, counts = {}, helo = helo,
     -- An unqualified host name makes a sender address many servers refuse (Postfix's
     -- reject_non_fqdn_sender): the null sender then, which RFC 5321 says must be accepted.
     from = o.from or (string_find(helo, ".", 1, true) and ("postmaster@" .. helo) or ""),
@@ -544,7 +543,6 @@ function verify.run(addresses, options, on_result)
   for i = 1, math_min(o.concurrency, math_max(1, #state.active * o.per_domain)) do
     runners[i] = task.spawn(runner, state)
   end
-  state.runners = runners
   for _, t in ipairs(runners) do
     local ok, err = task.wait(t)
     if ok == nil and err ~= nil then state.stopped = true; error(err, 0) end
