@@ -361,7 +361,10 @@ end
 -- one command at a time otherwise; a 4xx/5xx is just a reply in the list.
 function Session:pipeline(lines)
   if type(lines) ~= "table" then error("s:pipeline{line, ...}: expected a list of command lines", 2) end
-  for i, line in ipairs(lines) do checked("pipelined command " .. i, line) end
+  for i, line in ipairs(lines) do
+    -- The message names the command only when one is wrong (bulk RCPT batches pass here).
+    if type(line) ~= "string" or string_find(line, "[\r\n%z]") then checked("pipelined command " .. i, line) end
+  end
   if rawget(self.caps, "PIPELINING") then
     local replies, err = self.core:exchange(lines, nil, "pipeline")
     if not replies then err.stage = "pipeline" end

@@ -34,6 +34,8 @@ local ratelimit = require "smtpsh.ratelimit"
 local smtp = require "smtpsh.smtp"
 local task = require "smtpsh.task"
 
+local null = json.null
+
 local ipairs, pairs, tonumber, tostring = ipairs, pairs, tonumber, tostring
 local string_match, string_lower, string_find, string_gsub = string.match, string.lower, string.find, string.gsub
 local math_min, math_max, math_huge = math.min, math.max, math.huge
@@ -104,19 +106,21 @@ function verify.retry_after(reply)
   end
 end
 
-local function finish(state, item, reason, fields)
+-- Decides an address. mx, reply and catch_all (true, false, or nil when not known: not asked,
+-- or the domain never answered it) are plain arguments: a bulk run decides 100,000 of these.
+local function finish(state, item, reason, mx, reply, catch_all)
   if item.result then return end
+  local reachable = verify.reachable[reason]
   local result = {
-    address = item.address, is_reachable = verify.reachable[reason], reason = reason,
-    role_account = item.role or json.null, mx = fields and fields.mx or json.null,
-    reply = fields and fields.reply or json.null, tries = item.tries,
+    address = item.address, is_reachable = reachable, reason = reason,
+    role_account = item.role or null, mx = mx or null, reply = reply or null, tries = item.tries,
     elapsed = state.now() - (item.started or state.started),  -- since its domain's work began
+    catch_all = catch_all == nil and null or catch_all,
   }
-  -- true, false, or null when not known (not asked, or the domain never answered it).
-  if fields and fields.catch_all ~= nil then result.catch_all = fields.catch_all else result.catch_all = json.null end
   item.result = result
   state.pending = state.pending - 1
-  state.counts[result.is_reachable] = (state.counts[result.is_reachable] or 0) + 1
+  local counts = state.counts
+  counts[reachable] = (counts[reachable] or 0) + 1
   state.on_result(result, item.index)
 end
 
@@ -172,7 +176,7 @@ local function resolve(state, job)
       local why = said.error and said.error.message or (said.null and "null MX (RFC 7505)") or "no MX and no address"
       local item = q_pop(job.queue)
       while item do
-        finish(state, item, problem, { reply = "dns " .. job.key .. ": " .. why })
+        finish(state, item, problem, nil, "dns " .. job.key .. ": " .. why)
         item = q_pop(job.queue)
       end
       job.state = "done"
@@ -266,7 +270,7 @@ local function set_aside(state, job, item, reason, reply)
   local delay = verify.retry_after(reply) or state.options.backoff * 2 ^ (item.tries - 1)
   local at = state.now() + delay
   if item.tries >= state.options.tries or at > state.deadline then
-    return finish(state, item, reason, { mx = item.mx, reply = item.reply })
+    return finish(state, item, reason, item.mx, item.reply)
   end
   item.not_before = at
   job.later[#job.later + 1] = item
@@ -309,18 +313,18 @@ local function answer(state, job, item, reply, host, first_in_envelope)
   local line = reply_line(reply)
   if kind == "accepted" then
     if job.catch_all then
-      finish(state, item, "catch_all", { mx = host, reply = line, catch_all = true })
+      finish(state, item, "catch_all", host, line, true)
     else
-      finish(state, item, "deliverable", { mx = host, reply = line, catch_all = job.catch_all })
+      finish(state, item, "deliverable", host, line, job.catch_all)
     end
   elseif kind == "unknown" then
-    finish(state, item, "mailbox_unknown", { mx = host, reply = line })
+    finish(state, item, "mailbox_unknown", host, line)
   elseif kind == "disabled" then
-    finish(state, item, "disabled", { mx = host, reply = line })
+    finish(state, item, "disabled", host, line)
   elseif kind == "full" then
-    finish(state, item, "full_inbox", { mx = host, reply = line })
+    finish(state, item, "full_inbox", host, line)
   elseif kind == "sender" then
-    finish(state, item, "rejected_sender", { mx = host, reply = line })
+    finish(state, item, "rejected_sender", host, line)
   else
     -- A 4xx, or a "too many recipients" to the first RCPT of an envelope (no limit explains it).
     set_aside(state, job, item, reason or "server_busy", reply)
@@ -345,7 +349,7 @@ local function serve(state, job)
     while item do
       item.tries = item.tries + 1
       if final_reasons[reason] then
-        finish(state, item, reason, { reply = line, mx = job.tried })
+        finish(state, item, reason, job.tried, line)
       else
         item.mx = job.tried
         set_aside(state, job, item, reason, reply)
@@ -396,8 +400,7 @@ local function serve(state, job)
       for _, item in ipairs(items) do
         if (item.broken or 0) >= 2 then
           item.tries = item.tries + 1
-          finish(state, item, rerr.kind == "timeout" and "timeout" or "server_busy",
-                 { mx = host, reply = "! " .. tostring(rerr) })
+          finish(state, item, rerr.kind == "timeout" and "timeout" or "server_busy", host, "! " .. tostring(rerr))
           item.done = true
         end
       end
@@ -530,12 +533,12 @@ function verify.run(addresses, options, on_result)
   state.pending = #addresses
   for index, text in ipairs(addresses) do
     local item = { index = index, address = text, tries = 0 }
-    local parsed, problem = address.parse(text)
-    if not parsed then
-      finish(state, item, "syntax", { reply = problem })
+    local local_part, ascii_domain, literal = address.parts(text)
+    if not local_part then
+      finish(state, item, "syntax", nil, ascii_domain)
     else
-      item.role = address.role(parsed.local_part) or nil
-      local job = domain_job(state, parsed.ascii_domain, parsed.literal)
+      item.role = address.role(local_part) or false
+      local job = domain_job(state, ascii_domain, literal)
       q_push(job.queue, item)
     end
   end

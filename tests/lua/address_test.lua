@@ -13,12 +13,15 @@ local function valid(text, fields)
   local expected = { input = text, local_utf8 = false, quoted = false }
   for k, v in pairs(fields) do expected[k] = v end
   t.eq(info, expected, text)
+  -- parts, the form bulk verification uses, finds the same.
+  t.eq({ address.parts(text) }, { expected.local_part, expected.ascii_domain, expected.literal }, "parts " .. text)
 end
 
 local function invalid(text, reason)
   local info, why = address.parse(text)
   t.eq(info, nil, text)
   t.eq(why, reason, text)
+  t.eq({ address.parts(text) }, { nil, reason }, "parts " .. text)
 end
 
 t.test("plain addresses, +tags, case kept in the local part and folded in the domain", function()
