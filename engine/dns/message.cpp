@@ -224,24 +224,49 @@ std::optional<std::string> canonical_name(std::string_view name, std::string& er
   return out;
 }
 
+// Written here rather than by ldns (ldns_pkt_query_new, ldns_pkt2buffer_wire): a query is a
+// fixed header, the name as labels, four bytes and an empty OPT record, and building the ldns
+// packet for it cost 16,000 instructions a query, the resolver's largest single cost in the
+// bulk profiles. The unit tests compare these bytes with ldns's for the same query.
 std::string build_query(std::string_view name, std::uint16_t qtype, std::uint16_t id,
                         std::uint16_t udp_size) {
-  std::string fqdn = name == "." ? std::string(".") : std::string(name) + ".";
-  ldns_rdf* owner = ldns_dname_new_frm_str(fqdn.c_str());
-  if (!owner) return {};
-  // The packet takes the name over.
-  Owned<ldns_pkt> packet(
-      ldns_pkt_query_new(owner, static_cast<ldns_rr_type>(qtype), LDNS_RR_CLASS_IN, LDNS_RD));
-  if (!packet) return {};
-  ldns_pkt_set_id(packet.get(), id);
-  ldns_pkt_set_ad(packet.get(), true);
-  ldns_pkt_set_edns_udp_size(packet.get(), udp_size);
-  // A query fits in 512 bytes (a 255-byte name, the header, the question and the OPT record);
-  // ldns_pkt2wire would allocate 64 KiB for it each time, which showed in the resolver's profile.
-  Owned<ldns_buffer> buffer(ldns_buffer_new(512));
-  if (!buffer || ldns_pkt2buffer_wire(buffer.get(), packet.get()) != LDNS_STATUS_OK) return {};
-  return std::string(reinterpret_cast<const char*>(ldns_buffer_begin(buffer.get())),
-                     ldns_buffer_position(buffer.get()));
+  if (name == ".") name = {};
+  if (!name.empty() && name.back() == '.') name.remove_suffix(1);
+  constexpr std::size_t header = 12, question_tail = 4, opt = 11, max_name = 255;
+  std::string wire;
+  wire.reserve(header + name.size() + 2 + question_tail + opt);
+  auto put16 = [&wire](unsigned value) {
+    wire.push_back(static_cast<char>((value >> 8) & 0xff));
+    wire.push_back(static_cast<char>(value & 0xff));
+  };
+  put16(id);
+  put16(0x0120);  // a query (QR clear, opcode QUERY), RD and AD set
+  put16(1);       // QDCOUNT
+  put16(0);       // ANCOUNT
+  put16(0);       // NSCOUNT
+  put16(1);       // ARCOUNT: the OPT record
+  while (!name.empty()) {
+    std::size_t dot = name.find('.');
+    std::string_view label = name.substr(0, dot);
+    if (label.empty() || label.size() > 63) return {};
+    wire.push_back(static_cast<char>(label.size()));
+    wire.append(label);
+    name = dot == std::string_view::npos ? std::string_view{} : name.substr(dot + 1);
+    if (dot != std::string_view::npos && name.empty()) return {};  // an empty last label
+  }
+  wire.push_back('\0');
+  if (wire.size() - header > max_name) return {};
+  put16(qtype);
+  put16(LDNS_RR_CLASS_IN);
+  // OPT (RFC 6891): the root name, type 41, the UDP payload size as its class, a zero TTL
+  // (extended RCODE, version 0, no DO bit) and no options.
+  wire.push_back('\0');
+  put16(LDNS_RR_TYPE_OPT);
+  put16(udp_size);
+  put16(0);
+  put16(0);
+  put16(0);
+  return wire;
 }
 
 namespace {

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,62 @@ TEST_CASE("a query is a recursive question with EDNS0 and the AD bit") {
 
   // The root is a name too.
   CHECK_FALSE(dns::build_query(".", dns::type::NS, 1, 1232).empty());
+}
+
+namespace {
+
+// The query as ldns builds it: the reference the hand-written encoder is held to.
+std::string ldns_query(const char* name, ldns_rr_type qtype, std::uint16_t id,
+                       std::uint16_t udp_size) {
+  ldns_rdf* owner = ldns_dname_new_frm_str(name);
+  REQUIRE(owner != nullptr);
+  ldns_pkt* packet = ldns_pkt_query_new(owner, qtype, LDNS_RR_CLASS_IN, LDNS_RD);
+  ldns_pkt_set_id(packet, id);
+  ldns_pkt_set_ad(packet, true);
+  ldns_pkt_set_edns_udp_size(packet, udp_size);
+  std::uint8_t* bytes = nullptr;
+  std::size_t size = 0;
+  REQUIRE(ldns_pkt2wire(&bytes, packet, &size) == LDNS_STATUS_OK);
+  std::string wire(reinterpret_cast<const char*>(bytes), size);
+  std::free(bytes);
+  ldns_pkt_free(packet);
+  return wire;
+}
+
+}  // namespace
+
+TEST_CASE("a query is byte for byte what ldns would send") {
+  const std::string longest_label(63, 'a');
+  // 3 labels of 63 and one of 61: 255 octets on the wire with their lengths and the root.
+  const std::string longest_name =
+      longest_label + "." + longest_label + "." + longest_label + "." + std::string(61, 'b');
+  for (const std::string& name :
+       {std::string("mx1.example.test"), std::string("a"), std::string("."),
+        std::string("xn--bcher-kva.example"), std::string("_25._tcp.mx.example"),
+        longest_label + ".test", longest_name}) {
+    CAPTURE(name);
+    for (ldns_rr_type type : {LDNS_RR_TYPE_MX, LDNS_RR_TYPE_AAAA, LDNS_RR_TYPE_TLSA}) {
+      std::string ours = dns::build_query(name, type, 0x1234, 1232);
+      CHECK(ours == ldns_query((name == "." ? name : name + ".").c_str(), type, 0x1234, 1232));
+    }
+  }
+  // A trailing dot changes nothing.
+  CHECK(dns::build_query("a.test.", dns::type::A, 9, 512) ==
+        dns::build_query("a.test", dns::type::A, 9, 512));
+  CHECK(dns::build_query("a.test", dns::type::A, 9, 512) ==
+        ldns_query("a.test.", LDNS_RR_TYPE_A, 9, 512));
+}
+
+TEST_CASE("a name no query can carry gives no query") {
+  CHECK(dns::build_query("a..test", dns::type::A, 1, 1232).empty());
+  CHECK(dns::build_query(".a.test", dns::type::A, 1, 1232).empty());
+  CHECK(dns::build_query("a.test..", dns::type::A, 1, 1232).empty());
+  CHECK(dns::build_query(std::string(64, 'a') + ".test", dns::type::A, 1, 1232).empty());
+  const std::string label(63, 'a');
+  CHECK(
+      dns::build_query(label + "." + label + "." + label + "." + label + "." + std::string(62, 'b'),
+                       dns::type::A, 1, 1232)
+          .empty());  // 256 octets
 }
 
 TEST_CASE("answers are decoded into typed fields") {
