@@ -120,12 +120,29 @@ end
 -- One JSON object a line, its keys in a fixed order: json.encode's generic walk and sort
 -- would be most of the cost of a bulk run.
 local quote, null = json.quote, json.null
+-- The MX hosts and replies of a run are few and repeat on every line: each is quoted once.
+local quoted, quoted_count = {}, 0
+local function quote_repeated(s)
+  local q = quoted[s]
+  if q then return q end
+  q = quote(s)
+  if quoted_count >= 4096 then quoted, quoted_count = {}, 0 end
+  quoted[s], quoted_count = q, quoted_count + 1
+  return q
+end
+
 local function json_line(result)
-  local role, mx, reply, catch_all = result.role_account, result.mx, result.reply, result.catch_all
-  -- A role is a word of a fixed list, and is_reachable and reason words of verify's own.
-  return '{"address":' .. quote(result.address) .. ',"is_reachable":"' .. result.is_reachable ..
+  local address, role, mx, reply, catch_all = result.address, result.role_account, result.mx, result.reply,
+                                              result.catch_all
+  -- An address that passed the syntax check has no control character, and a quote or a
+  -- backslash only inside a quoted local part. A role is a word of a fixed list, and
+  -- is_reachable and reason words of verify's own.
+  local plain = result.reason ~= "syntax" and string.byte(address, 1) ~= 34
+  return '{"address":' .. (plain and '"' .. address .. '"' or quote(address)) ..
+    ',"is_reachable":"' .. result.is_reachable ..
     '","reason":"' .. result.reason .. '","role_account":' .. (role == null and "null" or '"' .. role .. '"') ..
-    ',"mx":' .. (mx == null and "null" or quote(mx)) .. ',"reply":' .. (reply == null and "null" or quote(reply)) ..
+    ',"mx":' .. (mx == null and "null" or quote_repeated(mx)) ..
+    ',"reply":' .. (reply == null and "null" or quote_repeated(reply)) ..
     ',"tries":' .. result.tries .. ',"elapsed":' .. string.format("%.4f", result.elapsed) ..
     ',"catch_all":' .. (catch_all == null and "null" or tostring(catch_all)) .. "}\n"
 end

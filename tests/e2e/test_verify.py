@@ -248,8 +248,9 @@ class TestVerify(harness.NsdTestCase):
 
     def test_syntax(self):
         # Never taken to DNS or a server: a resolver that does not answer would hang them.
+        # The last two also hold what JSON must escape: a quote and a backslash.
         bad = ["no-at-sign", "a..b@example.test", "a@b@example.test", "a@example", ".a@example.test",
-               "a b@example.test"]
+               "a b@example.test", 'bad"quote\\x@example.test', '"unclosed\\"@example.test']
         cp = run_smtpsh(["verify", "--json", "--resolver", f"127.0.0.1:{harness.free_port()}",
                          "--timeout", "2", *bad], timeout=15)
         self.assertExit(cp, 0)
