@@ -13,6 +13,10 @@
 --   local result = diagnose.run("user@example.com", {timeout = 10, retries = 1, backoff = 60})
 --   result.verdict, result.transient, result.stage, result.checks, result.evidence, result.advice,
 --   result.facts
+--
+-- Live progress: options.on_event(event) hears each step as it ends and each retry's wait
+-- (stdlib/gather.lua's header lists the events). diagnose.timing_bars(events) turns the events
+-- of a run into the bars of stdlib/waterfall.lua: where the time went.
 
 local gather = require "smtpsh.gather"
 local judge = require "smtpsh.judge"
@@ -71,6 +75,47 @@ function diagnose.judge(facts)
     probed = deciding and { host = deciding.host, address = deciding.address, port = facts.port } or nil,
     facts = facts,
   }
+end
+
+-- A step or wait longer than this many seconds is slow: the report then draws the waterfall
+-- even without --timing. A healthy MX answers every step in well under a second; a greet
+-- pause, a tarpit, a slow DNS server or a retry's wait is seconds long.
+diagnose.slow_step = 1
+
+-- What each later session is called on its waterfall row.
+local session_names = { retry = "retry", again = "session", plain = "plain text" }
+
+-- The progress events of a run -> waterfall bars {name, start, finish, wait}, in the order
+-- they happened: each step of a probe session and each look-up its own row (dns, ptr, connect,
+-- banner, ehlo, starttls, mail, rcpt, tls versions, dnsbl), each later session one row from
+-- its connect to its last step ("retry 1", "session 2", "plain text"), each wait a dotted row.
+function diagnose.timing_bars(events)
+  local bars, row_of_session = {}, {}
+  for _, event in ipairs(events) do
+    if event.kind == "wait" and event.remaining == event.seconds then
+      bars[#bars + 1] = { name = "wait", start = event.started, finish = event.started + event.seconds, wait = true }
+    elseif event.kind == "step" and (event.purpose == nil or event.purpose == "probe") then
+      bars[#bars + 1] = { name = event.name, start = event.started, finish = event.finished }
+    elseif event.kind == "step" then
+      local bar = row_of_session[event.session]
+      if not bar then
+        local name = session_names[event.purpose] or event.purpose
+        bar = { name = event.round and (name .. " " .. event.round) or name, start = event.started }
+        row_of_session[event.session] = bar
+        bars[#bars + 1] = bar
+      end
+      bar.finish = event.finished
+    end
+  end
+  return bars
+end
+
+-- Whether any bar took longer than diagnose.slow_step.
+function diagnose.slow(bars)
+  for _, bar in ipairs(bars) do
+    if bar.finish - bar.start > diagnose.slow_step then return true end
+  end
+  return false
 end
 
 function diagnose.run(target, options)

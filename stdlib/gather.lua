@@ -26,6 +26,18 @@
 --   source = {local_ip, private, ip, ip_from ("local"|"option"|"greeting"|"dns"), echo_service, helo,
 --     ptr = {names, confirmed, ok, reason} | {error}, dnsbl = {zones, listed = {{zone, codes,
 --     reason}}, errors = {{zone, error}}}}
+--
+-- Progress: options.on_event, when given, is called as each step ends and while a retry waits,
+-- so a caller can show the diagnosis live and draw where the time went. No output here: the
+-- caller decides what to show. Times are seconds since the diagnosis began.
+--   {kind = "step", name = "dns"|"ptr"|"connect"|"banner"|"ehlo"|"starttls"|"mail"|"rcpt"|
+--     "tls versions"|"dnsbl", started, finished, ok = bool, detail = "one line",
+--     and for a session's steps: session (its index in facts.sessions), purpose, round
+--     (the retry's or back-to-back session's number), host, address}
+--   {kind = "wait", reason = "rcpt: 450 4.7.1 ...", seconds (the whole wait), remaining,
+--     started, attempt (the retry it waits for), of (retries planned)}: when the wait begins,
+--     about once a second during it, and with remaining = 0 when it ends. Without on_event a
+--     wait is one plain sleep.
 
 local dns = require "smtpsh.dns"
 local smtp = require "smtpsh.smtp"
@@ -38,6 +50,7 @@ local tlsscan = require "smtpsh.tlsscan"
 
 local type, ipairs, setmetatable, tostring, tonumber = type, ipairs, setmetatable, tostring, tonumber
 local string_match, string_lower, string_find = string.match, string.lower, string.find
+local table_concat, math_ceil = table.concat, math.ceil
 
 local gather = {}
 
@@ -89,10 +102,35 @@ end
 local Gatherer = {}
 Gatherer.__index = Gatherer
 
+-- Progress for options.on_event (see the header); `started` and `finished` are task.now() times.
+function Gatherer:tell_step(name, started, finished, ok, detail, fields)
+  local on_event = self.options.on_event
+  if not on_event then return end
+  local event = fields or {}
+  event.kind, event.name, event.ok, event.detail = "step", name, ok, detail
+  event.started, event.finished = started - self.started, finished - self.started
+  on_event(event)
+end
+
+-- Runs fn() as one step of the progress ("dns", "dnsbl", ...): describe(results...) -> ok, detail.
+function Gatherer:timed(name, describe, fn, ...)
+  if not self.options.on_event then return fn(...) end
+  local started = task.now()
+  local a, b, c = fn(...)
+  self:tell_step(name, started, task.now(), describe(a, b, c))
+  return a, b, c
+end
+
+local function ptr_progress(ip, fc, err)
+  if not fc then return false, ip .. ": " .. probe.error(err).message end
+  if not fc.ok then return false, ip .. ": " .. (fc.reason or "not forward-confirmed") end
+  return true, ip .. " -> " .. table_concat(fc.confirmed or {}, ", ") .. " (forward-confirmed)"
+end
+
 function Gatherer:fcrdns(ip)
   local cached = self.fcrdns_cache[ip]
   if not cached then
-    local fc, err = dns.fcrdns(ip)
+    local fc, err = self:timed("ptr", function(...) return ptr_progress(ip, ...) end, dns.fcrdns, ip)
     cached = { fc = fc, err = err }
     self.fcrdns_cache[ip] = cached
   end
@@ -120,12 +158,28 @@ local function sni_of(host)
   return host
 end
 
+-- A session's step as progress: the probe's on_step hook, with which session it is.
+function Gatherer:step_hook(purpose, round, host, address)
+  if not self.options.on_event then return nil end
+  local index = #self.facts.sessions + 1  -- where session() will keep this one
+  return function(entry, started, finished, err)
+    local reply = entry.reply
+    local ok = entry.error == nil and (reply == nil or reply.code < 400)
+    local detail = reply and reply.line or (err and probe.error(err).message)
+      or (entry.stage == "connect" and probe.endpoint(address, self.facts.port)) or "done"
+    self:tell_step(entry.stage, started, finished, ok, detail, {
+      session = index, purpose = purpose, round = round, host = host, address = address })
+  end
+end
+
 -- One SMTP session as a sender makes it, up to RCPT (then RSET and QUIT). Kept in the facts.
-function Gatherer:session(purpose, host, address, tls)
+-- `round`: which retry or back-to-back session it is, for progress.
+function Gatherer:session(purpose, host, address, tls, round)
   local o, facts = self.options, self.facts
   local s, record = probe.open(address, facts.port, {
     timeout = o.timeout, source = o.source, trace = o.trace, sni = sni_of(host), starttls = tls ~= false,
     helo = self.helo or function(session) return self:choose_helo(session) end,
+    on_step = self:step_hook(purpose, round, host, address),
   })
   record.purpose, record.host = purpose, host
   record.at = task.now() - self.started
@@ -154,6 +208,33 @@ local function worth_retrying(record)
   return not not_worth_retrying[classify.reply(reply).class]
 end
 
+-- What a wait is for: "rcpt: 450 4.7.1 ..." (the answer that asked for it).
+local function wait_reason(err)
+  local what = err and (err.reply and err.reply.line or err.message) or "no answer"
+  return (err and err.stage or "retry") .. ": " .. what
+end
+
+-- Sleeps `seconds` before retry number `attempt`, in steps that end on whole seconds left, each
+-- told to options.on_event as a "wait" event, so a display can count down. (Without a hook,
+-- retry.run sleeps as it always did.)
+function Gatherer:wait(seconds, err, attempt, of)
+  local on_event = self.options.on_event
+  local began = task.now()
+  local ends = began + seconds
+  local function tell(remaining)
+    on_event { kind = "wait", reason = wait_reason(err), seconds = seconds, remaining = remaining,
+               started = began - self.started, attempt = attempt, of = of }
+  end
+  local left = seconds
+  while left > 0 do
+    tell(left)
+    -- To the next whole second left (3.4 -> 3.0), so a countdown ticks on whole numbers.
+    task.sleep(left - (math_ceil(left) - 1))
+    left = ends - task.now()
+  end
+  tell(0)
+end
+
 -- A transient answer at MAIL/RCPT: retry with backoff in new sessions, as an MTA does.
 function Gatherer:retry(first)
   local o, facts = self.options, self.facts
@@ -161,13 +242,20 @@ function Gatherer:retry(first)
   local tries = json.array()
   facts.retries = { stage = first.stage, planned = planned, cleared = false, tries = tries }
   if planned <= 0 then return end
+  -- With a progress hook each wait counts down (Gatherer:wait); retry.run's on_retry says,
+  -- just before the sleep, which answer the wait is for. Without one, nothing changes.
+  local failed_with
+  local on_retry = o.on_event and function(attempt, err) failed_with = { err = err, attempt = attempt } end
+  local sleep = o.on_event and function(seconds)
+    self:wait(seconds, failed_with.err, failed_with.attempt, planned)
+  end
   local _, _, log = retry.run(function(attempt)
     if attempt == 1 then return nil, first.error end  -- the answer already seen
-    local record, index = self:session("retry", first.host, first.address, first.tls ~= nil)
+    local record, index = self:session("retry", first.host, first.address, first.tls ~= nil, attempt - 1)
     tries[#tries + 1] = { attempt = attempt - 1, session = index }
     if record.stage == "done" then return record end
     return nil, record.error
-  end, { tries = planned + 1, backoff = o.backoff or 60, jitter = 0.1 })
+  end, { tries = planned + 1, backoff = o.backoff or 60, jitter = 0.1, on_retry = on_retry, sleep = sleep })
   for i, try in ipairs(tries) do
     try.at = log[i + 1] and log[i + 1].at
     if facts.sessions[try.session].stage == "done" then facts.retries.cleared = true end
@@ -181,7 +269,7 @@ function Gatherer:again(first)
   local planned = self.options.sessions or 2
   facts.again = { planned = planned, sessions = json.array() }
   for n = 2, planned do
-    local record, index = self:session("again", first.host, first.address, first.tls ~= nil)
+    local record, index = self:session("again", first.host, first.address, first.tls ~= nil, n)
     facts.again.sessions[#facts.again.sessions + 1] = index
     if record.stage ~= "done" then
       facts.again.stopped = n
@@ -190,12 +278,18 @@ function Gatherer:again(first)
   end
 end
 
+local function scan_progress(scan)
+  local accepted = scan.accepted or {}
+  return #accepted > 0, #accepted > 0 and "accepted: " .. table_concat(accepted, ", ") or "no version accepted"
+end
+
 -- STARTTLS failed: each TLS version on its own tells a version mismatch from the rest, and a
 -- plain-text session shows what an opportunistic sender gets.
 function Gatherer:tls_followups(first)
   local o = self.options
-  local scan = tlsscan.versions(probe.endpoint(first.address, self.facts.port), {
-    timeout = o.timeout, helo = self.helo, sni = sni_of(first.host), source = o.source })
+  local scan = self:timed("tls versions", scan_progress, tlsscan.versions,
+    probe.endpoint(first.address, self.facts.port),
+    { timeout = o.timeout, helo = self.helo, sni = sni_of(first.host), source = o.source })
   local entries = json.array()
   for i, entry in ipairs(scan.entries or {}) do
     entries[i] = { version = entry.version, label = entry.label, accepted = entry.accepted,
@@ -207,6 +301,15 @@ function Gatherer:tls_followups(first)
   self.facts.tls_versions = { entries = entries, accepted = accepted, never_reached = scan.never_reached }
   local _, index = self:session("plain", first.host, first.address, false)
   self.facts.plain = index
+end
+
+local function dnsbl_progress(entries)
+  local listed = {}
+  for _, entry in ipairs(entries) do
+    if entry.listed then listed[#listed + 1] = entry.zone end
+  end
+  if #listed > 0 then return false, "listed on " .. table_concat(listed, ", ") end
+  return true, "listed on none of " .. #entries
 end
 
 -- The source address: which one receivers see (behind NAT, not ours), its PTR and forward
@@ -255,13 +358,29 @@ function Gatherer:source(local_addr)
   local dnsbl = { zones = json.array(zones), listed = json.array(), errors = json.array() }
   source.dnsbl = dnsbl
   if #zones == 0 then return end
-  for _, entry in ipairs(dns.dnsbl(ip, zones)) do
+  for _, entry in ipairs(self:timed("dnsbl", dnsbl_progress, dns.dnsbl, ip, zones)) do
     if entry.listed then
       dnsbl.listed[#dnsbl.listed + 1] = { zone = entry.zone, codes = json.array(entry.codes), reason = entry.reason }
     elseif entry.listed == nil then
       dnsbl.errors[#dnsbl.errors + 1] = { zone = entry.zone, error = tostring(entry.error) }
     end
   end
+end
+
+local function hosts_progress(host)
+  if #host.addresses == 0 then return false, host.error and host.error.message or "no A or AAAA record" end
+  return true, host.host .. ": " .. table_concat(host.addresses, ", ")
+end
+
+local function mx_progress(said, hosts)
+  if said.error then return false, "MX " .. said.name .. ": " .. said.error.message end
+  local listed = {}
+  for _, host in ipairs(hosts) do
+    local addresses = #host.addresses > 0 and table_concat(host.addresses, ", ") or "no address"
+    listed[#listed + 1] = host.preference .. " " .. host.host .. " (" .. addresses .. ")"
+  end
+  if #listed == 0 then return false, "MX " .. said.name .. ": nothing to connect to" end
+  return true, "MX " .. said.name .. ": " .. table_concat(listed, ", ")
 end
 
 -- The well-known public blocklists checked by default.
@@ -289,10 +408,13 @@ function gather.run(parsed, options)
   -- 1. The MX set, and every MX host's addresses ---------------------------------------------
   local hosts
   if parsed.kind == "host" then
-    hosts = { probe.direct_host(parsed.host) }
+    local direct = smtp.is_address(parsed.host) and probe.direct_host or function(host)
+      return self:timed("dns", hosts_progress, probe.direct_host, host)
+    end
+    hosts = { direct(parsed.host) }
   else
     facts.dns = {}
-    facts.dns.mx, hosts = probe.mx_hosts(parsed.domain)
+    facts.dns.mx, hosts = self:timed("dns", mx_progress, probe.mx_hosts, parsed.domain)
   end
   for i, host in ipairs(hosts) do facts.hosts[i] = host end
 

@@ -86,15 +86,39 @@ function probe.tls(info)
            verified = info.verified }
 end
 
-local function step(record, stage, started, reply, err)
-  record.steps[#record.steps + 1] = { stage = stage, seconds = task.now() - started,
-                                      reply = probe.reply(reply or (err and err.reply)),
-                                      error = err and err.kind or nil }
+-- When the connection was up: the transcript's "connected to" event, in seconds after `started`.
+local function connected_after(transcript)
+  for _, entry in ipairs(transcript or {}) do
+    if entry.dir == "!" and string_match(entry.line, "^connected to ") then return entry.t end
+  end
+end
+
+-- Tells the opener's on_step hook (opts.on_step) about a step just kept, with when it began
+-- and ended on task.now()'s clock. The greeting's step also covers the TCP connect; given the
+-- transcript (fetched only for a hook: it is a copy), the hook hears "connect" and "banner"
+-- apart, as a waterfall shows them. The kept steps are the same with or without a hook.
+local function tell(record, entry, started, finished, err, transcript)
+  local on_step = record.live.on_step
+  if not on_step then return end
+  local connected = entry.stage ~= "connect" and connected_after(transcript)
+  if connected then
+    on_step({ stage = "connect", seconds = connected }, started, started + connected)
+    started = started + connected
+  end
+  on_step(entry, started, finished, err)
+end
+
+local function step(record, stage, started, reply, err, transcript)
+  local finished = task.now()
+  local entry = { stage = stage, seconds = finished - started, reply = probe.reply(reply or (err and err.reply)),
+                  error = err and err.kind or nil }
+  record.steps[#record.steps + 1] = entry
+  if record.live then tell(record, entry, started, finished, err, transcript) end
 end
 
 -- The session stopped at `stage`: what was said and why, kept in the record.
-local function stopped(s, record, stage, err, started)
-  step(record, stage, started, nil, err)
+local function stopped(s, record, stage, err, started, transcript)
+  step(record, stage, started, nil, err, transcript)
   record.stage, record.error = stage, probe.error(err)
   record.reply = record.error.reply
   record.live.err = err
@@ -109,10 +133,12 @@ end
 -- is "open" when the session is ready for its next command.
 -- opts: timeout, source, trace, helo (a name, or a function(s) -> name called after the
 -- greeting, so a name can be chosen from the local address), ehlo, starttls, implicit, tls
--- (TLS options for STARTTLS or implicit TLS: min, max, ca_file, verify, ...), sni.
+-- (TLS options for STARTTLS or implicit TLS: min, max, ca_file, verify, ...), sni, on_step (a
+-- progress hook: function(step, started, finished, err) after each step kept, probe.step's
+-- too, with task.now() times; the connect is told apart from the greeting).
 function probe.open(host, port, opts)
   opts = opts or {}
-  local record = { address = host, port = port, steps = json.array(), live = {} }
+  local record = { address = host, port = port, steps = json.array(), live = { on_step = opts.on_step } }
   local started = task.now()
   local connect = { timeout = opts.timeout, source = opts.source, trace = opts.trace,
                     helo = type(opts.helo) == "string" and opts.helo or nil }
@@ -129,12 +155,12 @@ function probe.open(host, port, opts)
       if from then record.local_addr = from end
     end
     record.transcript = probe.transcript_lines(err.transcript)
-    return stopped(nil, record, err.stage or "connect", err, started)
+    return stopped(nil, record, err.stage or "connect", err, started, err.transcript)
   end
   record.live.s = s
   record.local_addr = s.local_addr
   record.banner = probe.reply(s.banner)
-  step(record, "banner", started, s.banner)
+  step(record, "banner", started, s.banner, nil, opts.on_step and s.transcript)
   if opts.implicit then
     record.live.tls_info = s.tls
     record.tls = probe.tls(s.tls)
