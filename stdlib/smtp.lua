@@ -256,6 +256,14 @@ function Session:data(message)
   if type(message) ~= "string" then error("s:data(message): message must be a string", 2) end
   local reply, err = command(self, "data", "DATA")
   if not reply then return nil, err end
+  return self:message(message)
+end
+
+-- s:message(text) -> reply | nil, err: the message itself, once DATA got its 354. s:data uses
+-- it; so does a client that sent DATA at the end of a pipelined group (RFC 2920 section 3.1:
+-- s:pipeline{MAIL, RCPT, DATA}). Line ends become CRLF and leading dots are doubled.
+function Session:message(message)
+  if type(message) ~= "string" then error("s:message(text): text must be a string", 2) end
   local final, ferr = self.core:message(message)
   if not final then
     ferr.stage = "data"
