@@ -6,9 +6,15 @@
 
 local cli = require "smtpsh.cli"
 
-local usage = "usage: smtpsh banner HOST[:PORT] [--timeout SECONDS] [--resolver ADDR[:PORT]]"
+local usage = [==[usage: smtpsh banner HOST[:PORT] [OPTIONS]
+  Connects to HOST (port 25 unless given) and prints the greeting line; timing on stderr.
+  Exit 0 a greeting arrived, 1 it did not, 2 bad usage.]==]
 local options, words = cli.parse({ ... }, {
   name = "banner", usage = usage, min = 1, max = 1, missing = "missing HOST[:PORT]; see --help",
+  summary = "the greeting line and how long connect and greeting took",
+  options = { timeout = { default = 30, help = "the deadline of the connect, and of the greeting" } },
+  common = { "timeout", "resolver" },
+  example = "smtpsh banner mx.example.com:25",
 })
 cli.apply_resolver(options, "banner")
 local target, timeout = words[1], options.timeout

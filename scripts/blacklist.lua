@@ -13,7 +13,7 @@ local cli = require "smtpsh.cli"
 local dns = require "smtpsh.dns"
 local json = require "smtpsh.json"
 
-local usage = [==[usage: smtpsh blacklist IP [--dnsbl ZONE[,ZONE...]] [--json] [--resolver ADDR[:PORT]] [--timeout SECONDS] [--no-color]
+local usage = [==[usage: smtpsh blacklist IP [OPTIONS]
   Checks IP (IPv4 or IPv6) against DNS blocklists (default: a list of well-known ones).
   Exit 0 listed nowhere, 1 listed or not checkable, 2 bad usage.]==]
 
@@ -25,8 +25,15 @@ local default_zones = {
 }
 
 local options, words = cli.parse({ ... }, {
-  name = "blacklist", usage = usage, options = { dnsbl = "list" }, min = 1, max = 1,
-  missing = "missing IP; see --help",
+  name = "blacklist", usage = usage, min = 1, max = 1, missing = "missing IP; see --help",
+  summary = "the DNSBL listings of an IP address, with return codes and reasons",
+  options = {
+    dnsbl = { "list", arg = "ZONE[,ZONE...]", default = "eight well-known lists (zen.spamhaus.org, ...)",
+              help = "the blocklists to ask" },
+    timeout = { default = "/etc/resolv.conf's, else 5", help = "the deadline of each DNS try" },
+  },
+  common = { "json", "resolver", "timeout", "no-color" },
+  example = "smtpsh blacklist 192.0.2.1 --dnsbl zen.spamhaus.org,bl.spamcop.net --resolver 127.0.0.1",
 })
 cli.apply_resolver(options, "blacklist")
 local ip = words[1]

@@ -16,12 +16,16 @@ local dns = require "smtpsh.dns"
 local json = require "smtpsh.json"
 local report = require "smtpsh.report"
 
-local usage = [==[usage: smtpsh dns DOMAIN [--json] [--resolver ADDR[:PORT][,...]] [--timeout SECONDS] [--no-color]
+local usage = [==[usage: smtpsh dns DOMAIN [OPTIONS]
   Checks DOMAIN's MX hosts (addresses, PTR, TLSA), SPF, DMARC and MTA-STS.
   Exit 0 healthy, 1 problems found, 2 bad usage.]==]
 
 local options, words = cli.parse({ ... }, {
   name = "dns", usage = usage, min = 1, max = 1, missing = "missing DOMAIN; see --help",
+  summary = "MX, addresses, PTR, TLSA, SPF, DMARC and MTA-STS of a domain: ok / warn / fail",
+  options = { timeout = { default = "/etc/resolv.conf's, else 5", help = "the deadline of each DNS try" } },
+  common = { "json", "resolver", "timeout", "no-color", "record" },
+  example = "smtpsh dns example.com --json",
 })
 cli.apply_resolver(options, "dns")
 local domain, problem = require("smtpsh.dns").canonical(words[1])

@@ -15,14 +15,24 @@ local record_file = require "smtpsh.record_file"
 local server = require "smtpsh.server"
 local dns = require "smtpsh.dns"
 
-local usage = "usage: smtpsh replay FILE.jsonl [-- COMMAND [ARGS...]]"
+local usage = [==[usage: smtpsh replay FILE.jsonl [-- COMMAND [ARGS...]]
+  Serves the recording's DNS and SMTP on loopback and runs COMMAND against it (without one,
+  the recorded command). Exit: the command's status; 1 when the client strayed from the
+  recording; 2 bad usage or an unreadable recording.]==]
 local function fail(message)
   io.stderr:write("smtpsh replay: ", message, "\n")
   os.exit(2)
 end
 
+-- Parsed by hand (what follows -- is another command line), so only --help goes to cli.
+local help = {
+  name = "replay", usage = usage, options = {}, common = {},
+  summary = "a recording (--record FILE) served offline, the probe run again against it",
+  example = { "smtpsh --record gmail.jsonl diagnose user@gmail.com",
+              "smtpsh replay gmail.jsonl -- diagnose user@gmail.com --json" },
+}
 local args = { ... }
-if args[1] == "--help" then print(usage) os.exit(0) end
+if args[1] == "--help" or args[1] == "-h" then require("smtpsh.cli").help(help) end
 local path = args[1]
 if not path or path:sub(1, 2) == "--" then fail("missing FILE.jsonl; see --help") end
 local command

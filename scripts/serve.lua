@@ -10,7 +10,7 @@ local cli = require "smtpsh.cli"
 local embedded = require "smtpsh.embedded"
 local server = require "smtpsh.server"
 
-local usage = [==[usage: smtpsh serve SCENARIO [--listen HOST:PORT] [--set NAME=VALUE]...
+local usage = [==[usage: smtpsh serve SCENARIO [OPTIONS]
   SCENARIO: a Lua file returning server.listen options, or a built-in name:
   accept, demo, greylist, rate_limit, tls_old, tls_broken, busy, drop_before_banner,
   drop_after_ehlo, slow, reject (see examples/servers/README.md).]==]
@@ -30,8 +30,16 @@ while i <= #raw do
   end
 end
 local options, words = cli.parse(args, {
-  name = "serve", usage = usage, options = { listen = "string" }, min = 1, max = 1,
-  missing = "missing SCENARIO; see --help",
+  name = "serve", usage = usage, min = 1, max = 1, missing = "missing SCENARIO; see --help",
+  summary = "a scenario server (greylist, rate_limit, tls_old, ...) until Ctrl-C",
+  options = {
+    listen = { "string", arg = "ADDRESS[:PORT]", default = "127.0.0.1:2525",
+               help = "where to listen (port 0: any free one, printed)" },
+    -- Taken out of the arguments above, before parsing; here so --help lists it.
+    set = { "repeat", arg = "NAME=VALUE", help = "a scenario setting (repeatable), e.g. delay=60" },
+  },
+  common = {},
+  example = "smtpsh serve greylist --listen 127.0.0.1:2525 --set delay=60",
 })
 
 local scenario = words[1]

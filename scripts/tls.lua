@@ -24,14 +24,25 @@ local smtp = require "smtpsh.smtp"
 local dns = require "smtpsh.dns"
 local tlsscan = require "smtpsh.tlsscan"
 
-local usage = [==[usage: smtpsh tls HOST[:PORT] [--implicit] [--ca-file FILE] [--sni NAME] [--helo NAME] [--json] [--timeout SECONDS] [--resolver ADDR[:PORT]] [--no-color]
+local usage = [==[usage: smtpsh tls HOST[:PORT] [OPTIONS]
   Tries TLS 1.0, 1.1, 1.2 and 1.3 one by one (STARTTLS on port 25, or implicit TLS with
   --implicit, port 465), then shows the certificate, its verification and DANE.
   Exit 0 no problem found, 1 a problem, 2 bad usage.]==]
 
 local options, words = cli.parse({ ... }, {
   name = "tls", usage = usage, min = 1, max = 1, missing = "missing HOST[:PORT]; see --help",
-  options = { implicit = "flag", ["ca-file"] = "string", sni = "string", helo = "string" },
+  summary = "TLS versions, ciphers, certificate, verification and DANE of an SMTP server",
+  options = {
+    implicit = { "flag", help = "TLS from the first byte (port 465 unless given), not STARTTLS" },
+    ["ca-file"] = { "string", arg = "FILE", default = "the system's CAs",
+                    help = "CA certificates (PEM) the chain is verified against" },
+    sni = { "string", arg = "NAME", default = "HOST (none for an address)",
+            help = "the server name sent and checked in the certificate" },
+    helo = { "string", arg = "NAME", default = "this machine's host name", help = "the EHLO name" },
+    timeout = { default = 10, help = "the deadline of each step of each handshake" },
+  },
+  common = { "json", "timeout", "resolver", "no-color", "trace", "record" },
+  example = "smtpsh tls mx.example.com --json",
 })
 cli.apply_resolver(options, "tls")
 local implicit = options.implicit

@@ -26,19 +26,34 @@ local sys = require "smtpsh.sys"
 local task = require "smtpsh.task"
 local verify = require "smtpsh.verify"
 
-local usage = [==[usage: smtpsh verify ADDRESS... | --input FILE | (addresses on stdin)
-       [--json] [--unordered] [--concurrency N (100)] [--per-domain N (2)] [--rate R]
-       [--timeout SECONDS (30)] [--budget SECONDS (600)] [--tries N (4)] [--backoff SECONDS (30)]
-       [--helo NAME] [--from ADDR] [--source ADDR] [--port N (25)] [--no-catch-all]
-       [--resume FILE] [--resolver ADDR[:PORT]] [--trace]
+local usage = [==[usage: smtpsh verify ADDRESS... | --input FILE | (addresses on stdin) [OPTIONS]
   One line an address in --input and on stdin; blank lines and # comments are skipped.
   Exit 0 every address got an answer, 1 some stayed unknown, 2 could not run.]==]
 
 local options, words = cli.parse({ ... }, {
   name = "verify", usage = usage, min = 0,
-  options = { input = "string", unordered = "flag", concurrency = "count", ["per-domain"] = "count",
-              rate = "seconds", budget = "seconds", tries = "count", backoff = "seconds", helo = "string",
-              from = "string", source = "string", port = "port", ["no-catch-all"] = "flag", resume = "string" },
+  summary = "addresses in bulk: safe, risky, invalid or unknown, with a reason",
+  options = {
+    input = { "string", arg = "FILE", help = "addresses from FILE, one a line (# comments skipped)" },
+    unordered = { "flag", help = "each result as soon as it is decided, not in input order" },
+    concurrency = { "count", default = 100, help = "sessions open at once in all" },
+    ["per-domain"] = { "count", default = 2, help = "sessions open at once per domain" },
+    rate = { "seconds", arg = "R", default = "no limit", help = "new sessions a second per domain" },
+    timeout = { default = 30, help = "the deadline of each step (a tarpit banner is waited this long)" },
+    budget = { "seconds", default = 600, help = "seconds the retries of transient answers may take in all" },
+    tries = { "count", default = 4, help = "tries per address in all" },
+    backoff = { "seconds", default = 30, help = "seconds before the first retry, doubling after" },
+    helo = { "string", arg = "NAME", default = "this machine's host name", help = "the EHLO name" },
+    from = { "string", arg = "ADDR", default = "postmaster@HELO, or <> when HELO has no dot",
+             help = "the MAIL FROM address" },
+    source = { "string", arg = "ADDR", help = "the local IP address to connect from" },
+    port = { "port", default = 25, help = "the SMTP port of the MX hosts" },
+    ["no-catch-all"] = { "flag", help = "no probe of a random address per domain for catch-all" },
+    resume = { "string", arg = "FILE", help = "skip the addresses a previous --json output FILE decided" },
+    json = { help = "one JSON object a line (JSON Lines) instead of a table" },
+  },
+  common = { "json", "timeout", "resolver", "trace", "record" },
+  example = "smtpsh verify --input list.txt --json --resume done.jsonl >> done.jsonl",
 })
 cli.apply_resolver(options, "verify")
 if options.trace then smtp.defaults.trace = true end

@@ -10,6 +10,18 @@ namespace smtpsh::shell {
 
 namespace {
 
+// The `help` global of the REPL and of scripts: calls require("smtpsh.help")(...), so
+// stdlib/help.lua and the API reference are compiled only when someone asks for help.
+int call_help(lua_State* L) {
+  int count = lua_gettop(L);
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "smtpsh.help");
+  lua_call(L, 1, 1);
+  lua_insert(L, 1);
+  lua_call(L, count, LUA_MULTRET);
+  return lua_gettop(L);
+}
+
 // Everything that may raise while the state is set up runs protected.
 int open_everything(lua_State* L) {
   luaL_openlibs(L);
@@ -17,6 +29,8 @@ int open_everything(lua_State* L) {
   auto* dirs = static_cast<const std::vector<std::string>*>(lua_touserdata(L, 1));
   lua::open_modules(L, *dirs);
   lua::open_globals(L);
+  lua_pushcfunction(L, call_help);
+  lua_setglobal(L, "help");
   return 0;
 }
 

@@ -1,0 +1,27 @@
+-- The API reference of a net connection (bindings/net.cpp); format: stdlib/apidoc.lua.
+return {
+  name = "connection", prefix = "c:", object = "c = net.connect(host, port)",
+  title = "a TCP connection",
+  summary = "the methods and fields of what net.connect returns (closed by <close> and by the GC too)",
+  entries = {
+    { name = "send", sig = "c:send(bytes)", summary = "writes bytes", returns = "the count of bytes sent",
+      errors = "nil, err (kind closed, timeout)", example = 'c:send("EHLO me\\r\\n")' },
+    { name = "receive", sig = "c:receive(pattern)", summary = "\"l\": a line without CRLF (bare LF accepted); a number: that many bytes",
+      returns = "the line or bytes", errors = "nil, err, partial (what arrived before the failure)",
+      example = 'c:receive("l")' },
+    { name = "settimeout", sig = "c:settimeout(seconds)", summary = "the deadline of each later operation",
+      returns = "nothing", errors = "raises unless seconds is finite and above 0", example = "c:settimeout(5)" },
+    { name = "starttls", sig = "c:starttls([opts])", summary = "the client side of a TLS handshake, with the options of s:starttls",
+      returns = "TLS info as s:starttls gives it", errors = "nil, err (kind \"tls\")",
+      example = 'c:starttls{verify = "peer", sni = "mx.example.com"}' },
+    { name = "accept_tls", sig = "c:accept_tls(opts)", summary = "the server side of a TLS handshake: {cert =, key =} or {self_signed = NAME}, min, max, ciphers",
+      returns = "TLS info", errors = "nil, err (kind \"tls\")",
+      example = 'c:accept_tls{self_signed = "mx.test"}' },
+    { name = "close", sig = "c:close()", summary = "closes the connection", returns = "nothing", errors = "none",
+      example = "c:close()" },
+    { name = "local_addr", field = true, sig = "c.local_addr", summary = "this end's address: \"127.0.0.1:40000\"",
+      example = "print(c.local_addr)" },
+    { name = "remote_addr", field = true, sig = "c.remote_addr", summary = "the peer's address: \"[::1]:25\"",
+      example = "print(c.remote_addr)" },
+  },
+}

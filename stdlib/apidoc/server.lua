@@ -1,0 +1,32 @@
+-- The API reference of the server global (stdlib/server.lua); format: stdlib/apidoc.lua.
+return {
+  name = "server", require = "smtpsh.server", global = true,
+  title = "scenario SMTP server",
+  summary = "a scriptable SMTP server that greylists, throttles, drops or answers what a handler says",
+  notes = {
+    "A handler (on_connect, on_ehlo, on_helo, on_mail, on_rcpt, on_data, on_message, on_starttls, on_rset, on_noop, on_quit, on_command) gets the session {id, peer, n, helo, from, rcpts, tls, state, server} and the argument, and returns nil (the default reply), \"250 OK\" or 250, {reply =, delay =, close =, raw =}, \"close\" or {drop = true}, or \"silent\". examples/servers/ holds a scenario per verdict.",
+  },
+  entries = {
+    { name = "listen", sig = "server.listen(opts)",
+      summary = "serves SMTP on opts.host (127.0.0.1) and opts.port (0: any free one) with handlers on_*; tls = {self_signed = NAME} or {cert =, key =}",
+      returns = "srv: srv.port, srv.host, srv.address, srv:close(), srv:wait()",
+      errors = "nil, message when it cannot listen; raises on a bad option",
+      example = 'srv = server.listen{port = 2525, on_rcpt = function(s, to) return "450 4.7.1 Greylisted" end}' },
+    { name = "accept", sig = "server.accept(host, port, fn)", summary = "a bare listener: fn(conn) gets each connection, no SMTP of its own",
+      returns = "a listener: close(), address(), port(), accepted(), is_open()", errors = "nil, err",
+      example = 'server.accept("127.0.0.1", 0, function(c) c:send("220 hi\\r\\n") end)' },
+    { name = "redirect", sig = "server.redirect(map [, default])",
+      summary = "this state's outgoing connects to map[i].from go to map[i].to (\"HOST:PORT\", \"refuse\" or \"blackhole\") instead",
+      returns = "nothing", errors = "raises on a malformed map",
+      example = 'server.redirect{{from = "192.0.2.1:25", to = "127.0.0.1:2525"}}' },
+    { name = "dns_replay", sig = "server.dns_replay(answers)", summary = "a DNS server on loopback answering the recorded questions (smtpsh replay)",
+      returns = "a server: port(), counts(), close()", errors = "nil, err",
+      example = "local d = server.dns_replay(recording.dns)" },
+    { name = "format_reply", sig = "server.format_reply(reply)", summary = "\"250 a\\nb\" (or 250) as the lines sent",
+      returns = "the CRLF-terminated text, the code", errors = "raises without a 3-digit code",
+      example = 'server.format_reply("250 a\\nb")' },
+    { name = "parse_command", sig = "server.parse_command(line)", summary = "how the server splits a received line",
+      returns = "VERB, argument", errors = "nil, the reply for a line without a verb",
+      example = 'server.parse_command("MAIL FROM:<a@b>")' },
+  },
+}
