@@ -434,6 +434,15 @@ int push_address_of(lua_State* L, bool local) {
   return push_address(L, text);  // the std::string is gone before Lua may raise
 }
 
+// session:descriptor() -> the socket's descriptor | nil when closed: for waiting until the
+// server says something on its own (raw mode), never for reading or closing.
+int session_descriptor(lua_State* L) {
+  int fd = check_session(L, 1).connection().descriptor();
+  if (fd < 0) return 0;
+  lua_pushinteger(L, fd);
+  return 1;
+}
+
 int session_local_addr(lua_State* L) {
   return push_address_of(L, true);
 }
@@ -742,6 +751,7 @@ const luaL_Reg session_methods[] = {
     {"close", session_close},
     {"local_addr", session_local_addr},
     {"remote_addr", session_remote_addr},
+    {"descriptor", session_descriptor},
     {nullptr, nullptr},
 };
 

@@ -1,5 +1,6 @@
 // smtpsh.sys: the few facts about the process scripts need and plain Lua lacks: whether a
 // standard stream is a terminal (colour). The host name is smtpcore.hostname.
+#include "bindings/host_modules.hpp"
 #include "bindings/modules.hpp"
 
 #include <unistd.h>
@@ -18,6 +19,7 @@ int sys_isatty(lua_State* L) {
 
 const luaL_Reg sys_functions[] = {
     {"isatty", sys_isatty},
+    {"host_module", sys_host_module},  // bindings/host_modules.cpp
     {nullptr, nullptr},
 };
 

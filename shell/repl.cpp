@@ -145,10 +145,19 @@ int read_line_for_lua(lua_State* L) {
   return 1;
 }
 
+// `:raw ARGUMENT`: ARGUMENT is HOST[:PORT], or a Lua expression that yields one
+// (`:raw demo.target`), evaluated in the REPL's globals (stdlib/raw.lua, raw.target_of).
 constexpr const char* raw_chunk = R"lua(
-local target, read_line = ...
-local s, err = require("smtpsh.raw").run(target, {
-  timeout = 30, output = io.stdout, read_line = function() return read_line("smtp> ") end,
+local argument, read_line = ...
+local raw = require "smtpsh.raw"
+local target, problem = raw.target_of(argument, _ENV)
+if not target then
+  io.stdout:flush()
+  io.stderr:write(":raw: ", problem, "\n")
+  return
+end
+local s, err = raw.run(target, {
+  timeout = 30, output = io.stdout, live = true, read_line = function() return read_line("smtp> ") end,
 })
 if not s then
   io.stdout:write("! ", tostring(err), "\n")
@@ -159,9 +168,11 @@ io.stdout:write("(the session is now `last`: last.transcript, last:noop(), ...)\
 )lua";
 
 constexpr const char* repl_help =
-    ":raw HOST[:PORT]  type SMTP lines to a server (:quit leaves; the session becomes `last`)\n"
+    ":raw HOST[:PORT]  type SMTP lines to a server (:quit leaves; the session becomes `last`);\n"
+    "                  what the server says on its own shows at once. Also :raw EXPR, a Lua\n"
+    "                  expression that yields HOST[:PORT] (:raw demo.target)\n"
     ":quit             leave smtpsh (as Ctrl-D does)\n"
-    ":help             this list\n";
+    ":help             this list; help() lists the Lua API, help \"starttls\" explains one call\n";
 
 enum class Command { none, handled, quit };
 
@@ -188,7 +199,8 @@ Command run_command(Runtime& runtime, const std::string& line) {
   }
   if (name == "raw") {
     if (argument.empty()) {
-      Runtime::print_error("", "usage: :raw HOST[:PORT]");
+      Runtime::print_error(
+          "", "usage: :raw HOST[:PORT] | :raw EXPR (a Lua expression that yields one)");
       return Command::handled;
     }
     lua_State* L = runtime.state();

@@ -107,6 +107,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool reading() const { return read_.busy; }
   bool writing() const { return write_.busy; }
   bool is_open() const { return socket_.is_open(); }
+  // The socket's descriptor, for a caller that waits for it to become readable beside the
+  // loop's own wait (raw mode on a terminal); -1 when closed. Never read from or closed there.
+  int descriptor() { return socket_.is_open() ? socket_.native_handle() : -1; }
 
   // Cancels what is in flight; it completes as Failure::interrupted.
   void interrupt();
