@@ -12,7 +12,8 @@ build_packages=(g++ make cmake pkg-config liblua5.4-dev libasio-dev libssl-dev l
 # Real peers and reference tools of the test suite and benchmarks (see tests/README.md).
 test_packages=(python3 postfix python3-aiosmtpd swaks ldnsutils nsd lua5.4 openssl
                clang-14 libclang-rt-14-dev clang-format-14 clang-tidy-14 valgrind
-               dnsperf time)  # the last two for the benchmarks (tests/bench)
+               dnsperf time  # these two for the benchmarks (tests/bench)
+               dpkg-dev file man-db zsh)  # the .deb test: dpkg-shlibdeps, man -l, completions
 
 packages=("${build_packages[@]}")
 case "${1:-}" in

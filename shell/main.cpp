@@ -3,8 +3,10 @@
 #include "engine/base/endpoint.hpp"
 #include "shell/cli.hpp"
 #include "shell/demo.hpp"
+#include "shell/live_terminal.hpp"
 #include "shell/repl.hpp"
 #include "shell/runner.hpp"
+#include "shell/user_init.hpp"
 
 #include <sys/resource.h>
 #include <unistd.h>
@@ -86,6 +88,8 @@ std::string demo_greeting(const smtpsh::shell::DemoServer& demo) {
 
 int run(const std::vector<std::string>& argv) {
   using Mode = Invocation::Mode;
+  // Raw mode's line editor (`smtpsh raw`, `:raw`), reached through sys.host_module.
+  smtpsh::shell::register_live_terminal();
   Invocation invocation = smtpsh::shell::parse_command_line(argv, isatty(STDIN_FILENO) == 1);
   switch (invocation.mode) {
     case Mode::usage_error:
@@ -185,6 +189,8 @@ int run(const std::vector<std::string>& argv) {
                "): Lua with the smtp, dns, net and task globals. "
                "Ctrl-D leaves, Ctrl-C interrupts what runs.\n";
   }
+  // ~/.config/smtpsh/init.lua, once the REPL's globals (and `demo`) are there.
+  smtpsh::shell::run_user_init(runtime);
   smtpsh::shell::ReplOptions options;
   options.greeting = greeting.c_str();
   return smtpsh::shell::run_repl(runtime, options);
