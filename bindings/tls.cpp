@@ -155,7 +155,8 @@ tls::Options& check_tls_options(lua_State* L, int table, const char* signature) 
   bool ok = true;
   for (auto [key, field] :
        {std::pair{"ciphers", &options.ciphers}, std::pair{"ciphersuites", &options.ciphersuites},
-        std::pair{"sni", &options.sni}, std::pair{"ca_file", &options.ca_file}}) {
+        std::pair{"sni", &options.sni}, std::pair{"ca_file", &options.ca_file},
+        std::pair{"ca_path", &options.ca_path}}) {
     string_field(L, table, key, *field, ok);
     if (!ok) luaL_error(L, "%s: %s must be a string", signature, key);
   }

@@ -65,7 +65,8 @@ local options = cli.parse(args, {
     ["tls-cipher"] = { "string", arg = "CIPHERS", default = "OpenSSL's",
                        help = "OpenSSL cipher list; TLS_* names set the TLS 1.3 suites" },
     ["tls-verify"] = { "flag", default = "off", help = "fail unless the certificate verifies and names the server" },
-    ["tls-ca-path"] = { "string", arg = "FILE", default = "the system's CAs", help = "CA certificates (PEM) for --tls-verify" },
+    ["tls-ca-path"] = { "string", arg = "FILE|DIR", default = "the system's CAs",
+                        help = "CA certificates for --tls-verify: a PEM file, or a hashed directory (c_rehash)" },
     ["tls-sni"] = { "string", arg = "NAME", default = "the --server host", help = "the name sent (SNI) and verified" },
     pipeline = { "flag", help = "MAIL, RCPT and DATA in one write when the server offers PIPELINING" },
     ["quit-after"] = { "string", arg = "STEP", default = "the whole transaction",
@@ -260,15 +261,11 @@ local function tls_options()
   if ca then
     local file = io.open(ca, "rb")
     if not file then read_file(ca, "the CA file") end  -- exits, naming why
-    -- A directory opens on Linux; reading it fails. (swaks also takes OpenSSL's hashed CA
-    -- directory; the engine loads one file.)
+    -- A directory opens on Linux and fails to read: it is OpenSSL's hashed CA directory
+    -- (c_rehash), as swaks takes too; a file is a PEM bundle.
     local got, problem = file:read(0)
     file:close()
-    if got == nil and problem then
-      fail_usage("--tls-ca-path " .. ca .. " is a directory: smtpsh takes one PEM file " ..
-        "(cat the directory's certificates into one)")
-    end
-    tls.ca_file = ca
+    if got == nil and problem then tls.ca_path = ca else tls.ca_file = ca end
   end
   return tls
 end

@@ -161,7 +161,8 @@ end
 -- The TLS options of a handshake with `host`: the caller's, with SNI defaulting to the host
 -- name connected to (never an address it resolved to), and for verify = "dane" the TLSA
 -- records of _PORT._tcp.HOST from the DNS engine, with their DNSSEC status (the AD bit).
-local tls_keys = { "min", "max", "ciphers", "ciphersuites", "sni", "verify", "ca_file", "tlsa", "dnssec" }
+local tls_keys = { "min", "max", "ciphers", "ciphersuites", "sni", "verify", "ca_file", "ca_path", "tlsa",
+                   "dnssec" }
 local function tls_options(opts, host, port)
   local out = {}
   for _, key in ipairs(tls_keys) do out[key] = opts[key] end
@@ -314,7 +315,7 @@ function Session:cmd(line)
 end
 
 -- s:starttls([opts]) -> tls info | nil, err. Sends STARTTLS; after the 220, the handshake with
--- opts {min, max, ciphers, ciphersuites, sni, verify = "none"|"peer"|"dane", ca_file, tlsa};
+-- opts {min, max, ciphers, ciphersuites, sni, verify = "none"|"peer"|"dane", ca_file, ca_path, tlsa};
 -- then EHLO again (RFC 3207 section 4.2: what was said before TLS is forgotten), unless
 -- opts.ehlo == false. err.kind is "reply" when STARTTLS was refused, "tls" when the
 -- handshake failed (err.reason: alert, closed, timeout, not_tls, version, verify, local).

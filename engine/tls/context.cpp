@@ -108,10 +108,18 @@ std::unique_ptr<asio::ssl::context> make_context(const Options& options, Context
   }
   // After the cipher list: "@SECLEVEL=n" inside it would set the level again.
   set_versions(ctx, options.min, options.max, options.ciphers);
-  if (!options.ca_file.empty()) {
-    if (SSL_CTX_load_verify_locations(ctx, options.ca_file.c_str(), nullptr) != 1) {
+  if (!options.ca_file.empty() || !options.ca_path.empty()) {
+    if (!options.ca_file.empty() &&
+        SSL_CTX_load_verify_locations(ctx, options.ca_file.c_str(), nullptr) != 1) {
       std::string why = last_openssl_error(&error.out_of_resources);
       error.message = "cannot load CA certificates from '" + options.ca_file + "': " + why;
+      return nullptr;
+    }
+    // A directory is only looked into during verification: a missing one fails there.
+    if (!options.ca_path.empty() &&
+        SSL_CTX_load_verify_locations(ctx, nullptr, options.ca_path.c_str()) != 1) {
+      std::string why = last_openssl_error(&error.out_of_resources);
+      error.message = "cannot use the CA directory '" + options.ca_path + "': " + why;
       return nullptr;
     }
   } else {
@@ -153,7 +161,8 @@ std::string context_key(const Options& options) {
   key += options.tlsa.empty() ? "-/" : "dane/";
   key += std::to_string(options.ciphers.size()) + ':' + options.ciphers;
   key += std::to_string(options.ciphersuites.size()) + ':' + options.ciphersuites;
-  key += options.ca_file;
+  key += std::to_string(options.ca_file.size()) + ':' + options.ca_file;
+  key += std::to_string(options.ca_path.size()) + ':' + options.ca_path;
   return key;
 }
 

@@ -41,6 +41,7 @@ struct Options {
   std::string sni;           // the name sent and checked; empty for none (an address target)
   Verify verify = Verify::none;
   std::string ca_file;     // instead of the system CAs
+  std::string ca_path;     // a hashed directory of CAs (c_rehash), instead of or beside ca_file
   std::vector<Tlsa> tlsa;  // for verify == dane (also checked and reported when given with none)
   bool dnssec = false;     // whether the TLSA records came with the AD bit
 };

@@ -17,7 +17,7 @@ return {
       returns = "the reply", errors = "nil, err (stage \"helo\")",
       example = 's:helo("probe.example")' },
     { name = "starttls", sig = "s:starttls([opts])",
-      summary = "STARTTLS, the TLS handshake, then EHLO again (opts.ehlo = false skips it); s.tls holds the info",
+      summary = "STARTTLS, the TLS handshake, then EHLO again (opts.ehlo = false skips it); s.tls holds the info; opts: min, max, ciphers, ciphersuites, sni, verify (none|peer|dane), ca_file, ca_path (a hashed CA directory), tlsa, timeout",
       returns = "TLS info: version, cipher, group, verified, verify_result, name, name_matches, chain = {{subject, issuer, names, not_before, not_after, days_left, sha256, spki_sha256, key}}, dane",
       errors = "nil, err: kind \"reply\" (STARTTLS refused), \"tls\" (err.reason alert, closed, timeout, not_tls, version, verify, local) or \"timeout\"; stage \"starttls\"",
       example = 's:starttls{min = "tls1.2", verify = "peer", sni = "mx.example.com"}' },

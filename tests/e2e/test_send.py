@@ -18,6 +18,7 @@ import email.policy
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -447,6 +448,23 @@ class TestTlsModes(SendTestCase):
         self.assertOneLineError(wrong_name, 1, "smtpsh send: starttls: ")
         self.assertIs(meta["tls"], True)
 
+    def test_verify_with_a_hashed_ca_directory(self):
+        # OpenSSL's CA directory as swaks takes it: certificates named by subject hash (c_rehash).
+        hashed = os.path.join(self.dir, "ca-dir")
+        empty = os.path.join(self.dir, "empty-ca-dir")
+        os.makedirs(hashed)
+        os.makedirs(empty)
+        subject_hash = subprocess.run(["openssl", "x509", "-hash", "-noout", "-in", self.cert], check=True,
+                                      capture_output=True, text=True, timeout=20).stdout.strip()
+        shutil.copy(self.cert, os.path.join(hashed, subject_hash + ".0"))
+        with self.tls_peer() as (port, spool):
+            good = self.send(port, "--to", "b@example.test", "--tls", "--tls-verify", "--tls-ca-path", hashed)
+            bad = self.send(port, "--to", "b@example.test", "--tls", "--tls-verify", "--tls-ca-path", empty)
+            spooled(spool, 1)
+        self.assertOk(good)
+        self.assertOneLineError(bad, 1, "smtpsh send: starttls: ")
+        self.assertIn("verif", bad.stderr, describe(bad))
+
     def test_tls_protocol_and_cipher(self):
         with self.tls_peer() as (port, _):
             _, v12 = self.send_json(port, "--to", "b@example.test", "--tls", "--tls-protocol", "tlsv1_2")
@@ -548,7 +566,6 @@ class TestSendUsage(SendTestCase):
         self.usage_error("--tls", "--tls-protocol", "tlsv1,tlsv1_2", prefix="--tls-protocol: the versions allowed must be adjacent")
         self.usage_error("--tls", "--tls-protocol", "tlsv1_2,no_tlsv1", prefix="--tls-protocol: list versions")
         self.usage_error("--tls", "--tls-protocol", "tlsv9", prefix="--tls-protocol: unknown version 'tlsv9'")
-        self.usage_error("--tls", "--tls-ca-path", self.dir, prefix=f"--tls-ca-path {self.dir} is a directory")
         self.usage_error("--tls", "--tls-ca-path", "/nonexistent/ca.pem", prefix="cannot read the CA file")
         self.usage_error("--tls", "--tls-sni", "a\r\nRSET", prefix="--tls-sni must not contain a CR, LF or NUL")
         self.usage_error("--attach", "/nonexistent/file.pdf", prefix="cannot read the attachment /nonexistent/file.pdf")
