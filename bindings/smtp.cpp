@@ -443,6 +443,15 @@ int session_descriptor(lua_State* L) {
   return 1;
 }
 
+// session:input_waiting() -> boolean: the server sent something that can be read now without
+// waiting (a line, the end of the connection); under TLS, records that are no data, such as
+// session tickets, are taken and do not count. False while an operation is in flight.
+int session_input_waiting(lua_State* L) {
+  smtp::Session& session = check_session(L, 1);
+  lua_pushboolean(L, !session.closed() && session.connection().input_waiting());
+  return 1;
+}
+
 int session_local_addr(lua_State* L) {
   return push_address_of(L, true);
 }
@@ -752,6 +761,7 @@ const luaL_Reg session_methods[] = {
     {"local_addr", session_local_addr},
     {"remote_addr", session_remote_addr},
     {"descriptor", session_descriptor},
+    {"input_waiting", session_input_waiting},
     {nullptr, nullptr},
 };
 

@@ -40,6 +40,9 @@ struct Terminal : std::enable_shared_from_this<Terminal> {
   // with the loop already; a duplicate may be registered beside it).
   asio::posix::stream_descriptor socket;
   bool open = true;
+  // Wake on any byte from the socket, not only a whole line: under TLS the bytes are records,
+  // and whether they hold data is for the session to say (input_waiting).
+  bool any_input = false;
   bool installed = false;  // libedit's callback handler: the prompt is shown, the tty is raw
   bool tty_armed = false;
   bool socket_armed = false;
@@ -102,6 +105,7 @@ bool server_ready(Terminal& t) {
   if (!t.socket.is_open()) return false;
   int fd = t.socket.native_handle();
   if (!readable_now(fd)) return false;
+  if (t.any_input) return true;
   char peek[4096];
   ssize_t got = ::recv(fd, peek, sizeof peek, MSG_PEEK | MSG_DONTWAIT);
   if (got < 0) return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
@@ -275,9 +279,10 @@ int terminal_read(lua_State* L) {
 
 // Watches a duplicate of the session's descriptor (`fd`), or nothing when fd < 0: the loop
 // has the session's own descriptor registered, and a duplicate may be registered beside it.
-bool watch_socket(Terminal& t, int fd) {
+bool watch_socket(Terminal& t, int fd, bool any_input) {
   std::error_code ignored;
   t.socket.close(ignored);
+  t.any_input = any_input;
   if (fd < 0) return true;
   int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (copy < 0) return false;
@@ -289,15 +294,16 @@ bool watch_socket(Terminal& t, int fd) {
   return true;
 }
 
-// term:watch(DESCRIPTOR | nil) -> true | false (it could not be watched). DESCRIPTOR is the
-// session's, from s.core:descriptor().
+// term:watch(DESCRIPTOR | nil [, any_input]) -> true | false (it could not be watched).
+// DESCRIPTOR is the session's, from s.core:descriptor(). Without any_input the server wakes
+// read() with a whole line (or the end); with it, with any byte (TLS records).
 int terminal_watch(lua_State* L) {
   Terminal& t = check_open(L);
   lua_Integer fd = luaL_optinteger(L, 2, -1);
   if (t.task) return luaL_error(L, "terminal:watch: a task is reading the terminal");
   lua_pushboolean(
-      L,
-      watch_socket(t, fd < 0 || fd > std::numeric_limits<int>::max() ? -1 : static_cast<int>(fd)));
+      L, watch_socket(t, fd < 0 || fd > std::numeric_limits<int>::max() ? -1 : static_cast<int>(fd),
+                      lua_toboolean(L, 3) != 0));
   return 1;
 }
 

@@ -131,21 +131,21 @@ function raw.terminal()
 end
 
 -- On a terminal: typed lines and what the server says on its own are awaited together, so a
--- 421 on an idle timeout, or the server closing, shows at once above the prompt. The socket is
--- watched while the connection is plain; under TLS (records that are no data, such as session
--- tickets, wake the socket too) such a line shows at the next Enter, as on a pipe. Ctrl-D
--- leaves; Ctrl-C interrupts (the prompt or a wait for a reply) and leaves too.
+-- 421 on an idle timeout, or the server closing, shows at once above the prompt, in plain text
+-- and under TLS alike. Under TLS any record wakes the prompt (a session ticket too), and the
+-- session says whether it held data (input_waiting) before a reply is read. Ctrl-D leaves;
+-- Ctrl-C interrupts (the prompt or a wait for a reply) and leaves too.
 local function run_live(s, term, opts)
   local output = terminal_output(term)
   local state = { in_message = false, body = {} }
   local ok, err = pcall(function()
     while not s.closed do
-      term:watch((not s.tls) and s.core:descriptor() or nil)
+      term:watch(s.core:descriptor(), s.tls ~= nil)
       local line = term:read(state.in_message and "data> " or "smtp> ")
       if line == nil then break end
       term:watch(nil)
       if line == false then
-        server_spoke(s, output)
+        if s.core:input_waiting() then server_spoke(s, output) end
       else
         if not state.in_message then term:add_history(line) end
         if not state.in_message and line == ":quit" then break end

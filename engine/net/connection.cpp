@@ -2,6 +2,7 @@
 
 #include "engine/base/endpoint.hpp"
 
+#include <poll.h>
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/connect.hpp>
 #include <asio/post.hpp>
@@ -463,6 +464,38 @@ bool Connection::take_waiting_lines(std::vector<std::string>& lines, std::size_t
   data_ = {};
   if (buffer_.capacity() > idle_buffer_capacity) buffer_.shrink_to_fit();
   return true;
+}
+
+bool Connection::input_waiting() {
+  discard_consumed();
+  if (!buffer_.empty()) return true;
+  if (!socket_.is_open() || read_.busy || write_.busy) return false;
+  if (tls_) return decrypt_waiting();
+  pollfd waiting{socket_.native_handle(), POLLIN, 0};
+  return ::poll(&waiting, 1, 0) > 0;  // bytes, the end of the connection, or an error
+}
+
+// Reads through the TLS layer what the socket holds, without waiting (the socket is made
+// non-blocking for the call: the TLS layer's read then stops at "would block"), up to a line's
+// worth. True when data arrived, or when the read failed otherwise (an alert, the end of the
+// connection), which the next read reports in full.
+bool Connection::decrypt_waiting() {
+  std::error_code ec;
+  socket_.non_blocking(true, ec);
+  if (ec) return false;
+  bool ended = false;
+  char chunk[4096];
+  while (buffer_.size() <= max_line) {
+    std::size_t got = tls_->read_some(asio::buffer(chunk), ec);
+    if (ec) {
+      ended = ec != asio::error::would_block && ec != asio::error::try_again;
+      break;
+    }
+    buffer_.append(chunk, got);
+  }
+  std::error_code ignored;
+  socket_.non_blocking(false, ignored);
+  return ended || !buffer_.empty();
 }
 
 bool Connection::take_buffered(std::size_t count) {

@@ -95,6 +95,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // SMTP session calls it before each command: what it finds, no command asked for.
   bool take_waiting_lines(std::vector<std::string>& lines, std::size_t max_lines, bool& more);
 
+  // Whether the server sent something the connection can hand out now, without waiting: bytes
+  // buffered or waiting in the socket, or the end of the connection. Under TLS it reads what
+  // is waiting through the TLS layer without waiting: records that are no data (TLS 1.3
+  // session tickets, key updates) are consumed and count for nothing, data is buffered for the
+  // next read, and an alert or the end of the connection counts (the next read reports it).
+  // For a caller that waits for the socket beside the loop (raw mode on a terminal); false
+  // while a read or a write is in flight.
+  bool input_waiting();
+
   bool take_buffered(std::size_t count);
   void read_exactly(std::size_t count, Notify notify, void* context);
 
@@ -165,6 +174,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void on_line(const std::error_code& ec);
   void on_bytes(const std::error_code& ec);
   void discard_consumed();
+  bool decrypt_waiting();
   std::string_view line_at(std::size_t newline) const;
   std::string peer_name() const;
 

@@ -13,6 +13,7 @@ import os
 import re
 import socket
 import socketserver
+import ssl
 import sys
 import threading
 import unittest
@@ -52,6 +53,14 @@ class _Handler(socketserver.StreamRequestHandler):
             verb = line.split(" ", 1)[0].upper()
             if verb == "EHLO":
                 self.wfile.write(b"250-live.test greets " + line[5:].encode() + b"\r\n250 8BITMIME\r\n")
+            elif verb == "STARTTLS" and srv.tls_context is not None:
+                self.wfile.write(b"220 2.0.0 go ahead\r\n")
+                # TLS 1.3: Python's server sends two session tickets right after the
+                # handshake, records that hold no data for the client to show.
+                self.request = srv.tls_context.wrap_socket(self.request, server_side=True)
+                self.request.settimeout(srv.idle or 60)
+                self.rfile = self.request.makefile("rb")
+                self.wfile = self.request.makefile("wb", buffering=0)
             elif verb == "DATA":
                 in_data = True
                 self.wfile.write(b"354 go ahead, end with <CRLF>.<CRLF>\r\n")
@@ -68,10 +77,16 @@ class _Server(socketserver.ThreadingTCPServer):
 
 
 @contextlib.contextmanager
-def live_server(idle=None):
-    """A small SMTP server on 127.0.0.1: yields it (`.port`, `.received` lines)."""
+def live_server(idle=None, tls=False):
+    """A small SMTP server on 127.0.0.1: yields it (`.port`, `.received` lines). With `tls`,
+    it offers STARTTLS (the test certificate of mx1)."""
     srv = _Server(("127.0.0.1", 0), _Handler)
     srv.idle = idle
+    srv.tls_context = None
+    if tls:
+        certs = test_certs()
+        srv.tls_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        srv.tls_context.load_cert_chain(f"{certs}/mx1-chain.pem", f"{certs}/mx1.key")
     srv.received = []
     srv.lock = threading.Lock()
     srv.port = srv.server_address[1]
@@ -201,6 +216,27 @@ class TestRawLive(RawLiveTestCase):
             r.wait_raw()
             r.send(":quit")
             self.assertEqual(r.wait_exit(timeout=5), 0, r.text())
+
+    def test_unsolicited_421_under_tls_shows_without_enter(self):
+        # The session tickets that follow the handshake wake the prompt but are no line: the
+        # prompt must stay usable (a NOOP answered at once), and the idle 421, encrypted,
+        # must still show on its own.
+        with live_server(idle=2.0 * TIME_SCALE, tls=True) as srv:
+            r = self.start(["raw", "--ca-file", f"{test_certs()}/ca.pem", f"127.0.0.1:{srv.port}"])
+            r.expect(r"smtp> ", timeout=10)
+            r.wait_raw()
+            r.send("STARTTLS")
+            r.expect(r"220 2\.0\.0 go ahead\n! TLS started: TLSv1\.3 ")
+            r.expect(r"smtp> ")
+            r.wait_raw()
+            r.send("NOOP")
+            r.expect(r"250 2\.0\.0 ok noop\n", timeout=3 * TIME_SCALE)
+            r.expect(r"smtp> ")
+            r.wait_raw()
+            r.expect(r"421 4\.4\.2 live\.test idle timeout, closing\n", timeout=8 * TIME_SCALE)
+            r.expect(r"! the server closed the session\n")
+            self.assertEqual(r.wait_exit(timeout=5), 0, r.text())
+            self.assertEqual(received(srv), ["STARTTLS", "NOOP"])
 
 
 class TestRawInRepl(RawLiveTestCase):
