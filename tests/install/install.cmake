@@ -1,4 +1,4 @@
-# install/deb: the .deb built by CPack, unpacked into a fresh root and run from there
+# install/deb: the .deb built by CPack, installed into a chroot made of its Depends and run there
 # (tests/install/test_deb.sh). Included by tests/CMakeLists.txt.
 #
 # Not in the sanitizer build: its binary needs the sanitizer runtime and it builds no Lua
@@ -9,5 +9,5 @@ if(SMTPSH_SANITIZE)
 endif()
 add_test(NAME install/deb COMMAND ${CMAKE_CURRENT_LIST_DIR}/test_deb.sh ${PROJECT_BINARY_DIR}
          WORKING_DIRECTORY ${PROJECT_SOURCE_DIR})
-set_tests_properties(install/deb PROPERTIES TIMEOUT 300 LABELS install
+set_tests_properties(install/deb PROPERTIES TIMEOUT 300 LABELS install SKIP_RETURN_CODE 77
                      ENVIRONMENT "CPACK=${CMAKE_CPACK_COMMAND}")

@@ -4,17 +4,20 @@
 # recommended; the file layout), installs it with `dpkg --root` into a fresh root and runs the
 # installed files from there, with no LD_LIBRARY_PATH and nothing from the build directory:
 #
-#   smtpsh --version; the man page through `man -l` (when the package has one); the bash
-#   completion offering subcommands, a subcommand's options and a user's script; the zsh
-#   completion (when zsh is installed); `require "smtpsh"` in the stock lua5.4 from the
-#   installed module and stdlib; the scenario server `smtpsh serve accept` on loopback probed
-#   by `smtpsh banner` and by the installed module. Last, `dpkg --purge` leaves no file behind.
+#   smtpsh --version; the man page through `man`; the bash completion offering subcommands, a
+#   subcommand's options and a user's script; the zsh completion (when zsh is installed);
+#   `require "smtpsh"` in the stock lua5.4 from the installed module and stdlib; the scenario
+#   server `smtpsh serve accept` on loopback probed by `smtpsh banner` and by the installed
+#   module. Last, `dpkg --purge` leaves no file behind.
 #
-#   tests/install/test_deb.sh BUILD_DIR        (env CPACK: the cpack to use)
+#   tests/install/test_deb.sh BUILD_DIR        (env CPACK: the cpack to use; needs root)
 #
-# Not a chroot (debootstrap needs the network and minutes): the root has only the package's
-# files, and the binaries use this system's libraries, the ones the package depends on.
-# Every process is bounded and stopped.
+# The fresh root is a chroot made from this system's installed packages (make_root.py, no
+# network: debootstrap would download a base system for minutes): first only the package's
+# Essential packages (a bare Debian) and the package's Depends, registered in the root's dpkg
+# database, so `dpkg -i` checks the Depends for real (and refuses while one is missing) and
+# `smtpsh --version` runs with nothing else there; then what a user adds for the rest (lua5.4
+# from Recommends, man-db, zsh). Every process is bounded and stopped.
 set -euo pipefail
 
 build=$(cd "${1:?usage: test_deb.sh BUILD_DIR}" && pwd)
@@ -51,6 +54,7 @@ depends=$(field Depends)
 recommends=$(field Recommends || true)
 echo "     Depends: $depends"
 echo "     Recommends: $recommends"
+[[ $(id -u) == 0 ]] || { echo "skip: chroot needs root (README's test command runs as root)"; exit 77; }
 [[ $(field Package) == smtpsh ]] || fail "Package is '$(field Package)', not smtpsh"
 [[ $(field Architecture) == "$(dpkg --print-architecture)" ]] || fail "Architecture is '$(field Architecture)'"
 [[ $depends == *libc6* ]] || fail "Depends lacks libc6 (dpkg-shlibdeps did not run?): '$depends'"
@@ -95,64 +99,89 @@ done
 ok "the package holds the binary, the module, the stdlib, scripts, examples and completions"
 
 # --- install into a fresh root --------------------------------------------------------------
-# dpkg itself, with a database of its own in the root. That root has none of the Depends (they
-# were checked against this system above, and the binaries below use this system's), hence
-# --force-depends; the package has no maintainer scripts.
-root=$work/root
-mkdir -p "$root/var/lib/dpkg/info" "$root/var/lib/dpkg/updates" "$work/home"
-touch "$root/var/lib/dpkg/status"
-dpkg_root=(dpkg --root="$root" --log=/dev/null --force-not-root --force-depends
-           --force-script-chrootless)
-"${dpkg_root[@]}" -i "$deb" >"$work/dpkg.log" 2>&1 ||
-  { cat "$work/dpkg.log" >&2; die "dpkg --root -i failed"; }
-[[ $(dpkg --root="$root" -s smtpsh | sed -n 's/^Status: //p') == "install ok installed" ]] ||
-  die "dpkg --root does not list smtpsh as installed"
-ok "dpkg --root=ROOT -i installed it ($(dpkg --root="$root" -L smtpsh | wc -l) paths)"
-bin=$root/usr/bin/smtpsh
-# A minimal environment: the installed bin first, no LD_LIBRARY_PATH, no LUA_* or SMTPSH_PATH.
-run() {
-  env -i PATH="$root/usr/bin:/usr/bin:/bin" HOME="$work/home" LC_ALL=C.UTF-8 TERM=dumb \
-    timeout 30 "$@"
+# The first alternative of each Depends group: what `apt-get install` would choose.
+mapfile -t needed < <(tr ',' '\n' <<<"$depends" | sed -E 's/\|.*//; s/\(.*//; s/:.*//; s/ //g' | grep .)
+# A bare Debian: its Essential packages (dpkg, a shell, coreutils, grep, sed, ...).
+mapfile -t essential < <(dpkg-query -W -f='${Package} ${Essential}\n' | awk '$2 == "yes" {print $1}')
+make_root() {  # ROOT [--register] PACKAGE... : a chroot from this system's packages
+  local root=$1; shift
+  python3 "$(dirname "$0")/make_root.py" "$root" "$@" >"$work/make_root.log" 2>&1 ||
+    die "make_root.py: $(tail -n1 "$work/make_root.log")"
+  mkdir -p "$root/tmp" "$root/dev" "$root/var/log" "$root/home/user"
+  chmod 1777 "$root/tmp"
+  [[ -e $root/dev/null ]] || mknod -m 666 "$root/dev/null" c 1 3 || die "mknod $root/dev/null failed"
+}
+in_root() {  # ROOT COMMAND...: in the chroot, a minimal environment, bounded
+  local root=$1; shift
+  chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/home/user \
+    LC_ALL=C.UTF-8 TERM=dumb /usr/bin/timeout 30 "$@"
 }
 
-for elf in "$bin" "$root/$module_rel"; do
-  libs=$(env -u LD_LIBRARY_PATH ldd "$elf" 2>&1) || fail "ldd $elf: $libs"
-  grep -q "not found" <<<"$libs" && fail "${elf#"$root"} needs a library that is not there: $libs"
-  grep -qF "$build" <<<"$libs" && fail "${elf#"$root"} loads from the build directory: $libs"
+# The root's dpkg refuses the package when a dependency is missing (one that a bare Debian
+# lacks): the check below has teeth.
+root=$work/root
+make_root "$root" --register "${essential[@]}"
+missing=""
+for name in "${needed[@]}"; do
+  grep -qxF "$name" "$work/make_root.log" || { missing=$name; break; }
 done
-ok "the binary and the module resolve every library from the system"
+[[ -n $missing ]] || fail "every Depends is Essential already: nothing to check dpkg with"
+others=()
+for name in "${needed[@]}"; do [[ $name == "$missing" ]] || others+=("$name"); done
+((${#others[@]} == 0)) || make_root "$root" --register "${others[@]}"
+cp "$deb" "$root/tmp/smtpsh.deb"
+if got=$(in_root "$root" dpkg -i /tmp/smtpsh.deb 2>&1); then
+  fail "dpkg -i installed it into a root without $missing"
+elif grep -q "depends on $missing" <<<"$got"; then
+  ok "a bare root without $missing: dpkg -i refuses ('depends on $missing')"
+else
+  fail "dpkg -i into a root without $missing failed, but not for it: $got"
+fi
+in_root "$root" dpkg --purge smtpsh >/dev/null 2>&1 || true
 
-got=$(run "$bin" --version) || fail "smtpsh --version exited $?"
-[[ $got == "smtpsh ${version%%-*} "* ]] && ok "smtpsh --version: $got" ||
-  fail "smtpsh --version printed '$got', the package is $version"
+make_root "$root" --register "$missing"
+echo "     the root: Debian's ${#essential[@]} Essential packages, ${needed[*]}, and what they depend on"
+cp "$deb" "$root/tmp/smtpsh.deb"
+in_root "$root" dpkg -i /tmp/smtpsh.deb >"$work/dpkg.log" 2>&1 ||
+  { cat "$work/dpkg.log" >&2; die "dpkg -i in the chroot failed"; }
+rm -f "$root/tmp/smtpsh.deb"
+[[ $(in_root "$root" dpkg-query -W -f='${Status}' smtpsh) == "install ok installed" ]] ||
+  die "the root's dpkg does not list smtpsh as installed"
+ok "chroot: dpkg -i installed it, its Depends checked by the root's own dpkg"
+
+got=$(in_root "$root" smtpsh --version 2>&1) || fail "chroot: smtpsh --version: $got"
+[[ $got == "smtpsh ${version%%-*} "* ]] && ok "chroot, Depends only: smtpsh --version: $got" ||
+  fail "chroot: smtpsh --version printed '$got', the package is $version"
+
+# What a user adds: a shell with completion, the Recommends, man.
+extras=(man-db)
+[[ $recommends == *lua5.4* ]] && extras+=(lua5.4)
+command -v zsh >/dev/null && extras+=(zsh)
+make_root "$root" --register "${extras[@]}"
+ok "added ${extras[*]} to the root"
 
 # --- man page -------------------------------------------------------------------------------
-man_page=$root/usr/share/man/man1/smtpsh.1
-[[ -f $man_page ]] || man_page=$root/usr/share/man/man1/smtpsh.1.gz
-if [[ -f $man_page ]]; then
-  if ! command -v man >/dev/null; then
-    fail "the package has a man page but man is missing (package man-db: ./setup.sh --tests)"
-  elif page=$(run env MANWIDTH=80 man -l -P cat "$man_page" 2>"$work/man.err"); then
-    grep -qi "smtpsh" <<<"$page" && ok "man -l shows the installed man page ($(wc -l <<<"$page") lines)" ||
-      fail "man -l output does not mention smtpsh"
+if grep -q '/usr/share/man/man1/smtpsh\.1' <<<"$contents"; then
+  if page=$(in_root "$root" env MANWIDTH=80 man -P cat smtpsh 2>"$work/man.err"); then
+    grep -q "smtpsh diagnose" <<<"$page" && ok "chroot: man smtpsh shows the page ($(wc -l <<<"$page") lines)" ||
+      fail "chroot: man smtpsh does not show the diagnose command: $(head -n3 <<<"$page")"
     [[ -s $work/man.err ]] && { echo "     man warnings:"; sed 's/^/       /' "$work/man.err"; }
   else
-    fail "man -l $man_page failed: $(cat "$work/man.err")"
+    fail "chroot: man smtpsh failed: $(cat "$work/man.err")"
   fi
 else
   echo "skip man page: the package has none (doc/smtpsh.1 did not exist when $build was configured)"
 fi
 
 # --- bash completion ------------------------------------------------------------------------
-completion=$root/usr/share/bash-completion/completions/smtpsh
-mkdir -p "$work/home/.config/smtpsh/scripts"
-echo 'print("hello from a user script")' >"$work/home/.config/smtpsh/scripts/hello_user.lua"
+mkdir -p "$root/home/user/.config/smtpsh/scripts"
+echo 'print("hello from a user script")' >"$root/home/user/.config/smtpsh/scripts/hello_user.lua"
 complete_bash() {  # words... (the last is the one completed) -> the candidates, one a line
-  run bash --norc --noprofile -c '
-    source "$1"; shift
+  in_root "$root" bash --norc --noprofile -c '
+    source /usr/share/bash-completion/completions/smtpsh
     COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
     _smtpsh
-    printf "%s\n" "${COMPREPLY[@]}"' bash "$completion" "$@"
+    printf "%s\n" "${COMPREPLY[@]}"' bash "$@"
 }
 got=$(complete_bash smtpsh di) || fail "the bash completion failed: $got"
 grep -qx diagnose <<<"$got" && ok "bash: 'smtpsh di<Tab>' offers diagnose" ||
@@ -171,12 +200,12 @@ grep -qx -e --rejudge <<<"$got" && grep -qx -e --retries <<<"$got" &&
   fail "bash: 'smtpsh diagnose --re<Tab>' offered '$got'"
 
 # --- zsh completion -------------------------------------------------------------------------
-zcompletion=$root/usr/share/zsh/vendor-completions/_smtpsh
-if command -v zsh >/dev/null; then
-  zsh -n "$zcompletion" || fail "zsh -n: _smtpsh does not parse"
+if [[ -x $root/usr/bin/zsh ]]; then
+  zcompletion=/usr/share/zsh/vendor-completions/_smtpsh
+  in_root "$root" zsh -n "$zcompletion" || fail "zsh -n: _smtpsh does not parse"
   # compadd and _files stubbed: what the completion function offers, one a line.
   complete_zsh() {
-    run zsh -f -c '
+    in_root "$root" zsh -f -c '
       compadd() { while [[ $1 == -* && $1 != -- ]]; do shift; done; [[ $1 == -- ]] && shift
                   print -l -- "$@"; }
       _files() { :; }
@@ -195,7 +224,7 @@ else
 fi
 
 # --- the scenario server, probed by the installed binary ------------------------------------
-run "$bin" serve accept --listen 127.0.0.1:0 >"$work/server.out" 2>"$work/server.err" &
+in_root "$root" smtpsh serve accept --listen 127.0.0.1:0 >"$work/server.out" 2>"$work/server.err" &
 server=$!
 target=""
 for _ in $(seq 150); do
@@ -207,21 +236,19 @@ done
 if [[ -z $target ]]; then
   fail "smtpsh serve accept did not start: $(cat "$work/server.out" "$work/server.err")"
 else
-  ok "smtpsh serve accept listens on $target"
-  if got=$(run "$bin" banner "$target" 2>&1) && grep -q "220" <<<"$got"; then
-    ok "smtpsh banner $target: $(head -n1 <<<"$got")"
+  ok "chroot: smtpsh serve accept listens on $target"
+  if got=$(in_root "$root" smtpsh banner "$target" 2>&1) && grep -q "220" <<<"$got"; then
+    ok "chroot: smtpsh banner $target: $(head -n1 <<<"$got")"
   else
-    fail "smtpsh banner $target: $got"
+    fail "chroot: smtpsh banner $target: $got"
   fi
 fi
 
 # --- the Lua module in the stock lua5.4 -----------------------------------------------------
-if command -v lua5.4 >/dev/null; then
-  paths="package.cpath = '$root/usr/lib/$multiarch/lua/5.4/?.so;' .. package.cpath
-         package.path = '$root/usr/share/lua/5.4/?.lua;' .. package.path"
-  if got=$(run env SMTPSH_TEST_TARGET="$target" lua5.4 -e "$paths" -e '
+if [[ -x $root/usr/bin/lua5.4 ]]; then
+  if got=$(in_root "$root" env SMTPSH_TEST_TARGET="$target" lua5.4 -e '
       local smtpsh = require "smtpsh"
-      assert(package.searchpath("smtpsh", package.cpath):find("/usr/lib/", 1, true))
+      assert(package.searchpath("smtpsh", package.cpath):find("^/usr/lib/"))
       assert(smtpsh.run(function(x) return x * 2 end, 21) == 42)
       local retry = require "smtpsh.retry"
       assert(type(retry.run) == "function")
@@ -232,19 +259,19 @@ if command -v lua5.4 >/dev/null; then
         assert(s:ehlo()); s:quit()
       end
       print(smtpsh._VERSION .. " loaded; smtpsh.run, smtpsh.retry and an SMTP session work")' 2>&1); then
-    ok "lua5.4: $got"
+    ok "chroot, lua5.4: $got"
   else
-    fail "lua5.4 with the installed module: $got"
+    fail "chroot, lua5.4 with the installed module: $got"
   fi
   # The stdlib on Lua's path also loads before the module itself (the all-in-one C loader
   # finds smtpsh.task & co. in smtpsh.so).
-  got=$(run lua5.4 -e "$paths" -e '
+  got=$(in_root "$root" lua5.4 -e '
       local retry = require "smtpsh.retry"
       assert(package.loaded["smtpsh.retry"] and type(retry.delays) == "function")
       local d = retry.delays{tries = 4}
       print(string.format("%g,%g,%g", d[1], d[2], d[3]))' 2>&1) &&
-    [[ $got == "1,2,4" ]] && ok "lua5.4: require \"smtpsh.retry\" alone, from the installed stdlib" ||
-    fail "lua5.4: require \"smtpsh.retry\" from the installed stdlib: $got"
+    [[ $got == "1,2,4" ]] && ok "chroot, lua5.4: require \"smtpsh.retry\" alone, from the installed stdlib" ||
+    fail "chroot, lua5.4: require \"smtpsh.retry\" from the installed stdlib: $got"
 else
   fail "lua5.4 is missing (./setup.sh --tests installs it)"
 fi
@@ -255,9 +282,13 @@ if [[ -n $server ]]; then
   wait "$server" 2>/dev/null || true
   server=""
 fi
-"${dpkg_root[@]}" --purge smtpsh >"$work/dpkg.log" 2>&1 || fail "dpkg --purge: $(cat "$work/dpkg.log")"
-left=$(cd "$root" && find usr -type f 2>/dev/null || true)
-[[ -z $left ]] && ok "dpkg --purge removed every file" || fail "left after --purge: $left"
+in_root "$root" dpkg --purge smtpsh >"$work/dpkg.log" 2>&1 || fail "dpkg --purge: $(cat "$work/dpkg.log")"
+left=""
+while read -r path; do
+  path=${path#./}
+  [[ -n $path && ! -d $root/$path && -e $root/$path ]] && left+=" /$path"
+done <<<"$contents"
+[[ -z $left ]] && ok "chroot: dpkg --purge removed every file of the package" || fail "left after --purge:$left"
 
 if ((failures > 0)); then
   echo "$failures check(s) failed" >&2
