@@ -19,8 +19,8 @@ local cli = require "smtpsh.cli"
 
 local args = { ... }
 
--- Looked for before parsing, so that a usage error found here can exit with swaks' 1 too.
--- (An unknown option or a bad number is refused inside cli.parse, which always exits 2.)
+-- Looked for before parsing, so that every usage error (cli.parse's too: an unknown option, a
+-- bad number) exits with swaks' 1 under --swaks-exit.
 local swaks_exit = false
 for _, word in ipairs(args) do
   if word == "--swaks-exit" then swaks_exit = true end
@@ -41,7 +41,7 @@ local usage = [==[usage: smtpsh send --server HOST[:PORT] --from ADDR --to ADDR[
   26 message refused, 27 QUIT, 28 AUTH, 29 TLS, 32 EHLO after STARTTLS.]==]
 
 local options = cli.parse(args, {
-  name = "send", usage = usage, min = 0, max = 0,
+  name = "send", usage = usage, min = 0, max = 0, usage_status = swaks_exit and 1 or nil,
   summary = "one SMTP transaction, swaks-style: TLS, AUTH, attachments, pipelining",
   options = {
     server = { "string", arg = "HOST[:PORT]", help = "the SMTP server (required)" },

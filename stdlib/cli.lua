@@ -14,6 +14,7 @@
 --     common = { "resolver", "timeout", "json" },            -- the common options to list
 --     example = "smtpsh dns example.com --json",             -- or a list of them
 --     min = 1, max = 1,
+--     usage_status = 1,                                    -- exit status of a usage error (2)
 --   })
 --   cli.apply_resolver(opts)   -- --resolver and --timeout reach the DNS engine
 --
@@ -22,7 +23,8 @@
 -- default = value shown, help = "one line"}; --help prints the usage, then every option with
 -- its help and default, then the example. Every option of cli.common is accepted by every
 -- subcommand; `common` only says which of them --help lists (all when absent).
--- A bad command line prints one line naming what to fix on stderr and exits 2; --help prints
+-- A bad command line prints one line naming what to fix on stderr and exits 2 (or the spec's
+-- usage_status, for a command that keeps another tool's exit codes); --help prints
 -- the help on stdout and exits 0.
 
 local dns = require "smtpsh.dns"
@@ -49,9 +51,11 @@ cli.common = {
   record = { "string", arg = "FILE.jsonl", help = "every DNS answer and SMTP line to FILE, for smtpsh replay" },
 }
 
-local function fail(name, message)
+-- A usage error: one line, then exit 2 (or `status`: a command that keeps another tool's
+-- exit codes, as `send --swaks-exit` does, passes spec.usage_status).
+local function fail(name, message, status)
   io_stderr:write("smtpsh ", name, ": ", message, "\n")
-  os_exit(2)
+  os_exit(status or 2)
 end
 cli.fail = fail
 
@@ -191,6 +195,7 @@ end
 -- Returns the options (by name; "list" options as lists, split at commas too) and the
 -- positional words.
 function cli.parse(args, spec)
+  local function usage_error(message) fail(spec.name, message, spec.usage_status) end
   local kinds = {}
   for _, option in ipairs(cli.options_of(spec, true)) do kinds[option.name] = option.kind end
   local options, words = {}, {}
@@ -202,7 +207,7 @@ function cli.parse(args, spec)
     if not name then name = string_match(word, "^%-%-([%w-]+)$") end
     if name then
       local kind = kinds[name]
-      if not kind then fail(spec.name, "unknown option '--" .. name .. "'; see --help") end
+      if not kind then usage_error("unknown option '--" .. name .. "'; see --help") end
       local value = true
       if kind ~= "flag" then
         value = inline
@@ -210,14 +215,14 @@ function cli.parse(args, spec)
           i = i + 1
           value = args[i]
         end
-        if value == nil then fail(spec.name, "--" .. name .. " needs a value; see --help") end
+        if value == nil then usage_error("--" .. name .. " needs a value; see --help") end
         local converted, expected = converters[kind](value)
         if converted == nil then
-          fail(spec.name, "--" .. name .. " must be " .. expected .. ", got '" .. value .. "'")
+          usage_error("--" .. name .. " must be " .. expected .. ", got '" .. value .. "'")
         end
         value = converted
       elseif inline then
-        fail(spec.name, "--" .. name .. " takes no value")
+        usage_error("--" .. name .. " takes no value")
       end
       if kind == "list" then
         options[name] = options[name] or {}
@@ -229,16 +234,16 @@ function cli.parse(args, spec)
         options[name] = value
       end
     elseif word:sub(1, 1) == "-" and word ~= "-" then
-      fail(spec.name, "unknown option '" .. word .. "'; see --help")
+      usage_error("unknown option '" .. word .. "'; see --help")
     else
       words[#words + 1] = word
     end
     i = i + 1
   end
   local min, max = spec.min or 0, spec.max
-  if #words < min then fail(spec.name, spec.missing or ("missing arguments; see --help")) end
+  if #words < min then usage_error(spec.missing or ("missing arguments; see --help")) end
   if max and #words > max then
-    fail(spec.name, "unexpected argument '" .. words[max + 1] .. "'; see --help")
+    usage_error("unexpected argument '" .. words[max + 1] .. "'; see --help")
   end
   -- --trace: SMTP sessions and DNS answers live on stderr.
   if options.trace then
@@ -250,7 +255,7 @@ function cli.parse(args, spec)
     local argv = { spec.name }
     for _, word in ipairs(args) do argv[#argv + 1] = word end
     local ok, err = recordcore.start(options.record, argv)
-    if not ok then fail(spec.name, "--record: " .. err) end
+    if not ok then usage_error("--record: " .. err) end
   end
   return options, words
 end

@@ -544,6 +544,14 @@ class TestPipelineAndExitCodes(SendTestCase):
                                              "--to", "b@x.test", "--swaks-exit"], timeout=20), 2))
         cases.append(("usage", run_smtpsh(["send", "--server", "127.0.0.1", "--from", "a@x.test", "--to", "b@x.test",
                                            "--tls-verify", "--swaks-exit"], timeout=20), 1))
+        # Refused inside the option parser (an unknown option, a bad number): swaks' 1 too.
+        cases.append(("unknown option", run_smtpsh(["send", "--server", "127.0.0.1", "--from", "a@x.test",
+                                                    "--to", "b@x.test", "--no-such", "--swaks-exit"], timeout=20), 1))
+        cases.append(("bad number", run_smtpsh(["send", "--swaks-exit", "--server", "127.0.0.1", "--from", "a@x.test",
+                                                "--to", "b@x.test", "--timeout", "soon"], timeout=20), 1))
+        cases.append(("unknown option, smtpsh's codes", run_smtpsh(["send", "--server", "127.0.0.1", "--from",
+                                                                    "a@x.test", "--to", "b@x.test", "--no-such"],
+                                                                   timeout=20), 2))
         for name, cp, status in cases:
             with self.subTest(name=name):
                 self.assertExit(cp, status)
