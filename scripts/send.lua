@@ -23,7 +23,7 @@ local args = { ... }
 -- bad number) exits with swaks' 1 under --swaks-exit.
 local swaks_exit = false
 for _, word in ipairs(args) do
-  if word == "--swaks-exit" then swaks_exit = true end
+  if word == "--swaks-exit" or word == "-swaks-exit" then swaks_exit = true end
 end
 
 local function fail_usage(message)
@@ -34,13 +34,15 @@ end
 local usage = [==[usage: smtpsh send --server HOST[:PORT] --from ADDR --to ADDR[,ADDR...] [OPTIONS]
   One SMTP transaction, swaks-style, the transcript on stdout: STARTTLS (--tls, --tls-optional)
   or implicit TLS (--tls-on-connect), AUTH, attachments (--attach), a raw message (--data),
-  pipelining (--pipeline).
+  pipelining (--pipeline). A swaks command line works as it is: -s -p -f -t -a -au -d -ah -q
+  -tls -tlso -tlsc, single-dash long names (-server), --auth-user, --add-header, --ehlo (but
+  the password comes from --password-file, never the command line; -h is --help).
   Exit 0 every step got 2xx/3xx, 1 the server refused something or the connection or TLS
   failed, 2 bad usage. With --swaks-exit, swaks' codes: 0 ok, 1 bad usage, 2 no connection,
   6 connection closed, 21 greeting, 22 EHLO/HELO, 23 MAIL, 24 no RCPT accepted, 25 DATA,
   26 message refused, 27 QUIT, 28 AUTH, 29 TLS, 32 EHLO after STARTTLS.]==]
 
-local options = cli.parse(args, {
+local spec = {
   name = "send", usage = usage, min = 0, max = 0, usage_status = swaks_exit and 1 or nil,
   summary = "one SMTP transaction, swaks-style: TLS, AUTH, attachments, pipelining",
   options = {
@@ -77,7 +79,47 @@ local options = cli.parse(args, {
   common = { "timeout", "resolver", "json", "trace", "record", "no-color" },
   example = "smtpsh send --server mail.example.com:587 --tls --auth PLAIN --user me " ..
             "--password-file ~/.smtp-pw --from me@example.com --to you@example.net --attach report.pdf",
-})
+}
+
+-- A swaks command line pasted as it is: swaks' short names (-t, -s, -tls, -au ...), its
+-- single-dash long names (-server) and its other spellings (--auth-user, --add-header) become
+-- send's own. -h stays --help (swaks' -h is --helo: spelled out, it is taken). A password
+-- is never taken from the command line, where every user of the machine sees it in ps.
+local swaks_names = {
+  ["-t"] = "--to", ["-f"] = "--from", ["-s"] = "--server", ["-p"] = "--port", ["-a"] = "--auth",
+  ["-au"] = "--user", ["--auth-user"] = "--user", ["-d"] = "--data", ["-ah"] = "--header",
+  ["--add-header"] = "--header", ["-q"] = "--quit-after", ["--ehlo"] = "--helo",
+  ["-tls"] = "--tls", ["-tlso"] = "--tls-optional", ["-tlsos"] = "--tls-optional-strict",
+  ["-tlsc"] = "--tls-on-connect", ["--tlsc"] = "--tls-on-connect", ["--tlso"] = "--tls-optional",
+  ["--tlsos"] = "--tls-optional-strict",
+}
+local password_words = { ["-ap"] = true, ["--auth-password"] = true, ["-auth-password"] = true }
+local takes_value = {}
+for _, option in ipairs(cli.options_of(spec, true)) do
+  takes_value["--" .. option.name] = option.kind ~= "flag"
+end
+local value_next = false  -- the word is an option's value: taken as it is
+for i, word in ipairs(args) do
+  local name = string.match(word, "^([^=]+)=") or word
+  local rest = string.sub(word, #name + 1)
+  if value_next then
+    value_next = false
+  else
+    if password_words[name] then
+      fail_usage(name .. ": a password on the command line is visible to every user in ps; " ..
+        "put it alone on the first line of a file and give --password-file FILE")
+    end
+    if swaks_names[name] then
+      args[i] = swaks_names[name] .. rest
+    elseif string.match(name, "^%-%a[%w-]+$") and takes_value["-" .. name] ~= nil then
+      args[i] = "-" .. word  -- -server: swaks' single-dash long name
+    end
+    name = string.match(args[i], "^([^=]+)=") or args[i]
+    value_next = rest == "" and takes_value[name] == true
+  end
+end
+
+local options = cli.parse(args, spec)
 
 -- ---------------------------------------------------------------------------------------
 -- The command line, checked before anything is sent

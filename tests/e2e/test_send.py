@@ -561,6 +561,37 @@ class TestPipelineAndExitCodes(SendTestCase):
 # ============================================================================================
 # The command line
 
+class TestSwaksCommandLine(SendTestCase):
+    def test_a_swaks_command_line_pasted_as_it_is(self):
+        # swaks' short names, a single-dash long name and its spellings; a value that looks
+        # like one of them (the body "-tls") is taken as a value.
+        with self.tls_peer("--require-tls") as (port, spool):
+            cp = run_smtpsh(["send", "-s", f"127.0.0.1:{port}", "-f", "a@example.test", "-t", "b@example.test",
+                             "-tls", "-ah", "X-Note: swaks' -ah", "--add-header", "X-Other: yes", "--body", "-tls",
+                             "--ehlo", "swaks.test", "-timeout", TIMEOUT], timeout=30)
+            stored, meta = spooled(spool)
+        self.assertIsNotNone(stored, describe(cp))
+        self.assertEqual(meta, {"mail_from": "a@example.test", "rcpt_tos": ["b@example.test"],
+                                "tls": True, "authenticated": False})
+        self.assertIn(b"X-Note: swaks' -ah\r\nX-Other: yes\r\n", stored)
+        self.assertTrue(stored.endswith(b"\r\n\r\n-tls\r\n"), stored)
+        self.assertIn("C   0.", cp.stdout)
+        self.assertRegex(cp.stdout, r"(?m)^C +[\d.]+  EHLO swaks\.test$", describe(cp))
+
+    def test_a_password_on_the_command_line_is_refused(self):
+        for args, status in ((["-ap", "s3cret-pw"], 2), (["--auth-password=s3cret-pw", "--swaks-exit"], 1)):
+            with self.subTest(args=args):
+                cp = run_smtpsh(["send", "-s", f"127.0.0.1:{free_port()}", "-f", "a@x.test", "-t", "b@x.test",
+                                 "-a", "PLAIN", "-au", "me", *args], timeout=20)
+                self.assertOneLineError(cp, status, "smtpsh send: ")
+                self.assertIn("--password-file FILE", cp.stderr)
+                self.assertNotIn("s3cret-pw", cp.stderr + cp.stdout)
+
+    def test_an_unknown_single_dash_word_is_named(self):
+        cp = run_smtpsh(["send", "-s", "127.0.0.1", "-f", "a@x.test", "-t", "b@x.test", "-bogus"], timeout=20)
+        self.assertOneLineError(cp, 2, "smtpsh send: unknown option '-bogus'")
+
+
 class TestSendUsage(SendTestCase):
     def usage_error(self, *args, prefix):
         cp = run_smtpsh(["send", "--server", f"127.0.0.1:{free_port()}", "--from", "a@x.test",
