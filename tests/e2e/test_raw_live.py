@@ -19,12 +19,17 @@ import threading
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import TIME_SCALE, Repl, SmtpshTestCase, scratch_dir, tls_peer, test_certs  # noqa: E402
+from harness import TIME_SCALE, Repl, SmtpshTestCase, describe, run_smtpsh, scratch_dir, tls_peer, test_certs  # noqa: E402
 
 UP = "\x1b[A"
 
 
 class _Handler(socketserver.StreamRequestHandler):
+    def finish(self):
+        super().finish()
+        if isinstance(self.request, ssl.SSLSocket):  # the server closes only the plain socket
+            self.request.close()
+
     def handle(self):
         srv = self.server
         # No input for `idle` seconds: the server says 421 on its own and closes (an idle
@@ -76,17 +81,24 @@ class _Server(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
 
 
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
 @contextlib.contextmanager
-def live_server(idle=None, tls=False):
-    """A small SMTP server on 127.0.0.1: yields it (`.port`, `.received` lines). With `tls`,
-    it offers STARTTLS (the test certificate of mx1)."""
-    srv = _Server(("127.0.0.1", 0), _Handler)
+def live_server(idle=None, tls=False, family=socket.AF_INET):
+    """A small SMTP server on 127.0.0.1 (or ::1): yields it (`.port`, `.received` lines). With
+    `tls`, it offers STARTTLS (the test certificate of mx1)."""
+    server_class = _Server6 if family == socket.AF_INET6 else _Server
+    srv = server_class(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0), _Handler)
     srv.idle = idle
     srv.tls_context = None
     if tls:
         certs = test_certs()
         srv.tls_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         srv.tls_context.load_cert_chain(f"{certs}/mx1-chain.pem", f"{certs}/mx1.key")
+        srv.tls_context.sni_callback = lambda _socket, name, _context: srv.sni.append(name)
+    srv.sni = []  # the server name of each handshake (None: the client sent no SNI)
     srv.received = []
     srv.lock = threading.Lock()
     srv.port = srv.server_address[1]
@@ -237,6 +249,18 @@ class TestRawLive(RawLiveTestCase):
             r.expect(r"! the server closed the session\n")
             self.assertEqual(r.wait_exit(timeout=5), 0, r.text())
             self.assertEqual(received(srv), ["STARTTLS", "NOOP"])
+
+    def test_sni_is_sent_for_a_host_name_only(self):
+        # RFC 6066: a host name goes in SNI, an IP address never does.
+        for host, sni in (("127.0.0.1", None), ("localhost", "localhost"), ("[::1]", None)):
+            family = socket.AF_INET6 if host == "[::1]" else socket.AF_INET
+            if family == socket.AF_INET6 and not socket.has_ipv6:
+                continue
+            with self.subTest(host=host), live_server(tls=True, family=family) as srv:
+                cp = run_smtpsh(["raw", "--ca-file", f"{test_certs()}/ca.pem", f"{host}:{srv.port}"],
+                                stdin="STARTTLS\nQUIT\n", timeout=30)
+                self.assertIn("! TLS started: TLSv1.3", cp.stdout, describe(cp))
+                self.assertEqual(srv.sni, [sni], describe(cp))
 
 
 class TestRawInRepl(RawLiveTestCase):
