@@ -18,7 +18,7 @@ local apidoc = {}
 apidoc.modules = {
   "smtp", "session", "dns", "net", "connection", "task", "server", "help",
   "json", "retry", "classify", "ratelimit", "diagnose", "tlsscan", "address", "mime", "cli", "report",
-  "waterfall",
+  "waterfall", "prometheus", "watch",
 }
 
 -- stdlib modules with no entry of their own, and why: the machinery behind the documented
@@ -35,10 +35,15 @@ apidoc.internal = {
   server_command = "how the scenario server splits a received line",
   trace = "the --trace sink",
   verify = "the engine of smtpsh verify",
+  http_server = "the small HTTP server of smtpsh watch",
+  watch_probe = "one probe of smtpsh watch, turned into a record",
+  watch_metrics = "the metric families of smtpsh watch",
+  watch_page = "the status page and /last of smtpsh watch",
 }
 
 -- The subcommands (scripts/NAME.lua), in the order the man page lists them.
-apidoc.commands = { "diagnose", "verify", "dns", "blacklist", "tls", "banner", "raw", "send", "serve", "replay" }
+apidoc.commands = { "diagnose", "verify", "watch", "dns", "blacklist", "tls", "banner", "raw", "send", "serve",
+                    "replay" }
 
 -- The executable's own command line (shell/cli.cpp); help_test checks it against `smtpsh --help`.
 apidoc.shell = {

@@ -82,8 +82,9 @@ end
 
 -- What a handshake gave, as plain data.
 function probe.tls(info)
+  local leaf = info.chain and info.chain[1]
   return { version = info.version, cipher = info.cipher, verify_result = info.verify_result,
-           verified = info.verified }
+           verified = info.verified, not_after = leaf and leaf.not_after or nil }
 end
 
 -- When the connection was up: the transcript's "connected to" event, in seconds after `started`.
