@@ -149,6 +149,8 @@ local function tls_record(record, target, options)
     record.success = false
     if kind == "refused" then
       record.verdict = "connect_refused"
+    elseif kind == "dns" then
+      record.verdict = "dns_failure"
     elseif kind == "timeout" and type(err) == "table" and (err.stage == "connect" or err.stage == nil) then
       record.verdict = "connect_timeout"
     else
