@@ -157,7 +157,13 @@ end
 
 -- Runs probe `t` now, after any probe of it still running (never two at once). Returns the record.
 function Watcher:probe(t)
-  while t.running do task.wait(t.running) end
+  while t.running do
+    -- The task that started it clears it when it resumes; a waiter resumed first does, as a
+    -- wait on a finished task returns at once and would otherwise spin here.
+    local running = t.running
+    task.wait(running)
+    if t.running == running then t.running = nil end
+  end
   local handle = task.spawn(function()
     self.in_flight = self.in_flight + 1
     local ok, record = pcall(watch_probe.run, { target = t.target, probe = t.fn or t.kind, name = t.probe,
