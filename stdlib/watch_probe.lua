@@ -174,7 +174,8 @@ local function verify_record(record, target, options)
   local verify = require "smtpsh.verify"
   local got
   local settings = { timeout = options.timeout or 10, tries = 1, budget = (options.timeout or 10) * 4,
-                     helo = options.helo, from = options.from, concurrency = 1, per_domain = 1 }
+                     helo = options.helo, from = options.from, port = options.port, concurrency = 1,
+                     per_domain = 1 }
   verify.run({ target }, settings, function(result) got = result end)
   if not got then
     record.result, record.summary = "error", "verify gave no result"

@@ -268,6 +268,52 @@ t.test("the schedule: intervals kept, never two probes of a target at once, over
   t.ok(w:status_html():find('data-target="fast.test"', 1, true))
 end)
 
+-- The three built-in probes against scenario servers in this process (loopback only; no DNS:
+-- HOST:PORT targets, an address literal for verify).
+t.test("built-in probes: diagnose, tls and verify give records with replies, steps and TLS facts", function()
+  local server = require "smtpsh.server"
+  local dns = require "smtpsh.dns"
+  dns.servers { "127.0.0.1:1" }  -- nothing leaves loopback: the source's PTR look-up fails at once
+  local good = assert(server.listen { port = 0, hostname = "mx.good.test", tls = { self_signed = "mx.good.test" },
+    on_rcpt = function(_, to) if to:find("^nobody@") then return "550 5.1.1 <" .. to .. ">: no such user" end end })
+  local busy = assert(server.listen { port = 0, hostname = "mx.busy.test",
+    on_connect = function() return "421 4.3.2 mx.busy.test too busy" end })
+  local old = assert(server.listen { port = 0, hostname = "mx.old.test", tls = { self_signed = "mx.old.test",
+    min = "tls1", max = "tls1.1" } })
+  local options = { timeout = 5, dnsbl = {}, sessions = 1 }
+  local ok = watch_probe.run { target = "127.0.0.1:" .. good.port, probe = "diagnose", options = options }
+  t.eq(ok.result, "success", ok.summary)
+  t.eq(ok.verdict, "ok")
+  local stages = {}
+  for _, step in ipairs(ok.steps) do stages[#stages + 1] = step.name end
+  t.eq(stages, { "connect", "banner", "ehlo", "starttls", "mail", "rcpt" })
+  t.eq(ok.tls.version, "TLSv1.3")
+  t.ok(ok.tls.not_after and ok.tls.not_after > os.time(), "the certificate's expiry")
+  t.ok(ok.text:find("verdict: ok", 1, true), ok.text)
+
+  local refused = watch_probe.run { target = "127.0.0.1:" .. busy.port, probe = "diagnose", options = options }
+  t.eq(refused.verdict, "server_busy")
+  t.eq(refused.result, "failure")
+  t.eq(refused.replies[1], { stage = "banner", code = "421", enhanced = "4.3.2" })
+
+  local tls = watch_probe.run { target = "127.0.0.1:" .. good.port, probe = "tls", options = options }
+  t.eq(tls.result, "success", tls.summary)
+  t.eq(tls.tls.version, "TLSv1.3")
+  local mismatch = watch_probe.run { target = "127.0.0.1:" .. old.port, probe = "tls", options = options }
+  t.eq(mismatch.verdict, "tls_version_mismatch", mismatch.summary)
+  t.eq(mismatch.tls.failed, true)
+
+  local verify_options = { timeout = 5, port = good.port }
+  local canary = watch_probe.run { target = "someone@[127.0.0.1]", probe = "verify", options = verify_options }
+  t.eq(canary.result, "success", canary.summary)
+  local gone = watch_probe.run { target = "nobody@[127.0.0.1]", probe = "verify", options = verify_options }
+  t.eq(gone.result, "failure", gone.summary)
+  t.eq(gone.replies[1], { stage = "rcpt", code = "550", enhanced = "5.1.1" })
+  good:close()
+  busy:close()
+  old:close()
+end)
+
 t.test("the status page escapes what a server said", function()
   local html = watch_page.status({ { target = "<x>.test", probe = "diagnose", every = 60,
     record = record { target = "<x>.test", verdict = "rejected", summary = '550 "no" <script>' } } }, { now = 1700000100 })
