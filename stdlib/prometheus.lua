@@ -24,8 +24,10 @@ local string_format, string_gsub, string_match, table_concat = string.format, st
 
 local prometheus = {}
 
--- The default buckets for durations in seconds: from a fast loopback answer to a tarpit.
-prometheus.duration_buckets = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120 }
+-- The default buckets for durations in seconds: from a fast answer to a tarpit. Ten, not
+-- more: each bucket is a line per series, and a watcher of a thousand targets has seven
+-- step histograms each.
+prometheus.duration_buckets = { 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15, 60 }
 
 local escapes = { ["\\"] = "\\\\", ['"'] = '\\"', ["\n"] = "\\n" }
 
@@ -36,6 +38,7 @@ end
 
 -- A sample value: integers plainly, others with enough digits to read back the same number.
 function prometheus.number(value)
+  if math_type(value) == "integer" then return tostring(value) end
   if value ~= value then return "NaN" end
   if value == math_huge then return "+Inf" end
   if value == -math_huge then return "-Inf" end
@@ -74,10 +77,21 @@ local function series_of(family, values)
     for i = 1, count do
       rendered[i] = family.labels[i] .. '="' .. prometheus.escape(parts[i]) .. '"'
     end
-    series = { labels = table_concat(rendered, ","), value = 0 }
+    -- Each line's text up to its value is made once, here: a scrape of a thousand targets
+    -- writes over a hundred thousand lines, and only the values change between scrapes.
+    local labels = table_concat(rendered, ",")
+    local braces = labels == "" and "" or ("{" .. labels .. "}")
+    series = { value = 0, prefix = family.name .. braces .. " " }
     if family.kind == "histogram" then
-      series.counts, series.sum, series.count = {}, 0, 0
-      for i = 1, #family.buckets do series.counts[i] = 0 end
+      local open = family.name .. "_bucket{" .. (labels == "" and "" or (labels .. ","))
+      series.counts, series.sum, series.count, series.bucket_prefixes = {}, 0, 0, {}
+      for i = 1, #family.buckets do
+        series.counts[i] = 0
+        series.bucket_prefixes[i] = open .. 'le="' .. family.bucket_labels[i] .. '"} '
+      end
+      series.inf_prefix = open .. 'le="+Inf"} '
+      series.sum_prefix = family.name .. "_sum" .. braces .. " "
+      series.count_prefix = family.name .. "_count" .. braces .. " "
     end
     family.index[key] = series
     family.order[#family.order + 1] = key
@@ -146,25 +160,31 @@ function Family:remove(name, value)
   self.order = kept
 end
 
-local function render_family(family, out)
-  out[#out + 1] = "# HELP " .. family.name .. " " .. string_gsub(family.help, "[\\\n]", { ["\\"] = "\\\\", ["\n"] = "\\n" })
-  out[#out + 1] = "# TYPE " .. family.name .. " " .. family.kind
+local function render_family(family, out, pacing)
+  local n = #out
+  local number = prometheus.number
+  out[n + 1] = "# HELP " .. family.name .. " " .. string_gsub(family.help, "[\\\n]", { ["\\"] = "\\\\", ["\n"] = "\\n" })
+  out[n + 2] = "# TYPE " .. family.name .. " " .. family.kind
+  n = n + 2
+  local histogram = family.kind == "histogram"
   for _, key in ipairs(family.order) do
-    local series = family.index[key]
-    local labels = series.labels
-    if family.kind == "histogram" then
-      local prefix = labels == "" and "{" or ("{" .. labels .. ",")
-      for i, bound in ipairs(family.buckets) do
-        out[#out + 1] = string_format('%s_bucket%sle="%s"} %s', family.name, prefix, prometheus.number(bound),
-          prometheus.number(series.counts[i]))
-      end
-      out[#out + 1] = string_format('%s_bucket%sle="+Inf"} %s', family.name, prefix, prometheus.number(series.count))
-      local braces = labels == "" and "" or ("{" .. labels .. "}")
-      out[#out + 1] = family.name .. "_sum" .. braces .. " " .. prometheus.number(series.sum)
-      out[#out + 1] = family.name .. "_count" .. braces .. " " .. prometheus.number(series.count)
-    else
-      local braces = labels == "" and "" or ("{" .. labels .. "}")
-      out[#out + 1] = family.name .. braces .. " " .. prometheus.number(series.value)
+    -- nil when removed during a pause: the list walked is the one the render began with.
+    local series = family.index[key] or false
+    if series and histogram then
+      local prefixes, counts = series.bucket_prefixes, series.counts
+      for i = 1, #prefixes do out[n + i] = prefixes[i] .. number(counts[i]) end
+      n = n + #prefixes
+      out[n + 1] = series.inf_prefix .. number(series.count)
+      out[n + 2] = series.sum_prefix .. number(series.sum)
+      out[n + 3] = series.count_prefix .. number(series.count)
+      n = n + 3
+    elseif series then
+      n = n + 1
+      out[n] = series.prefix .. number(series.value)
+    end
+    if pacing and n >= pacing.next then
+      pacing.pause()
+      pacing.next = n + pacing.every
     end
   end
 end
@@ -183,10 +203,12 @@ local function add_family(registry, kind, name, help, labels, buckets)
   local family = setmetatable({ kind = kind, name = name, help = help or name, labels = labels,
                                 buckets = buckets, index = {}, order = {} }, Family)
   if kind == "histogram" then
+    family.bucket_labels = {}
     for i, bound in ipairs(buckets) do
       if type(bound) ~= "number" or (i > 1 and bound <= buckets[i - 1]) then
         error("prometheus: " .. name .. ": buckets must be increasing numbers", 3)
       end
+      family.bucket_labels[i] = prometheus.number(bound)
     end
   end
   registry.families[name] = family
@@ -204,10 +226,15 @@ end
 function Registry:family(name) return self.families[name] end
 
 -- The exposition text: every family, HELP and TYPE first; families without series are left out.
-function Registry:render()
+-- pause, when given, is called after a series once every `pause_lines` (10,000) lines have
+-- been written, so that a long render (a scrape of thousands of series) lets other tasks run.
+-- A series changed meanwhile shows its new value or its old one, never half of each.
+function Registry:render(pause, pause_lines)
   local out = {}
+  local every = pause_lines or 10000
+  local pacing = pause and { pause = pause, every = every, next = every } or nil
   for _, family in ipairs(self.order) do
-    if #family.order > 0 then render_family(family, out) end
+    if #family.order > 0 then render_family(family, out, pacing) end
   end
   out[#out + 1] = ""
   return table_concat(out, "\n")

@@ -245,8 +245,10 @@ function Watcher:schedule_report()
   return out
 end
 
+local function let_others_run() task.sleep(0) end
+
 function Watcher:metrics_text()
-  return self.metrics:render({ in_flight = self.in_flight, targets = #self.targets })
+  return self.metrics:render({ in_flight = self.in_flight, targets = #self.targets, pause = let_others_run })
 end
 
 function Watcher:status_html()

@@ -113,8 +113,8 @@ function Metrics:observe(record)
     self.replies:inc({ target, reply.stage, reply.code, enhanced_label(self, target, reply) })
   end
   local tls = record.tls or {}
-  if tls.version then
-    self.tls_version:remove("target", target)
+  if tls.version and not self.tls_version:get({ target, tls.version }) then
+    self.tls_version:remove("target", target)  -- the version changed: the old one goes
     self.tls_version:set({ target, tls.version }, 1)
   end
   if tls.failed then self.tls_failures:inc({ target }) end
@@ -154,7 +154,9 @@ function Metrics:render(health)
   if (process.max_fds or -1) >= 0 then self.max_fds:set({}, process.max_fds) end
   if process.start_time then self.start_time:set({}, process.start_time) end
   self.lua_memory:set({}, collectgarbage("count") * 1024)
-  return self.registry:render()
+  -- A scrape of a thousand targets is over a hundred thousand lines: the probes due meanwhile
+  -- start between families, not after the whole text.
+  return self.registry:render(health.pause)
 end
 
 return watch_metrics

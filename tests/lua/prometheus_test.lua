@@ -92,6 +92,24 @@ t.test("remove forgets the series of one label value; clear forgets all", functi
   t.eq(r:render(), "")
 end)
 
+t.test("a long render pauses between series when asked, and writes the same text", function()
+  local r = prometheus.registry()
+  local g = r:gauge("g", "x", { "n" })
+  local h = r:histogram("h", "x", { "n" }, { 1 })
+  for i = 1, 10 do
+    g:set({ i }, i)
+    h:observe({ i }, 0.5)
+  end
+  local plain = r:render()
+  local pauses = 0
+  local paced = r:render(function()
+    pauses = pauses + 1
+    g:remove("n", 10)  -- a series removed meanwhile is left out, never half-written
+  end, 5)
+  t.ok(pauses >= 6, "paused " .. pauses .. " times")
+  t.eq(paced, plain:gsub('g{n="10"} 10\n', ""))
+end)
+
 t.test("mistakes raise with the reason", function()
   local r = prometheus.registry()
   t.raises(function() r:gauge("9bad", "x") end, "not a valid name")
