@@ -6,7 +6,7 @@
 -- output: "serving http://HOST:PORT/ (N targets)" on stdout once it listens; a line per probe
 --         on stderr (--quiet: none). With --once: each target probed once, the metrics on
 --         stdout, then exit.
--- exit:   runs until stopped (Ctrl-C, SIGTERM); with --once 0 when every probe passed, else 1;
+-- exit:   runs until stopped (0 after Ctrl-C); with --once 0 when every probe passed, else 1;
 --         2 on bad usage or a configuration that does not load, 1 when it cannot listen
 
 local cli = require "smtpsh.cli"
@@ -125,13 +125,26 @@ do
   host = h
 end
 local address, err = watcher:listen(host, port, function(problem)
-  io.stderr:write("smtpsh watch: a page failed: ", tostring(problem), "\n")
+  io.stderr:write("smtpsh watch: a page failed: ", (tostring(problem):gsub("%s*[\r\n]+%s*", " ")), "\n")
 end)
 if not address then
-  io.stderr:write("smtpsh watch: cannot listen on ", listen, ": ", tostring(err), "\n")
+  local message = tostring(err)
+  if not message:find("listen", 1, true) then message = "cannot listen on " .. listen .. ": " .. message end
+  io.stderr:write("smtpsh watch: ", message, "\n")
   os.exit(1)
 end
 io.write(string.format("serving http://%s/ (%d targets)\n", address, #watcher.targets))
 io.stdout:flush()
 watcher:start()
-for _, loop in ipairs(watcher.loops) do task.wait(loop) end
+local ok, problem = pcall(function()
+  for _, loop in ipairs(watcher.loops) do
+    local done, err = task.wait(loop)
+    if done == nil and err ~= nil then error(err, 0) end
+  end
+end)
+watcher:stop()
+if not ok and not tostring(problem):find("interrupted", 1, true) then
+  io.stderr:write("smtpsh watch: ", (tostring(problem):gsub("%s*[\r\n]+%s*", " ")), "\n")
+  os.exit(1)
+end
+io.stderr:write("smtpsh watch: stopped\n")

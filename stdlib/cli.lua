@@ -54,6 +54,8 @@ cli.common = {
 -- A usage error: one line, then exit 2 (or `status`: a command that keeps another tool's
 -- exit codes, as `send --swaks-exit` does, passes spec.usage_status).
 local function fail(name, message, status)
+  -- One line, whatever the message holds (a configuration's error text, a name with a newline).
+  message = string_gsub(tostring(message), "%s*[\r\n]+%s*", " ")
   io_stderr:write("smtpsh ", name, ": ", message, "\n")
   os_exit(status or 2)
 end

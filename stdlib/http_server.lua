@@ -16,6 +16,7 @@
 -- error goes to opts.on_error (never to the client).
 
 local server = require "smtpsh.server"
+local task = require "smtpsh.task"
 
 local type, pcall, tostring, tonumber, pairs, ipairs = type, pcall, tostring, tonumber, pairs, ipairs
 local string_match, string_lower, string_gsub, string_char, string_format, string_find =
@@ -118,8 +119,13 @@ function http_server.response(status, body, headers, head_only)
     if string_lower(name) == "content-type" then has_type = true end
     lines[#lines + 1] = name .. ": " .. value
   end
-  if not has_type then lines[#lines + 1] = "Content-Type: text/plain; charset=utf-8" end
-  lines[#lines + 1] = "Content-Length: " .. #body
+  -- A 204 has no body, and RFC 9110 (8.6) forbids it a Content-Length.
+  if status == 204 then
+    body = ""
+  else
+    if not has_type then lines[#lines + 1] = "Content-Type: text/plain; charset=utf-8" end
+    lines[#lines + 1] = "Content-Length: " .. #body
+  end
   lines[#lines + 1] = "Connection: close"
   lines[#lines + 1] = "X-Content-Type-Options: nosniff"
   lines[#lines + 1] = ""
@@ -135,12 +141,19 @@ local function answer(conn, status, body, headers, head_only)
 end
 
 local function serve_connection(conn, handler, opts)
-  conn:settimeout(opts.request_timeout or http_server.request_timeout)
+  -- One deadline for the whole request head: a client trickling a header line every second
+  -- must not hold its connection open for ever.
+  local limit = opts.request_timeout or http_server.request_timeout
+  local deadline = task.now() + limit
   local request, status, reason = http_server.read_request(function()
+    local left = deadline - task.now()
+    if left <= 0 then return nil, "timeout" end
+    conn:settimeout(left)
     local line, err = conn:receive("l")
     if not line then return nil, type(err) == "table" and err.kind or tostring(err) end
     return line
   end)
+  conn:settimeout(limit)
   if not request then return answer(conn, status, reason .. "\n") end
   if request.method ~= "GET" and request.method ~= "HEAD" then
     return answer(conn, 405, request.method .. " is not served: GET or HEAD only\n", { Allow = "GET, HEAD" })

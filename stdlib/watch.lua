@@ -37,6 +37,7 @@ local smtp = require "smtpsh.smtp"
 local address = require "smtpsh.address"
 local json = require "smtpsh.json"
 local sys = require "smtpsh.sys"
+local report = require "smtpsh.report"
 
 local type, pairs, ipairs, tostring, error, setmetatable, pcall = type, pairs, ipairs, tostring, error,
   setmetatable, pcall
@@ -45,13 +46,17 @@ local string_format, string_find, string_lower = string.format, string.find, str
 
 local watch = {}
 
+-- A name from a configuration or a request, quoted for a one-line message: its control bytes
+-- (a newline too) shown as \xNN.
+local function quoted(text) return '"' .. report.visible(text) .. '"' end
+
 watch.defaults = { every = 60, jitter = 0.1, probe = "diagnose", max_in_flight = 256, max_adhoc = 8,
                    min_every = 1 }
 
 -- Whether `target` is something probe `kind` can probe; nil, problem when not.
 function watch.check_target(kind, target)
   if type(target) ~= "string" or target == "" then return nil, "a target must be a non-empty string" end
-  if string_find(target, "[%c%s]") then return nil, string_format("target %q holds a space or a control character", target) end
+  if string_find(target, "[%c%s]") then return nil, string_format("target %s holds a space or a control character", quoted(target)) end
   if kind == "diagnose" then
     local ok, problem = diagnose.parse_target(target, {})
     if not ok then return nil, string_format("target %s: %s", target, problem) end
@@ -91,7 +96,7 @@ function watch.configure(config)
     if type(name) ~= "string" or type(fn) ~= "function" then
       return nil, "probes must map names to functions: probes = {name = function(target, context) ... end}"
     end
-    if watch_probe.known(name) then return nil, string_format("probe name %q is a built-in probe's", name) end
+    if watch_probe.known(name) then return nil, string_format("probe name %s is a built-in probe's", quoted(name)) end
     probes[name] = fn
   end
   settings.probes = probes
@@ -115,17 +120,19 @@ function watch.configure(config)
     elseif watch_probe.known(probe) then
       t.probe, t.kind = probe, probe
     else
-      return nil, string_format("target %d: unknown probe %q (diagnose, tls, verify, or a name in probes)", i,
-        tostring(probe))
+      return nil, string_format("target %d: unknown probe %s (diagnose, tls, verify, or a name in probes)", i,
+        quoted(probe))
     end
     if t.kind ~= "function" then
       local ok, problem = watch.check_target(t.kind, t.target)
       if not ok then return nil, problem end
     elseif type(t.target) ~= "string" or t.target == "" then
       return nil, string_format("target %d: a target must be a non-empty string", i)
+    elseif string_find(t.target, "%c") then
+      return nil, string_format("target %s holds a control character", quoted(t.target))
     end
     if type(t.every) ~= "number" or t.every < settings.min_every then
-      return nil, string_format("target %s: every must be %g seconds or more", t.target, settings.min_every)
+      return nil, string_format("target %s: every must be %g s or more", t.target, settings.min_every)
     end
     if type(t.jitter) ~= "number" or t.jitter < 0 or t.jitter >= 1 then
       return nil, string_format("target %s: jitter must be from 0 to below 1", t.target)
@@ -185,7 +192,15 @@ end
 -- One target's schedule: the first probe within the first interval (within 10 s when there
 -- are 100 targets or fewer), then every `every` seconds, each start moved by up to
 -- +-jitter of the interval so that many watchers do not probe one server in step.
+local schedule_loop
+
+-- Ctrl-C (or SIGTERM) interrupts every task: a schedule then ends quietly, as a stopped one.
 local function schedule(w, t, first)
+  local ok, err = pcall(schedule_loop, w, t, first)
+  if not ok and not string_find(tostring(err), "interrupted", 1, true) then error(err, 0) end
+end
+
+schedule_loop = function(w, t, first)
   local base = task.now() + first
   local due = base
   local stats = t.stats
@@ -298,7 +313,8 @@ local function probe_page(w, request)
   probe = probe or w.settings.probe
   local fn = w.settings.probes[probe]
   if not fn and not watch_probe.known(probe) then
-    return plain(400, string_format("unknown probe %q: diagnose, tls, verify or one of the configuration's probes\n", probe))
+    return plain(400, string_format("unknown probe %s: diagnose, tls, verify or one of the configuration's probes\n",
+      quoted(probe)))
   end
   if not fn then
     local ok, problem = watch.check_target(probe, target)

@@ -104,10 +104,10 @@ function Metrics:observe(record)
   self.probes:inc({ target, probe, record.result or "failure" })
   if record.result == "error" then self.errors:inc({ target }) end
   for _, step in ipairs(record.steps or {}) do self.steps:observe({ target, step.name }, step.seconds) end
-  if record.verdict or record.result == "error" then
-    for _, verdict in ipairs(watch_metrics.verdicts) do
-      self.verdict:set({ target, verdict }, verdict == record.verdict and 1 or 0)
-    end
+  -- Every probe sets them all: one without a verdict (it raised, or a probe function or a
+  -- canary failed without naming one) leaves every verdict at 0, never the last one's 1.
+  for _, verdict in ipairs(watch_metrics.verdicts) do
+    self.verdict:set({ target, verdict }, verdict == record.verdict and 1 or 0)
   end
   for _, reply in ipairs(record.replies or {}) do
     self.replies:inc({ target, reply.stage, reply.code, enhanced_label(self, target, reply) })
