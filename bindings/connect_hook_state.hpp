@@ -14,4 +14,8 @@ namespace smtpsh::lua {
 // The state's connect hook, or nullptr.  [-0, +0, -]
 const std::shared_ptr<const net::ConnectHook>* connect_hook_of(lua_State* L);
 
+// Makes `hook` the state's connect hook (the sandbox's guard, which passes what it allows on
+// to the hook it replaced).  [-0, +0, m]
+void set_connect_hook(lua_State* L, std::shared_ptr<const net::ConnectHook> hook);
+
 }  // namespace smtpsh::lua

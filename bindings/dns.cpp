@@ -32,6 +32,8 @@ struct LuaResolver {
   std::shared_ptr<dns::Resolver> resolver;
   lua_State* trace = nullptr;  // while tracing: the state's trace thread (bindings/trace.hpp)
   record::Recorder* recorder = nullptr;
+  DnsWatch watch = nullptr;  // the sandbox's (bindings/sandbox.cpp)
+  void* watch_context = nullptr;
 };
 
 // An answer for the live trace: the query, and the line that tells it
@@ -108,6 +110,7 @@ void observe_answer(void* context, const dns::Query& query, std::string_view wir
   auto* wrapper = static_cast<LuaResolver*>(context);
   if (wrapper->recorder && wrapper->recorder->is_open()) wrapper->recorder->dns(query, wire);
   if (wrapper->trace) trace_answer(wrapper->trace, query);
+  if (wrapper->watch) wrapper->watch(wrapper->watch_context, query);
 }
 
 struct LuaQuery {
@@ -647,6 +650,12 @@ int dns_trace(lua_State* L) {
 
 void set_dns_recorder(lua_State* L, record::Recorder* recorder) {
   wrapper_of(L).recorder = recorder;
+}
+
+void set_dns_watch(lua_State* L, DnsWatch watch, void* context) {
+  LuaResolver& wrapper = wrapper_of(L);
+  wrapper.watch = watch;
+  wrapper.watch_context = context;
 }
 
 dns::Resolver& resolver_of(lua_State* L) {

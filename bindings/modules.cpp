@@ -130,6 +130,7 @@ void open_modules(lua_State* L, const std::vector<std::string>& dirs) {
   add_preload(L, "smtpsh.servercore", luaopen_smtpsh_servercore);
   add_preload(L, "smtpsh.embedded", open_embedded);
   add_preload(L, "smtpsh.recordcore", luaopen_smtpsh_recordcore);
+  add_preload(L, "smtpsh.sandboxcore", luaopen_smtpsh_sandboxcore);
 
   // Our searcher goes right after the preload one, before package.path.
   lua_getglobal(L, "package");

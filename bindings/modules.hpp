@@ -17,6 +17,7 @@ int luaopen_smtpsh_dnscore(lua_State* L);
 int luaopen_smtpsh_sys(lua_State* L);
 int luaopen_smtpsh_servercore(lua_State* L);
 int luaopen_smtpsh_recordcore(lua_State* L);
+int luaopen_smtpsh_sandboxcore(lua_State* L);
 }
 
 namespace smtpsh::lua {

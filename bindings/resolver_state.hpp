@@ -15,4 +15,9 @@ dns::Resolver& resolver_of(lua_State* L);
 // Every answer of the state's resolver goes to `recorder` too (nullptr: no more).  [-0, +0, m]
 void set_dns_recorder(lua_State* L, record::Recorder* recorder);
 
+// Every finished query of the state's resolver is shown to watch(context, query) too (the
+// sandbox learns the addresses of the names it allows); nullptr: no more.  [-0, +0, m]
+using DnsWatch = void (*)(void* context, const dns::Query& query);
+void set_dns_watch(lua_State* L, DnsWatch watch, void* context);
+
 }  // namespace smtpsh::lua

@@ -1,5 +1,7 @@
 #include "bindings/scheduler.hpp"
 
+#include "bindings/sandbox.hpp"
+
 #include <asio/post.hpp>
 
 #include <atomic>
@@ -94,6 +96,7 @@ Task& Scheduler::require_current(lua_State* L, const char* name) {
 // --- spawning --------------------------------------------------------------------------------
 
 Task& Scheduler::spawn(lua_State* L, int nargs) {
+  if (task_limit_ != 0 && live_count_ >= task_limit_) check_task_limit(L, live_count_);
   int function_index = lua_absindex(L, -(nargs + 1));
   luaL_checkstack(L, 4, "spawning a task");
   auto* task = static_cast<Task*>(lua_newuserdatauv(L, sizeof(Task), 3));
@@ -370,6 +373,14 @@ void Scheduler::abandon(Task& task, const char* reason) {
   task.cancel = nullptr;
   task.abort_reason = reason;
   fail_unstarted(task);
+}
+
+void Scheduler::arm_watchdog(engine::Duration after, void (*fire)(void*), void* context) {
+  watchdog_ = std::make_unique<asio::steady_timer>(io());
+  watchdog_->expires_after(after);
+  watchdog_->async_wait([fire, context](const std::error_code& ec) {
+    if (!ec) fire(context);
+  });
 }
 
 void Scheduler::request_interrupt() noexcept {

@@ -18,6 +18,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 
 namespace smtpsh::lua {
 
@@ -102,6 +103,12 @@ class Scheduler {
   void request_interrupt() noexcept;
   void interrupt_all(const char* reason = "interrupted");
 
+  // Limits of a sandboxed run (bindings/sandbox.hpp): spawning beyond `limit` live tasks
+  // asks the sandbox to stop (0: no limit); fire(context) runs on the loop's thread once
+  // `after` has passed (the wall-clock limit), unless the state is closed first.
+  void set_task_limit(std::size_t limit) { task_limit_ = limit; }
+  void arm_watchdog(engine::Duration after, void (*fire)(void*), void* context);
+
   // Calls report(traceback) for each failed task nobody waited for, then forgets them.
   template <class Report>
   void report_unobserved(lua_State* L, Report report);
@@ -121,6 +128,8 @@ class Scheduler {
   void push_unobserved_table(lua_State* L);
 
   engine::Loop loop_;
+  std::unique_ptr<asio::steady_timer> watchdog_;  // after loop_: destroyed before it
+  std::size_t task_limit_ = 0;
   lua_State* aux_ = nullptr;  // a thread of our own for bookkeeping on the Lua side
   Task* live_head_ = nullptr;
   std::size_t live_count_ = 0;

@@ -358,6 +358,17 @@ const luaL_Reg server_functions[] = {
 
 }  // namespace
 
+void set_connect_hook(lua_State* L, std::shared_ptr<const net::ConnectHook> hook) {
+  auto* wrapper = static_cast<LuaConnectHook*>(lua_newuserdatauv(L, sizeof(LuaConnectHook), 0));
+  new (wrapper) LuaConnectHook{};
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, connect_hook_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  wrapper->hook = std::move(hook);  // owned by the userdata only once its __gc is set
+  lua_setfield(L, LUA_REGISTRYINDEX, connect_hook_key);
+}
+
 const std::shared_ptr<const net::ConnectHook>* connect_hook_of(lua_State* L) {
   const std::shared_ptr<const net::ConnectHook>* found = nullptr;
   if (lua_getfield(L, LUA_REGISTRYINDEX, connect_hook_key) == LUA_TUSERDATA)

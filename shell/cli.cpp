@@ -24,6 +24,7 @@ std::string usage_text() {
          "  --demo       start an in-process demo SMTP server on loopback, then the REPL\n"
          "  --trace      SMTP sessions and DNS answers print live on stderr\n"
          "  --record F   write every DNS answer and SMTP line to F (JSON Lines; smtpsh replay F)\n"
+         "  --sandbox    run FILE.lua without trusting it (limits: smtpsh sandbox --help)\n"
          "  --help       show this help\n"
          "  --version    show the version\n"
          "\n"
@@ -38,6 +39,8 @@ std::string usage_text() {
          "  send --server ...    one transaction, swaks-style\n"
          "  serve SCENARIO       a scenario server (greylist, rate_limit, tls_old, ...)\n"
          "  replay FILE.jsonl    a recorded probe served offline and run again\n"
+         "  watch TARGET...      probe on a schedule; Prometheus metrics and a status page\n"
+         "  sandbox FILE.lua     run a Lua file one did not write, with limits\n"
          "\n"
          "Lua files are found in each directory of SMTPSH_PATH (colon separated), then in\n"
          "~/.config/smtpsh, then in the copies built into smtpsh: DIR/scripts/NAME.lua for\n"
@@ -93,6 +96,17 @@ Invocation parse_command_line(const std::vector<std::string>& argv, bool stdin_i
       if (i + 1 >= argv.size())
         return fail("option '--record' needs a file: smtpsh --record FILE.jsonl ...");
       result.record = argv[++i];
+    } else if (word == "--sandbox") {
+      result.sandbox = true;
+    } else if (word == "--max-memory" || word == "--max-instructions" || word == "--max-cpu" ||
+               word == "--max-time" || word == "--max-tasks" || word == "--max-connections" ||
+               word == "--allow" || word == "--allow-port") {
+      if (i + 1 >= argv.size())
+        return fail("option '" + word + "' needs a value; see 'smtpsh sandbox --help'");
+      result.sandbox_options.push_back(word);
+      result.sandbox_options.push_back(argv[++i]);
+    } else if (word == "--allow-any-host") {
+      result.sandbox_options.push_back(word);
     } else if (word == "--help" || word == "-h") {
       result.mode = Invocation::Mode::help;
       return result;
@@ -104,6 +118,9 @@ Invocation parse_command_line(const std::vector<std::string>& argv, bool stdin_i
     }
   }
 
+  if (!result.sandbox_options.empty() && !result.sandbox)
+    return fail("option '" + result.sandbox_options.front() +
+                "' is a limit of --sandbox: add --sandbox");
   if (i < argv.size()) {
     const std::string& word = argv[i];
     result.script_index = static_cast<int>(i);
@@ -114,8 +131,21 @@ Invocation parse_command_line(const std::vector<std::string>& argv, bool stdin_i
       result.target = word;
       result.mode = looks_like_file(word) ? Invocation::Mode::script : Invocation::Mode::command;
     }
+    if (result.sandbox) {
+      if (result.mode != Invocation::Mode::script)
+        return fail("--sandbox runs a FILE.lua: smtpsh --sandbox FILE.lua [ARGS...]");
+      // The sandbox subcommand (scripts/sandbox.lua) runs it: smtpsh sandbox LIMITS -- FILE ARGS.
+      std::vector<std::string> args = result.sandbox_options;
+      args.emplace_back("--");
+      args.push_back(result.target);
+      args.insert(args.end(), result.args.begin(), result.args.end());
+      result.args = std::move(args);
+      result.target = "sandbox";
+      result.mode = Invocation::Mode::command;
+    }
     return result;
   }
+  if (result.sandbox) return fail("--sandbox runs a FILE.lua: smtpsh --sandbox FILE.lua [ARGS...]");
   if (!result.chunks.empty()) {
     result.mode = Invocation::Mode::chunks;
   } else if (result.demo || result.interactive || stdin_is_terminal) {

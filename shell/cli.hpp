@@ -17,7 +17,9 @@ struct Invocation {
   bool demo = false;                // --demo: start the in-process demo server
   bool trace = false;               // --trace: SMTP sessions print their transcript live
   std::string record;               // --record FILE: DNS answers and SMTP lines to FILE
-  std::string error;                // usage_error: one line naming what to fix
+  bool sandbox = false;             // --sandbox: FILE runs as `smtpsh sandbox [LIMITS] FILE`
+  std::vector<std::string> sandbox_options;  // --max-memory 64, --allow HOST, ... in order
+  std::string error;                         // usage_error: one line naming what to fix
 };
 
 // `stdin_is_terminal` decides what no arguments mean: the REPL, or running stdin as `lua -` does.

@@ -1,6 +1,7 @@
 #include "shell/runner.hpp"
 
 #include "bindings/modules.hpp"
+#include "bindings/sandbox.hpp"
 #include "bindings/scheduler.hpp"
 
 #include <cstdio>
@@ -52,14 +53,14 @@ int print_values_protected(lua_State* L) {
 }  // namespace
 
 Runtime::Runtime(bool watch_interrupts) {
-  L_ = luaL_newstate();
+  L_ = lua::new_state();  // its allocator counts memory, for a sandbox's limit
   if (!L_) throw std::runtime_error("cannot create a Lua state: out of memory");
   std::vector<std::string> dirs = lua::user_search_dirs();
   lua_pushcfunction(L_, open_everything);
   lua_pushlightuserdata(L_, &dirs);
   if (lua_pcall(L_, 1, 0, 0) != LUA_OK) {
     std::string message = lua_tostring(L_, -1) ? lua_tostring(L_, -1) : "unknown error";
-    lua_close(L_);
+    lua::close_state(L_);
     throw std::runtime_error("cannot set up Lua: " + message);
   }
   // Ctrl-C targets this state's scheduler only.
@@ -68,7 +69,7 @@ Runtime::Runtime(bool watch_interrupts) {
 
 Runtime::~Runtime() {
   interrupts_.reset();
-  lua_close(L_);
+  lua::close_state(L_);
 }
 
 asio::io_context& Runtime::io() {

@@ -36,6 +36,7 @@ apidoc.internal = {
   trace = "the --trace sink",
   verify = "the engine of smtpsh verify",
   http_server = "the small HTTP server of smtpsh watch",
+  sandbox = "the rules of smtpsh --sandbox (documented with the command)",
   watch_probe = "one probe of smtpsh watch, turned into a record",
   watch_metrics = "the metric families of smtpsh watch",
   watch_page = "the status page and /last of smtpsh watch",
@@ -43,13 +44,14 @@ apidoc.internal = {
 
 -- The subcommands (scripts/NAME.lua), in the order the man page lists them.
 apidoc.commands = { "diagnose", "verify", "watch", "dns", "blacklist", "tls", "banner", "raw", "send", "serve",
-                    "replay" }
+                    "replay", "sandbox" }
 
 -- The executable's own command line (shell/cli.cpp); help_test checks it against `smtpsh --help`.
 apidoc.shell = {
   synopsis = {
     "smtpsh [-e CODE]... [-i] [--demo] [--trace] [--record FILE]",
     "smtpsh [OPTIONS] FILE.lua [ARGS...]",
+    "smtpsh --sandbox [LIMITS] FILE.lua [ARGS...]",
     "smtpsh [OPTIONS] COMMAND [ARGS...]",
     "smtpsh --help | --version",
   },
@@ -63,6 +65,7 @@ apidoc.shell = {
     { "--demo", "start an in-process demo SMTP server on loopback, then the REPL" },
     { "--trace", "SMTP sessions and DNS answers print live on stderr" },
     { "--record FILE", "write every DNS answer and SMTP line to FILE (JSON Lines; smtpsh replay FILE)" },
+    { "--sandbox", "run FILE.lua without trusting it: no files or processes, network only to the hosts its arguments name, limits of memory, CPU, time, tasks and connections (smtpsh sandbox --help lists them: --max-memory, --max-cpu, --max-time, --allow, ...)" },
     { "--help", "show the usage" },
     { "--version", "show the version" },
   },
@@ -70,6 +73,7 @@ apidoc.shell = {
     { "0", "success; for diagnosing commands: healthy" },
     { "1", "a script error, or a problem found" },
     { "2", "bad usage, an unreadable file, or the tool could not run, with one line saying what to fix" },
+    { "3", "--sandbox (smtpsh sandbox): the sandbox stopped the file, with one line naming what it tried and which rule or limit stopped it" },
   },
   environment = {
     { "SMTPSH_PATH", "colon-separated directories searched first for DIR/scripts/NAME.lua and DIR/stdlib/NAME.lua" },

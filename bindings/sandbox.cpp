@@ -1,0 +1,443 @@
+// smtpsh.sandboxcore: the limits of a sandboxed run that Lua code cannot enforce itself
+// (bindings/sandbox.hpp): memory through the state's allocator, instructions and CPU time
+// through a count hook, wall-clock time through the scheduler's watchdog, tasks through the
+// scheduler, and destinations through a guard before every connect that learns, from the
+// resolver's answers, the addresses of the names the run may reach.
+#include "bindings/sandbox.hpp"
+
+#include "bindings/connect_hook_state.hpp"
+#include "bindings/resolver_state.hpp"
+#include "bindings/scheduler.hpp"
+#include "engine/net/connect_hook.hpp"
+
+#include <asio/ip/address.hpp>
+#include <asio/post.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <ctime>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace smtpsh::lua {
+
+namespace {
+
+// How many instructions between two looks at the budget.
+constexpr int hook_every = 1000;
+// Once the memory limit stopped a run, this much more is allowed, so the error can be
+// raised, reported and unwound.
+constexpr std::size_t stop_headroom = std::size_t{4} << 20;
+
+struct Destinations;
+
+struct Budget {
+  std::size_t used = 0;
+  std::size_t memory_limit = 0;  // 0: none
+  bool active = false;           // sandboxcore.start was called
+  bool stopped = false;
+  bool interrupted = false;  // every task was told
+  std::string reason;        // why it stopped, one line
+  lua_Integer instructions = 0;
+  lua_Integer max_instructions = 0;
+  double cpu_started = 0;
+  double max_cpu = 0;
+  double max_seconds = 0;
+  std::size_t max_tasks = 0;
+  lua_State* main = nullptr;
+  std::shared_ptr<Destinations> destinations;
+};
+
+double cpu_seconds() {
+  return static_cast<double>(std::clock()) / CLOCKS_PER_SEC;
+}
+
+// --- memory --------------------------------------------------------------------------------
+
+void* budget_alloc(void* ud, void* ptr, std::size_t osize, std::size_t nsize) {
+  auto* budget = static_cast<Budget*>(ud);
+  std::size_t old = ptr != nullptr ? osize : 0;
+  if (nsize == 0) {
+    std::free(ptr);
+    budget->used -= old;
+    return nullptr;
+  }
+  if (budget->memory_limit != 0 && nsize > old) {
+    std::size_t allowed = budget->memory_limit + (budget->stopped ? stop_headroom : 0);
+    if (budget->used + (nsize - old) > allowed) {
+      if (!budget->stopped) {
+        budget->stopped = true;
+        budget->reason = "the sandbox stopped the recipe: it used more than " +
+                         std::to_string(budget->memory_limit >> 20) +
+                         " MiB of Lua memory (--max-memory MIB)";
+      }
+      return nullptr;  // Lua raises "not enough memory"; the hook then stops the run
+    }
+  }
+  void* out = std::realloc(ptr, nsize);
+  if (out != nullptr) budget->used = budget->used - old + nsize;
+  return out;
+}
+
+Budget* budget_of(lua_State* L) {
+  void* ud = nullptr;
+  lua_Alloc alloc = lua_getallocf(L, &ud);
+  return alloc == budget_alloc ? static_cast<Budget*>(ud) : nullptr;
+}
+
+// --- stopping ------------------------------------------------------------------------------
+
+// Tells every task (on the loop's turn: this may run inside one) and keeps the reason.
+void stop_run(Budget& budget, std::string reason) {
+  if (!budget.stopped) {
+    budget.stopped = true;
+    budget.reason = std::move(reason);
+  }
+  if (budget.interrupted || budget.main == nullptr) return;
+  budget.interrupted = true;
+  Scheduler& scheduler = Scheduler::get(budget.main);
+  asio::post(scheduler.io(),
+             [&scheduler, &budget] { scheduler.interrupt_all(budget.reason.c_str()); });
+}
+
+[[noreturn]] void raise_stop(lua_State* L, Budget& budget) {
+  // Every few instructions from now on, whoever catches it: the run cannot go on.
+  lua_sethook(L, lua_gethook(L), LUA_MASKCOUNT, 1);
+  lua_pushstring(L, budget.reason.c_str());
+  lua_error(L);
+  std::abort();  // not reached: lua_error does not return
+}
+
+void count_hook(lua_State* L, lua_Debug*) {
+  Budget* budget = budget_of(L);
+  if (budget == nullptr || !budget->active) return;
+  if (!budget->stopped) {
+    budget->instructions += hook_every;
+    if (budget->max_instructions != 0 && budget->instructions > budget->max_instructions) {
+      stop_run(*budget, "the sandbox stopped the recipe: it ran more than " +
+                            std::to_string(budget->max_instructions) +
+                            " Lua instructions (--max-instructions N)");
+    } else if (budget->max_cpu != 0 && cpu_seconds() - budget->cpu_started > budget->max_cpu) {
+      char text[160];
+      std::snprintf(text, sizeof text,
+                    "the sandbox stopped the recipe: it used more than %g s of CPU time "
+                    "(--max-cpu SECONDS)",
+                    budget->max_cpu);
+      stop_run(*budget, text);
+    }
+  }
+  if (budget->stopped) {
+    stop_run(*budget, budget->reason);  // memory stops are found here: tell every task
+    raise_stop(L, *budget);
+  }
+}
+
+void watchdog_fired(void* context) {
+  auto* budget = static_cast<Budget*>(context);
+  char text[160];
+  std::snprintf(text, sizeof text,
+                "the sandbox stopped the recipe: it ran longer than %g s (--max-time SECONDS)",
+                budget->max_seconds);
+  stop_run(*budget, text);
+}
+
+// --- destinations ----------------------------------------------------------------------------
+
+std::string canonical(std::string name) {
+  std::transform(name.begin(), name.end(), name.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  while (!name.empty() && name.back() == '.')
+    name.pop_back();
+  return name;
+}
+
+// Where a sandboxed run may connect: the names it was given (their MX hosts and CNAME targets
+// join as the resolver answers for them), the addresses those names resolved to, addresses
+// given as such, and the ports allowed. Shared by the guard (on the loop) and the resolver's
+// watch (on the loop too).
+struct Destinations {
+  std::set<std::string> names;
+  std::set<asio::ip::address> addresses;
+  std::set<std::uint16_t> ports;
+  bool any_address = false;
+  std::size_t max_total = 0;  // 0: no limit
+  mutable std::size_t total = 0;
+  Budget* budget = nullptr;
+};
+
+void learn_from_answer(void* context, const dns::Query& query) {
+  auto& destinations = *static_cast<Destinations*>(context);
+  const dns::Result& result = query.result();
+  if (result.status != dns::Status::ok) return;
+  if (destinations.names.count(canonical(query.name())) == 0) return;
+  try {
+    for (const dns::Record& alias : result.aliases)
+      if (!alias.fields.empty()) destinations.names.insert(canonical(alias.fields.back()));
+    for (const dns::Record& record : result.records) {
+      if (record.fields.empty()) continue;
+      if (query.qtype() == 1 || query.qtype() == 28) {  // A, AAAA
+        std::error_code ec;
+        auto address = asio::ip::make_address(record.fields.front(), ec);
+        if (!ec) destinations.addresses.insert(address);
+      } else if (query.qtype() == 15) {  // MX: its hosts may be reached
+        destinations.names.insert(canonical(record.fields.back()));
+      }
+    }
+  } catch (const std::exception&) {
+    // Out of memory: the name stays unreachable, which is the safe side.
+  }
+}
+
+std::string endpoint_text(const asio::ip::tcp::endpoint& endpoint) {
+  std::string address = endpoint.address().to_string();
+  if (endpoint.address().is_v6()) address = "[" + address + "]";
+  return address + ":" + std::to_string(endpoint.port());
+}
+
+class Guard : public net::ConnectHook {
+ public:
+  Guard(std::shared_ptr<Destinations> destinations, std::shared_ptr<const net::ConnectHook> next)
+      : destinations_(std::move(destinations)), next_(std::move(next)) {}
+
+  Verdict before_connect(asio::ip::tcp::endpoint& endpoint) const override {
+    Destinations& d = *destinations_;
+    std::string refused;
+    try {
+      if (d.budget->stopped) return Verdict::refuse;
+      if (d.ports.count(endpoint.port()) == 0) {
+        refused = "the sandbox stopped the recipe: it tried to connect to " +
+                  endpoint_text(endpoint) + ", a port it may not use (--allow-port PORT)";
+      } else if (!d.any_address && d.addresses.count(endpoint.address()) == 0) {
+        refused = "the sandbox stopped the recipe: it tried to connect to " +
+                  endpoint_text(endpoint) +
+                  ", which is none of the hosts it was given, their MX hosts or their "
+                  "addresses (--allow HOST)";
+      } else if (d.max_total != 0 && ++d.total > d.max_total) {
+        refused = "the sandbox stopped the recipe: it opened more than " +
+                  std::to_string(d.max_total) + " connections (--max-connections N)";
+      }
+    } catch (const std::exception&) {
+      refused = "the sandbox stopped the recipe: out of memory";
+    }
+    if (!refused.empty()) {
+      stop_run(*d.budget, std::move(refused));
+      return Verdict::refuse;
+    }
+    return next_ ? next_->before_connect(endpoint) : Verdict::go;
+  }
+
+ private:
+  std::shared_ptr<Destinations> destinations_;
+  std::shared_ptr<const net::ConnectHook> next_;
+};
+
+// --- the module -------------------------------------------------------------------------------
+
+Budget& check_budget(lua_State* L) {
+  Budget* budget = budget_of(L);
+  if (budget == nullptr) luaL_error(L, "sandboxcore: this Lua state cannot be sandboxed");
+  return *budget;
+}
+
+double number_field(lua_State* L, int table, const char* name) {
+  lua_getfield(L, table, name);
+  double value = luaL_optnumber(L, -1, 0);
+  lua_pop(L, 1);
+  if (value < 0 || value != value) luaL_error(L, "sandboxcore.start: %s must be 0 or more", name);
+  return value;
+}
+
+// sandboxcore.start{memory = BYTES, instructions = N, cpu = SECONDS, seconds = SECONDS,
+//   tasks = N, connections = N, ports = {25, ...}, names = {...}, addresses = {...},
+//   any_address = bool}: the limits from now on (0 or absent: none).
+int sandbox_start(lua_State* L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  Budget& budget = check_budget(L);
+  if (budget.active) return luaL_error(L, "sandboxcore.start: the sandbox is set already");
+  auto destinations = std::make_shared<Destinations>();
+  destinations->budget = &budget;
+  destinations->any_address = (lua_getfield(L, 1, "any_address"), lua_toboolean(L, -1) != 0);
+  lua_pop(L, 1);
+  if (lua_getfield(L, 1, "ports") == LUA_TTABLE) {
+    for (lua_Integer i = 1; lua_geti(L, -1, i) != LUA_TNIL; ++i) {
+      lua_Integer port = luaL_checkinteger(L, -1);
+      if (port < 1 || port > 65535) return luaL_error(L, "sandboxcore.start: a bad port");
+      destinations->ports.insert(static_cast<std::uint16_t>(port));
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  if (lua_getfield(L, 1, "names") == LUA_TTABLE) {
+    for (lua_Integer i = 1; lua_geti(L, -1, i) != LUA_TNIL; ++i) {
+      destinations->names.insert(canonical(luaL_checkstring(L, -1)));
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  if (lua_getfield(L, 1, "addresses") == LUA_TTABLE) {
+    for (lua_Integer i = 1; lua_geti(L, -1, i) != LUA_TNIL; ++i) {
+      std::error_code ec;
+      auto address = asio::ip::make_address(luaL_checkstring(L, -1), ec);
+      if (ec) return luaL_error(L, "sandboxcore.start: %s is no address", lua_tostring(L, -1));
+      destinations->addresses.insert(address);
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  destinations->max_total = static_cast<std::size_t>(number_field(L, 1, "connections"));
+
+  budget.memory_limit = static_cast<std::size_t>(number_field(L, 1, "memory"));
+  budget.max_instructions = static_cast<lua_Integer>(number_field(L, 1, "instructions"));
+  budget.max_cpu = number_field(L, 1, "cpu");
+  budget.max_seconds = number_field(L, 1, "seconds");
+  budget.max_tasks = static_cast<std::size_t>(number_field(L, 1, "tasks"));
+  budget.cpu_started = cpu_seconds();
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  budget.main = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  budget.destinations = destinations;
+
+  const std::shared_ptr<const net::ConnectHook>* previous = connect_hook_of(L);
+  set_connect_hook(L, std::make_shared<Guard>(destinations, previous ? *previous : nullptr));
+  set_dns_watch(L, learn_from_answer, destinations.get());
+  Scheduler& scheduler = Scheduler::get(L);
+  scheduler.set_task_limit(budget.max_tasks);
+  if (budget.max_seconds > 0)
+    scheduler.arm_watchdog(std::chrono::duration_cast<engine::Duration>(
+                               std::chrono::duration<double>(budget.max_seconds)),
+                           watchdog_fired, &budget);
+  // Threads made from now on copy the hook of the thread that makes them: the main thread's
+  // and this one's cover every task and coroutine the run will have.
+  lua_sethook(budget.main, count_hook, LUA_MASKCOUNT, hook_every);
+  lua_sethook(L, count_hook, LUA_MASKCOUNT, hook_every);
+  budget.active = true;
+  return 0;
+}
+
+// sandboxcore.stopped() -> the reason the run stopped | nil
+int sandbox_stopped(lua_State* L) {
+  Budget* budget = budget_of(L);
+  if (budget == nullptr || !budget->stopped) return 0;
+  lua_pushstring(L, budget->reason.c_str());
+  return 1;
+}
+
+// sandboxcore.stop(reason): stops the run (a rule of stdlib/sandbox.lua was broken) and
+// raises the reason.
+int sandbox_stop(lua_State* L) {
+  Budget& budget = check_budget(L);
+  stop_run(budget, luaL_checkstring(L, 1));
+  raise_stop(L, budget);
+}
+
+// After the chunk: a run the sandbox stopped ends the process here, in C, with its one line
+// (exit 3): no Lua code may run after it, as the stopped budget raises in every instruction.
+int after_run(lua_State* L, int status, lua_KContext) {
+  Budget* budget = budget_of(L);
+  if (budget != nullptr && budget->stopped) {
+    std::fflush(stdout);
+    std::fprintf(stderr, "smtpsh: %s\n", budget->reason.c_str());
+    std::fflush(stderr);
+    std::exit(3);
+  }
+  lua_pushboolean(L, status == LUA_OK || status == LUA_YIELD);
+  lua_insert(L, 1);
+  return lua_gettop(L);
+}
+
+// sandboxcore.run(fn, ...) -> true, results... | false, error. Calls fn protected; when the
+// sandbox stopped it, prints why on stderr and exits 3 instead of returning.
+int sandbox_run(lua_State* L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  int status = lua_pcallk(L, lua_gettop(L) - 1, LUA_MULTRET, 0, 0, after_run);
+  return after_run(L, status, 0);
+}
+
+// sandboxcore.memory() -> bytes the state holds now
+int sandbox_memory(lua_State* L) {
+  lua_pushinteger(L, static_cast<lua_Integer>(memory_in_use(L)));
+  return 1;
+}
+
+// sandboxcore.allow(name): another name the run may reach (a parameter's host or domain).
+int sandbox_allow(lua_State* L) {
+  Budget& budget = check_budget(L);
+  if (!budget.destinations) return luaL_error(L, "sandboxcore.allow: the sandbox is not set");
+  const char* text = luaL_checkstring(L, 1);
+  std::error_code ec;
+  auto address = asio::ip::make_address(text, ec);
+  if (!ec)
+    budget.destinations->addresses.insert(address);
+  else
+    budget.destinations->names.insert(canonical(text));
+  return 0;
+}
+
+const luaL_Reg sandbox_functions[] = {
+    {"start", sandbox_start},   {"stopped", sandbox_stopped}, {"stop", sandbox_stop},
+    {"memory", sandbox_memory}, {"allow", sandbox_allow},     {"run", sandbox_run},
+    {nullptr, nullptr},
+};
+
+}  // namespace
+
+lua_State* new_state() {
+  auto* budget = new (std::nothrow) Budget();
+  if (budget == nullptr) return nullptr;
+  lua_State* L = lua_newstate(budget_alloc, budget);
+  if (L == nullptr) {
+    delete budget;
+    return nullptr;
+  }
+  lua_atpanic(L, [](lua_State* P) -> int {
+    std::fprintf(stderr, "smtpsh: Lua panic: %s\n", lua_tostring(P, -1));
+    return 0;
+  });
+  return L;
+}
+
+void close_state(lua_State* L) {
+  Budget* budget = budget_of(L);
+  lua_close(L);
+  delete budget;
+}
+
+std::size_t memory_in_use(lua_State* L) {
+  Budget* budget = budget_of(L);
+  return budget != nullptr ? budget->used : 0;
+}
+
+void check_task_limit(lua_State* L, std::size_t live_tasks) {
+  Budget* budget = budget_of(L);
+  if (budget == nullptr || !budget->active || budget->max_tasks == 0) return;
+  if (live_tasks < budget->max_tasks) return;
+  stop_run(*budget, "the sandbox stopped the recipe: it tried to run more than " +
+                        std::to_string(budget->max_tasks) + " tasks at once (--max-tasks N)");
+  raise_stop(L, *budget);
+}
+
+bool sandboxed(lua_State* L) {
+  Budget* budget = budget_of(L);
+  return budget != nullptr && budget->active;
+}
+
+const char* stop_reason(lua_State* L) {
+  Budget* budget = budget_of(L);
+  return budget != nullptr && budget->stopped ? budget->reason.c_str() : nullptr;
+}
+
+}  // namespace smtpsh::lua
+
+extern "C" int luaopen_smtpsh_sandboxcore(lua_State* L) {
+  luaL_newlib(L, smtpsh::lua::sandbox_functions);
+  return 1;
+}

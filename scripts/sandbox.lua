@@ -1,0 +1,110 @@
+-- sandbox: runs a Lua file someone else wrote with the sandbox's rules and limits
+-- (stdlib/sandbox.lua). `smtpsh --sandbox [LIMITS] FILE.lua ARGS...` comes here too.
+--
+-- usage:  smtpsh sandbox [LIMITS] [--] FILE.lua [ARGS...]
+-- output: what the file prints; its returned values printed as the REPL prints them
+-- exit:   0 it ran to the end, 1 it failed, 2 bad usage, 3 the sandbox stopped it (one line on
+--         stderr naming what it tried and which rule or limit stopped it)
+
+local cli = require "smtpsh.cli"
+local sandbox = require "smtpsh.sandbox"
+local smtp = require "smtpsh.smtp"
+
+local usage = [==[usage: smtpsh sandbox [LIMITS] [--] FILE.lua [ARGS...]
+       smtpsh --sandbox [LIMITS] FILE.lua [ARGS...]
+  Runs FILE.lua without trusting it: no files, no processes, no environment, smtpsh's modules
+  read-only, network only through smtpsh to the hosts and domains named in ARGS (their MX
+  hosts and addresses too) on ports 25, 465 and 587 (and a port an ARG names: HOST:PORT),
+  within limits of memory, CPU, time, tasks and connections.
+  Exit 0 it ran, 1 it failed, 2 bad usage, 3 the sandbox stopped it (one line says why).]==]
+
+local spec = {
+  name = "sandbox", usage = usage, min = 0, max = 0,
+  summary = "runs a Lua file one did not write: no files or processes, limited memory, time and network",
+  options = {
+    ["max-memory"] = { "count", arg = "MIB", default = "256", help = "Lua memory, in MiB" },
+    ["max-instructions"] = { "count", arg = "N", default = "no limit", help = "Lua instructions (a deterministic CPU limit)" },
+    ["max-cpu"] = { "seconds", default = "60", help = "CPU time" },
+    ["max-time"] = { "seconds", default = "600", help = "wall-clock time" },
+    ["max-tasks"] = { "count", arg = "N", default = "1000", help = "tasks at once" },
+    ["max-connections"] = { "count", arg = "N", default = "1000", help = "connections in all" },
+    allow = { "list", arg = "HOST[,HOST...]", help = "another host, domain or address it may reach (repeatable)" },
+    ["allow-port"] = { "list", arg = "PORT[,PORT...]", help = "another port it may connect to (repeatable)" },
+    ["allow-any-host"] = { "flag", help = "any address (still only the allowed ports)" },
+  },
+  common = {},
+  example = { "smtpsh --sandbox recipe.lua example.com", "smtpsh sandbox --max-time 30 probe.lua mx.example.com:2525" },
+}
+
+-- The options stop at "--" or at the first word that is not one (FILE.lua): what follows is
+-- the recipe's, however it looks.
+local raw, mine, rest = { ... }, {}, {}
+local i = 1
+while i <= #raw do
+  local word = raw[i]
+  if word == "--" then
+    i = i + 1
+    break
+  end
+  if word:sub(1, 2) ~= "--" then break end
+  mine[#mine + 1] = word
+  if not word:find("=", 1, true) and word ~= "--allow-any-host" and word ~= "--help" then
+    i = i + 1
+    mine[#mine + 1] = raw[i]
+  end
+  i = i + 1
+end
+for j = i, #raw do rest[#rest + 1] = raw[j] end
+local options = cli.parse(mine, spec)
+if #rest == 0 then cli.fail("sandbox", "missing FILE.lua; see --help") end
+local file = rest[1]
+local args = { n = #rest - 1 }
+for j = 2, #rest do args[j - 1] = rest[j] end
+
+local handle, open_problem = io.open(file, "rb")
+if not handle then cli.fail("sandbox", "cannot read " .. file .. ": " .. tostring(open_problem)) end
+local source = handle:read("a")
+handle:close()
+
+-- Where it may connect: what the arguments name, what --allow adds.
+local names, addresses, ports = {}, {}, {}
+for _, port in ipairs(sandbox.defaults.ports) do ports[#ports + 1] = port end
+local function allow(text)
+  local domain = text:match("^[^@%s]+@([^@%s]+)$")
+  if domain then
+    names[#names + 1] = domain:lower()
+    return true
+  end
+  local host, port = smtp.parse_target(text, 25)
+  if not host or not (host:find(".", 1, true) or host:find(":", 1, true) or host == "localhost") then return false end
+  if smtp.is_address(host) then addresses[#addresses + 1] = host else names[#names + 1] = host:lower() end
+  if port ~= 25 then ports[#ports + 1] = port end
+  return true
+end
+for j = 1, args.n do allow(args[j]) end
+for _, host in ipairs(options.allow or {}) do
+  if not allow(host) then cli.fail("sandbox", "--allow " .. host .. ": expected a host, a domain or an address") end
+end
+for _, port in ipairs(options["allow-port"] or {}) do
+  local n = math.tointeger(tonumber(port))
+  if not n or n < 1 or n > 65535 then cli.fail("sandbox", "--allow-port " .. port .. ": expected a port from 1 to 65535") end
+  ports[#ports + 1] = n
+end
+
+local limits = {
+  memory = (options["max-memory"] or 256) * 1024 * 1024, instructions = options["max-instructions"],
+  cpu = options["max-cpu"], seconds = options["max-time"], tasks = options["max-tasks"],
+  connections = options["max-connections"], names = names, addresses = addresses, ports = ports,
+  any_address = options["allow-any-host"] or false,
+}
+if limits.memory == 0 then cli.fail("sandbox", "--max-memory must be 1 MiB or more") end
+
+local results = table.pack(sandbox.run(source, "@" .. file, args, limits))
+if not results[1] then
+  io.stderr:write("smtpsh: ", (tostring(results[2]):gsub("%s*[\r\n]+%s*", " ")), "\n")
+  os.exit(1)
+end
+if results.n > 1 then
+  local pretty = require "smtpsh.pretty"
+  pretty.print_values(io.write, table.unpack(results, 2, results.n))
+end
