@@ -15,7 +15,10 @@ local usage = [==[usage: smtpsh sandbox [LIMITS] [--] FILE.lua [ARGS...]
   Runs FILE.lua without trusting it: no files, no processes, no environment, smtpsh's modules
   read-only, network only through smtpsh to the hosts and domains named in ARGS (their MX
   hosts and addresses too) on ports 25, 465 and 587 (and a port an ARG names: HOST:PORT),
-  within limits of memory, CPU, time, tasks and connections.
+  within limits of memory, CPU, time, tasks and connections. A recipe (a file that returns
+  {name, description, params, run}) takes --NAME VALUE parameters, checked against its
+  declaration; --help shows them, --json prints what it returns; its host, domain and
+  address parameters are where it may go.
   Exit 0 it ran, 1 it failed, 2 bad usage, 3 the sandbox stopped it (one line says why).]==]
 
 local spec = {
@@ -81,7 +84,19 @@ local function allow(text)
   if port ~= 25 then ports[#ports + 1] = port end
   return true
 end
-for j = 1, args.n do allow(args[j]) end
+-- Positional words only: "--name value" pairs are a recipe's parameters, and a recipe's
+-- destinations are those of its declared kinds (host, domain, address), added once read.
+do
+  local j = 1
+  while j <= args.n do
+    if args[j]:sub(1, 2) == "--" then
+      if not args[j]:find("=", 1, true) then j = j + 1 end  -- its value is no destination
+    else
+      allow(args[j])
+    end
+    j = j + 1
+  end
+end
 for _, host in ipairs(options.allow or {}) do
   if not allow(host) then cli.fail("sandbox", "--allow " .. host .. ": expected a host, a domain or an address") end
 end
@@ -99,10 +114,51 @@ local limits = {
 }
 if limits.memory == 0 then cli.fail("sandbox", "--max-memory must be 1 MiB or more") end
 
-local results = table.pack(sandbox.run(source, "@" .. file, args, limits))
-if not results[1] then
-  io.stderr:write("smtpsh: ", (tostring(results[2]):gsub("%s*[\r\n]+%s*", " ")), "\n")
+local function failed(message)
+  io.stderr:write("smtpsh: ", (tostring(message):gsub("%s*[\r\n]+%s*", " ")), "\n")
   os.exit(1)
+end
+
+local chunk, problem = sandbox.load(source, "@" .. file, args)
+if not chunk then failed(problem) end
+sandbox.start(limits)
+local results = table.pack(sandbox.call(chunk, table.unpack(args, 1, args.n)))
+if not results[1] then failed(results[2]) end
+
+-- A recipe (stdlib/recipe.lua): its declaration says what ARGS mean, and the hosts they name
+-- are where it may go. Its top level ran sandboxed above, so reading it trusted nothing.
+local recipe = require "smtpsh.recipe"
+local spec = results[2]
+local is_recipe, bad = recipe.check(spec)
+if bad then failed(file .. ": " .. bad) end
+if is_recipe then
+  local values, own = recipe.parse(spec, args)
+  if not values then cli.fail("sandbox", spec.name .. ": " .. own) end
+  if own.help then
+    io.write(recipe.help(spec))
+    os.exit(0)
+  end
+  if spec.needs and #spec.needs > 0 then
+    cli.fail("sandbox", string.format("recipe %s needs %s beyond the sandbox; smtpsh runs recipes only " ..
+      "sandboxed: read it, then run its code as a script of your own", spec.name, table.concat(spec.needs, ", ")))
+  end
+  for _, host in ipairs(recipe.destinations(spec, values)) do
+    local domain = host:match("^[^@]+@(.+)$")
+    if domain then
+      sandbox.allow(domain)
+    else
+      local name, port = smtp.parse_target(host, 25)
+      sandbox.allow(name)
+      sandbox.allow_port(port)
+    end
+  end
+  results = table.pack(sandbox.call(spec.run, values))
+  if not results[1] then failed(results[2]) end
+  if own.json then
+    local json = require "smtpsh.json"
+    io.write(json.encode(results[2] == nil and json.null or results[2]), "\n")
+    os.exit(0)
+  end
 end
 if results.n > 1 then
   local pretty = require "smtpsh.pretty"

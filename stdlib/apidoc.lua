@@ -37,6 +37,7 @@ apidoc.internal = {
   verify = "the engine of smtpsh verify",
   http_server = "the small HTTP server of smtpsh watch",
   sandbox = "the rules of smtpsh --sandbox (documented with the command)",
+  recipe = "a recipe's declaration read and checked by smtpsh --sandbox (documented in examples/README.md)",
   watch_probe = "one probe of smtpsh watch, turned into a record",
   watch_metrics = "the metric families of smtpsh watch",
   watch_page = "the status page and /last of smtpsh watch",

@@ -215,16 +215,30 @@ end
 -- process ends there with the one line naming why on stderr (exit status 3): after a stop,
 -- no more Lua code may run.
 function sandbox.run(source, chunkname, args, limits)
-  if type(source) ~= "string" then error("sandbox.run: source must be a string", 2) end
-  if string_byte(source, 1) == 27 then return false, "the sandbox refuses bytecode: give the recipe's Lua text" end
-  args = args or {}
-  local env = sandbox.environment(args)
-  local chunk, problem = real_load(source, chunkname, "t", env)
+  local chunk, problem = sandbox.load(source, chunkname, args)
   if not chunk then return false, problem end
-  guard_environment(env)
   sandbox.start(limits)
-  return core.run(chunk, table.unpack(args, 1, args.n or #args))
+  return core.run(chunk, table.unpack(args or {}, 1, args and (args.n or #args) or 0))
 end
+
+-- The chunk of `source` compiled into a fresh sandbox environment (text only), not run yet;
+-- nil, problem for bytecode or a syntax error.
+function sandbox.load(source, chunkname, args)
+  if type(source) ~= "string" then error("sandbox.load: source must be a string", 2) end
+  if string_byte(source, 1) == 27 then return nil, "the sandbox refuses bytecode: give the recipe's Lua text" end
+  local env = sandbox.environment(args or {})
+  local chunk, problem = real_load(source, chunkname, "t", env)
+  if not chunk then return nil, problem end
+  guard_environment(env)
+  return chunk
+end
+
+-- Calls fn(...) inside the started sandbox: true, results | false, error; a stop ends the
+-- process with its one line (exit 3).
+sandbox.call = core.run
+-- Another host, domain, address or port the run may reach (a recipe's parameters).
+sandbox.allow = core.allow
+sandbox.allow_port = core.allow_port
 
 sandbox.stopped = core.stopped
 
