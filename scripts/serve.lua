@@ -13,7 +13,7 @@ local server = require "smtpsh.server"
 local usage = [==[usage: smtpsh serve SCENARIO [OPTIONS]
   SCENARIO: a Lua file returning server.listen options, or a built-in name:
   accept, demo, greylist, rate_limit, tls_old, tls_broken, busy, drop_before_banner,
-  drop_after_ehlo, slow, reject (see examples/servers/README.md).]==]
+  drop_at, slow, reject (see examples/servers/README.md).]==]
 
 local args, sets = {}, {}
 local raw = { ... }

@@ -14,8 +14,9 @@
 -- and the command's argument, and returns what to do:
 --   nil                          the default reply
 --   "250 OK" / 250               that reply (lines split at "\n" become a multi-line reply)
---   {reply = ..., delay = SECONDS, close = true, raw = BYTES}   wait, answer, send raw bytes,
---                                then maybe close
+--   {reply = ..., delay = SECONDS, close = true, raw = BYTES, await = N}   wait, answer, send
+--                                raw bytes (after the client's next N bytes arrived, with await:
+--                                an answer to a TLS ClientHello), then maybe close
 --   "close" or {drop = true}     close at once, without a reply
 --   "silent"                     never answer (the client times out)
 -- Handlers: on_connect, on_ehlo, on_helo, on_mail, on_rcpt, on_data (before 354), on_message
@@ -41,6 +42,16 @@ local parse_command = server_command.parse
 server.parse_command = parse_command
 
 local idle_timeout = 300  -- RFC 5321 section 4.5.3.2.7: at least five minutes
+
+-- A queue ID no other run of any server repeats (Postfix's long IDs are time-based too): the
+-- server's start time and a random part, then the session and its message.
+local function queue_id(s)
+  local srv = s.server
+  if not srv.queue_prefix then
+    srv.queue_prefix = string_format("%X%04X", os.time(), math.random(0, 0xFFFF))
+  end
+  return string_format("%s%05X%02X", srv.queue_prefix, s.id, s.messages or 0)
+end
 
 -- "250 a\nb" -> "250-a\r\n250 b\r\n"; a bare code gets a default text.
 local function format_reply(reply)
@@ -75,14 +86,14 @@ function Session:answer(action, default)
     self.conn:close()
     return false
   end
-  local reply, delay, close, raw = action, nil, false, nil
+  local reply, delay, close, raw, await = action, nil, false, nil, nil
   if type(action) == "table" then
     if action.drop then
       if action.delay then task.sleep(action.delay) end
       self.conn:close()
       return false
     end
-    reply, delay, close, raw = action.reply or default, action.delay, action.close, action.raw
+    reply, delay, close, raw, await = action.reply or default, action.delay, action.close, action.raw, action.await
   end
   if delay and delay > 0 then task.sleep(delay) end
   if reply ~= nil then
@@ -91,7 +102,12 @@ function Session:answer(action, default)
     self.last_code = code
     if code == 421 then close = true end
   end
-  -- Bytes as they are, after the reply: what a broken server sends.
+  -- Bytes as they are, after the reply (and after what the client sends next, with await):
+  -- what a broken server sends.
+  if await and not self.conn:receive(await) then
+    self.conn:close()
+    return false
+  end
   if raw and not self.conn:send(raw) then return false end
   if close then
     self.conn:close()
@@ -185,7 +201,7 @@ function verbs.DATA(s)
   s.messages = (s.messages or 0) + 1
   local final = s:call("on_message", message)
   s:reset()
-  return s:answer(final, "250 2.0.0 Ok: queued as " .. string_format("%X", s.id * 1000 + s.messages))
+  return s:answer(final, "250 2.0.0 Ok: queued as " .. queue_id(s))
 end
 
 function verbs.BDAT(s, arg)
@@ -201,7 +217,7 @@ function verbs.BDAT(s, arg)
   s.messages = (s.messages or 0) + 1
   local final = s:call("on_message", message)
   s:reset()
-  return s:answer(final, string_format("250 2.0.0 Ok: %d octets, queued as %X", #message, s.id * 1000 + s.messages))
+  return s:answer(final, string_format("250 2.0.0 Ok: %d octets, queued as %s", #message, queue_id(s)))
 end
 
 function verbs.RSET(s)

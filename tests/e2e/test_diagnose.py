@@ -101,7 +101,7 @@ class TestDiagnose(harness.NsdTestCase):
 
     def test_dropped_mid_session(self):
         for at in ("ehlo", "rcpt"):
-            with self.subTest(at=at), scenario("drop_after_ehlo", f"at={at}") as port:
+            with self.subTest(at=at), scenario("drop_at", f"at={at}") as port:
                 doc, cp = self.diagnose(f"127.0.0.1:{port}", dnsbl="none")
                 self.assertVerdict(doc, cp, "dropped_mid_session", stage=at)
 

@@ -61,7 +61,7 @@ class TestReplay(SmtpshTestCase):
         self.assertIn("replay: the client sent exactly what was recorded", cp.stderr)
 
     def test_replay_runs_the_recorded_command(self):
-        doc, recording, _, _ = self.record("drop_after_ehlo", ["at=rcpt"])
+        doc, recording, _, _ = self.record("drop_at", ["at=rcpt"])
         self.assertEqual(doc["verdict"], "dropped_mid_session")
         cp = run_smtpsh(["replay", recording], timeout=60)
         self.assertExit(cp, 1)

@@ -137,6 +137,60 @@ class TestScenarioServer(SmtpshTestCase):
                 self.assertEqual(reply, b"250 ok\r\n")
                 self.assertEqual(f.readline(), b"garbage\r\n")
 
+    def test_rate_limit_counts_sessions_per_ip_in_a_window_and_opens_again(self):
+        with scenario("rate_limit", "sessions=2", "window=2") as port:
+            def greeting():
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                    return sock.makefile("rb").readline().decode()
+            first = [greeting() for _ in range(3)]
+            time.sleep(2.3)
+            later = greeting()
+        self.assertTrue(first[0].startswith("220 ") and first[1].startswith("220 "), first)
+        self.assertRegex(first[2], r"^421 4\.7\.0 .*too many sessions from your IP \(2 in 2 s\), try again in \d+ seconds")
+        self.assertTrue(later.startswith("220 "), "the throttle opens again once its window moved on: " + later)
+
+    def test_queue_ids_differ_across_restarts(self):
+        ids = []
+        for _ in range(2):
+            with scenario("accept") as port:
+                with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+                    client.ehlo()
+                    client.mail("a@x.test")
+                    client.rcpt("b@x.test")
+                    code, text = client.data("Subject: x\r\n\r\nhi\r\n")
+                    self.assertEqual(code, 250, text)
+                    ids.append(text.decode().rsplit(" ", 1)[-1])
+        self.assertRegex(ids[0], r"^[0-9A-F]{12,}$")
+        self.assertNotEqual(ids[0], ids[1], "the same queue ID from two runs")
+
+    def test_drop_at_dot_closes_after_the_message_before_the_reply(self):
+        with scenario("drop_at", "at=dot") as port:
+            client = smtplib.SMTP("127.0.0.1", port, timeout=10)
+            client.ehlo()
+            client.mail("a@x.test")
+            client.rcpt("b@x.test")
+            with self.assertRaises(smtplib.SMTPServerDisconnected):
+                client.data("Subject: x\r\n\r\nhi\r\n")
+            client.close()
+
+    def test_tls_broken_answers_the_client_hello_with_junk(self):
+        with scenario("tls_broken") as port:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                f = sock.makefile("rwb", buffering=0)
+                f.readline()
+                f.write(b"EHLO me\r\n")
+                while not f.readline().startswith(b"250 "):
+                    pass
+                f.write(b"STARTTLS\r\n")
+                self.assertTrue(f.readline().startswith(b"220 "))
+                sock.settimeout(0.5)
+                # Nothing comes until the client speaks: the junk answers the ClientHello.
+                with self.assertRaises(socket.timeout):
+                    sock.recv(100)
+                sock.settimeout(5)
+                sock.sendall(b"\x16\x03\x01\x00\xc8")  # a ClientHello's record header
+                self.assertEqual(sock.recv(100), b"this is not TLS\r\n")
+
     def test_many_sessions_at_once(self):
         with scenario("accept") as port:
             def one(i):

@@ -314,7 +314,7 @@ class TestVerify(harness.NsdTestCase):
         self.assertExit(cp, 1)
 
     def test_rate_limited(self):
-        # Every session gets "421 4.7.0 too many connections from your IP".
+        # Every session gets "421 4.7.0 too many sessions from your IP".
         with scenario("rate_limit", "sessions=0") as port:
             got, cp = self.check(port, ["alice@example.test", "bob@example.test"], "--tries", "2")
         for r in got.values():

@@ -70,7 +70,7 @@ local normal = {
   sink = { ok = true },
   accept = { ok = true },
   busy = { ["reply/banner"] = true },
-  drop_after_ehlo = { ["closed/ehlo"] = true },
+  drop_at = { ["closed/ehlo"] = true },
   drop_before_banner = { ["closed/banner"] = true },
   greylist = { ok = true, ["reply/rcpt"] = true },
   rate_limit = { ok = true, ["reply/banner"] = true },

@@ -77,7 +77,7 @@ start_scenario() {
 
 start_scenario accept
 start_scenario busy
-start_scenario drop_after_ehlo
+start_scenario drop_at
 start_scenario drop_before_banner
 start_scenario greylist --set delay=2
 start_scenario rate_limit --set sessions=200
