@@ -3,6 +3,7 @@
 #include "bindings/error.hpp"
 #include "bindings/modules.hpp"
 #include "bindings/resolver_state.hpp"
+#include "bindings/sandbox.hpp"
 #include "bindings/scheduler.hpp"
 #include "bindings/seconds.hpp"
 #include "bindings/trace.hpp"
@@ -324,6 +325,9 @@ lua_Integer read_query_servers(lua_State* L) {
   }
   luaL_argexpected(L, lua_type(L, 3) == LUA_TTABLE, 3, "table of options");
   if (lua_getfield(L, 3, "servers") == LUA_TNIL) return 0;  // that nil is the result
+  refuse_in_sandbox(L,
+                    "it asked DNS servers of its own (dns.query's servers): the sandbox asks "
+                    "only the configured resolvers");
   if (lua_type(L, -1) != LUA_TTABLE)
     luaL_error(L, "dns.query: servers: must be a list of \"ADDR[:PORT]\" strings, got %s",
                luaL_typename(L, -1));

@@ -49,6 +49,7 @@ struct Budget {
   double cpu_started = 0;
   double max_cpu = 0;
   double max_seconds = 0;
+  std::chrono::steady_clock::time_point wall_started;
   std::size_t max_tasks = 0;
   lua_State* main = nullptr;
   std::shared_ptr<Destinations> destinations;
@@ -114,6 +115,8 @@ void stop_run(Budget& budget, std::string reason) {
   std::abort();  // not reached: lua_error does not return
 }
 
+void watchdog_fired(void* context);
+
 void count_hook(lua_State* L, lua_Debug*) {
   Budget* budget = budget_of(L);
   if (budget == nullptr || !budget->active) return;
@@ -123,6 +126,12 @@ void count_hook(lua_State* L, lua_Debug*) {
       stop_run(*budget, "the sandbox stopped the recipe: it ran more than " +
                             std::to_string(budget->max_instructions) +
                             " Lua instructions (--max-instructions N)");
+    } else if (budget->max_seconds != 0 &&
+               std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                             budget->wall_started)
+                       .count() > budget->max_seconds) {
+      // A busy loop never lets the watchdog's timer run: the hook looks at the clock too.
+      watchdog_fired(budget);
     } else if (budget->max_cpu != 0 && cpu_seconds() - budget->cpu_started > budget->max_cpu) {
       char text[160];
       std::snprintf(text, sizeof text,
@@ -294,6 +303,10 @@ int sandbox_start(lua_State* L) {
   }
   lua_pop(L, 1);
   destinations->max_total = static_cast<std::size_t>(number_field(L, 1, "connections"));
+  // Names the hosts file lists (localhost) resolve without a DNS answer to learn from.
+  for (const std::string& name : destinations->names)
+    for (const auto& address : resolver_of(L).hosts().lookup(name))
+      destinations->addresses.insert(address);
 
   budget.memory_limit = static_cast<std::size_t>(number_field(L, 1, "memory"));
   budget.max_instructions = static_cast<lua_Integer>(number_field(L, 1, "instructions"));
@@ -301,6 +314,7 @@ int sandbox_start(lua_State* L) {
   budget.max_seconds = number_field(L, 1, "seconds");
   budget.max_tasks = static_cast<std::size_t>(number_field(L, 1, "tasks"));
   budget.cpu_started = cpu_seconds();
+  budget.wall_started = std::chrono::steady_clock::now();
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   budget.main = lua_tothread(L, -1);
   lua_pop(L, 1);
@@ -319,6 +333,9 @@ int sandbox_start(lua_State* L) {
   // and this one's cover every task and coroutine the run will have.
   lua_sethook(budget.main, count_hook, LUA_MASKCOUNT, hook_every);
   lua_sethook(L, count_hook, LUA_MASKCOUNT, hook_every);
+  // The scheduler formats errors on a thread of its own (a __tostring of the code's runs there).
+  if (lua_State* aux = scheduler.aux_thread())
+    lua_sethook(aux, count_hook, LUA_MASKCOUNT, hook_every);
   budget.active = true;
   return 0;
 }
@@ -375,10 +392,13 @@ int sandbox_allow(lua_State* L) {
   const char* text = luaL_checkstring(L, 1);
   std::error_code ec;
   auto address = asio::ip::make_address(text, ec);
-  if (!ec)
+  if (!ec) {
     budget.destinations->addresses.insert(address);
-  else
+  } else {
     budget.destinations->names.insert(canonical(text));
+    for (const auto& listed : resolver_of(L).hosts().lookup(text))
+      budget.destinations->addresses.insert(listed);
+  }
   return 0;
 }
 
@@ -432,6 +452,13 @@ void check_task_limit(lua_State* L, std::size_t live_tasks) {
   if (live_tasks < budget->max_tasks) return;
   stop_run(*budget, "the sandbox stopped the recipe: it tried to run more than " +
                         std::to_string(budget->max_tasks) + " tasks at once (--max-tasks N)");
+  raise_stop(L, *budget);
+}
+
+void refuse_in_sandbox(lua_State* L, const char* what) {
+  Budget* budget = budget_of(L);
+  if (budget == nullptr || !budget->active) return;
+  stop_run(*budget, std::string("the sandbox stopped the recipe: ") + what);
   raise_stop(L, *budget);
 }
 

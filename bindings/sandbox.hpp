@@ -30,6 +30,11 @@ std::size_t memory_in_use(lua_State* L);
 // the sandbox's task limit is reached; does nothing outside a sandbox.  [-0, +0, v]
 void check_task_limit(lua_State* L, std::size_t live_tasks);
 
+// Inside a sandbox: stops the run, naming `what` the code tried ("it named a file for TLS"),
+// and raises. Outside one: does nothing. For the bindings' checks of what only a trusted
+// script may do (read a file, ask DNS servers of its own).  [-0, +0, v]
+void refuse_in_sandbox(lua_State* L, const char* what);
+
 // Whether the state runs sandboxed, and why it stopped (nullptr while it has not).
 bool sandboxed(lua_State* L);
 const char* stop_reason(lua_State* L);

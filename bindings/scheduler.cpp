@@ -246,9 +246,13 @@ void Scheduler::finish(Task& task, int status, int nresults) {
     lua_setiuservalue(aux_, handle, slot_outcome);
     lua_settop(aux_, handle);
     // Close the to-be-closed variables the error skipped (a `local c <close>` connection).
-    // An interrupt hook the signal handler left on this thread would fire inside them.
-    lua_sethook(co, nullptr, 0, 0);
-    lua_resetthread(co);
+    // An interrupt hook the signal handler left on this thread would fire inside them. Not
+    // after a sandbox stopped the run: its __close handlers are the stopped code's own, and
+    // would run without the hook that limits them.
+    if (stop_reason(co) == nullptr) {
+      lua_sethook(co, nullptr, 0, 0);
+      lua_resetthread(co);
+    }
 
     lua_getfield(aux_, LUA_REGISTRYINDEX, unobserved_key);
     lua_pushvalue(aux_, handle);

@@ -107,6 +107,8 @@ class Scheduler {
   // asks the sandbox to stop (0: no limit); fire(context) runs on the loop's thread once
   // `after` has passed (the wall-clock limit), unless the state is closed first.
   void set_task_limit(std::size_t limit) { task_limit_ = limit; }
+  // The scheduler's own thread (it formats errors there: a sandbox hooks it too).
+  lua_State* aux_thread() const { return aux_; }
   void arm_watchdog(engine::Duration after, void (*fire)(void*), void* context);
 
   // Calls report(traceback) for each failed task nobody waited for, then forgets them.

@@ -1,6 +1,8 @@
 // TLS options and results between Lua and engine/tls.
 #include "bindings/tls.hpp"
 
+#include "bindings/sandbox.hpp"
+
 #include <cstring>
 #include <new>
 #include <string>
@@ -160,6 +162,8 @@ tls::Options& check_tls_options(lua_State* L, int table, const char* signature) 
     string_field(L, table, key, *field, ok);
     if (!ok) luaL_error(L, "%s: %s must be a string", signature, key);
   }
+  if (!options.ca_file.empty() || !options.ca_path.empty())
+    refuse_in_sandbox(L, "it named a file for TLS (ca_file, ca_path): the sandbox reads no files");
   if (lua_getfield(L, table, "verify") != LUA_TNIL) {
     const char* verify = lua_tostring(L, -1);
     if (verify && std::strcmp(verify, "none") == 0)
@@ -212,6 +216,9 @@ tls::ServerOptions& check_server_tls_options(lua_State* L, int table, const char
     string_field(L, table, key, *field, ok);
     if (!ok) luaL_error(L, "%s: %s must be a string", signature, key);
   }
+  if (!options.cert_file.empty() || !options.key_file.empty())
+    refuse_in_sandbox(L,
+                      "it named a certificate or key file (cert, key): the sandbox reads no files");
   return options;
 }
 

@@ -35,7 +35,7 @@ local spec = {
     ["allow-port"] = { "list", arg = "PORT[,PORT...]", help = "another port it may connect to (repeatable)" },
     ["allow-any-host"] = { "flag", help = "any address (still only the allowed ports)" },
   },
-  common = {},
+  common = { "resolver" },
   example = { "smtpsh --sandbox recipe.lua example.com", "smtpsh sandbox --max-time 30 probe.lua mx.example.com:2525" },
 }
 
@@ -106,6 +106,9 @@ for _, port in ipairs(options["allow-port"] or {}) do
   ports[#ports + 1] = n
 end
 
+-- Set before the sandbox starts: the recipe itself may not choose where DNS questions go.
+cli.apply_resolver(options, "sandbox")
+
 local limits = {
   memory = (options["max-memory"] or 256) * 1024 * 1024, instructions = options["max-instructions"],
   cpu = options["max-cpu"], seconds = options["max-time"], tasks = options["max-tasks"],
@@ -114,8 +117,20 @@ local limits = {
 }
 if limits.memory == 0 then cli.fail("sandbox", "--max-memory must be 1 MiB or more") end
 
+-- What the recipe gave (an error object, a spec, returned values) is its own code's to
+-- describe: __tostring, __index and the like run inside the sandbox, through sandbox.call.
+local function inside(fn, ...)
+  local results = table.pack(sandbox.call(fn, ...))
+  if not results[1] then
+    io.stderr:write("smtpsh: a recipe's value failed: cannot describe it\n")
+    os.exit(1)
+  end
+  return table.unpack(results, 2, results.n)
+end
+
 local function failed(message)
-  io.stderr:write("smtpsh: ", (tostring(message):gsub("%s*[\r\n]+%s*", " ")), "\n")
+  local text = inside(tostring, message)
+  io.stderr:write("smtpsh: ", (tostring(text):gsub("%s*[\r\n]+%s*", " ")), "\n")
   os.exit(1)
 end
 
@@ -129,20 +144,20 @@ if not results[1] then failed(results[2]) end
 -- are where it may go. Its top level ran sandboxed above, so reading it trusted nothing.
 local recipe = require "smtpsh.recipe"
 local spec = results[2]
-local is_recipe, bad = recipe.check(spec)
+local is_recipe, bad = inside(recipe.check, spec)
 if bad then failed(file .. ": " .. bad) end
 if is_recipe then
-  local values, own = recipe.parse(spec, args)
-  if not values then cli.fail("sandbox", spec.name .. ": " .. own) end
+  local values, own = inside(recipe.parse, spec, args)
+  if not values then cli.fail("sandbox", inside(tostring, spec.name) .. ": " .. own) end
   if own.help then
-    io.write(recipe.help(spec))
+    io.write(inside(recipe.help, spec))
     os.exit(0)
   end
   if spec.needs and #spec.needs > 0 then
     cli.fail("sandbox", string.format("recipe %s needs %s beyond the sandbox; smtpsh runs recipes only " ..
       "sandboxed: read it, then run its code as a script of your own", spec.name, table.concat(spec.needs, ", ")))
   end
-  for _, host in ipairs(recipe.destinations(spec, values)) do
+  for _, host in ipairs(inside(recipe.destinations, spec, values, own.given)) do
     local domain = host:match("^[^@]+@(.+)$")
     if domain then
       sandbox.allow(domain)
@@ -156,11 +171,11 @@ if is_recipe then
   if not results[1] then failed(results[2]) end
   if own.json then
     local json = require "smtpsh.json"
-    io.write(json.encode(results[2] == nil and json.null or results[2]), "\n")
+    io.write(inside(json.encode, results[2] == nil and json.null or results[2]), "\n")
     os.exit(0)
   end
 end
 if results.n > 1 then
   local pretty = require "smtpsh.pretty"
-  pretty.print_values(io.write, table.unpack(results, 2, results.n))
+  inside(pretty.print_values, io.write, table.unpack(results, 2, results.n))
 end

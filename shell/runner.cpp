@@ -5,6 +5,7 @@
 #include "bindings/scheduler.hpp"
 
 #include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 
 namespace smtpsh::shell {
@@ -89,6 +90,12 @@ int Runtime::run_task(int nargs, const char* prefix) {
   if (interrupts_) interrupts_->arm();
   scheduler.drive();
   if (interrupts_) interrupts_->disarm();
+  // A sandbox that stopped the run (a task the recipe left running crossed a limit): its one
+  // line, and nothing of the stopped code runs again.
+  if (const char* reason = lua::stop_reason(L_)) {
+    print_error(prefix, reason);
+    std::exit(3);
+  }
   bool others_failed = report_unobserved_except(handle, prefix);
 
   int count = lua::Scheduler::push_results(L_, handle);

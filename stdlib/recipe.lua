@@ -118,7 +118,7 @@ end
 function recipe.parse(spec, args)
   local by_name = {}
   for _, param in ipairs(spec.params or {}) do by_name[param.name] = param end
-  local values, own = {}, {}
+  local values, own, given = {}, {}, {}
   local i = 1
   while i <= #args do
     local word = args[i]
@@ -142,10 +142,12 @@ function recipe.parse(spec, args)
         local value, problem = checkers[param.kind](text)
         if value == nil then return nil, string_format("--%s %s: %s", name, text, tostring(problem)) end
         values[name] = value
+        given[name] = true
       end
     end
     i = i + 1
   end
+  own.given = given
   if own.help then return values, own end
   for _, param in ipairs(spec.params or {}) do
     if values[param.name] == nil then
@@ -161,12 +163,14 @@ function recipe.parse(spec, args)
   return values, own
 end
 
--- The hosts, domains and addresses among the values: where the sandbox lets the recipe go.
-function recipe.destinations(spec, values)
+-- The hosts, domains and addresses the user gave (`given`, from parse): where the sandbox lets
+-- the recipe go. A default is the recipe author's choice, not the user's: never one.
+function recipe.destinations(spec, values, given)
   local out = {}
   for _, param in ipairs(spec.params or {}) do
     local value = values[param.name]
-    if type(value) == "string" and (param.kind == "domain" or param.kind == "host" or param.kind == "address") then
+    if given[param.name] and type(value) == "string" and
+        (param.kind == "domain" or param.kind == "host" or param.kind == "address") then
       out[#out + 1] = value
     end
   end

@@ -8,7 +8,8 @@
 --
 -- Allowed: the base functions that touch nothing outside (pairs, pcall, tostring, ...; load of
 -- text only, into the sandbox), string (no dump), table, math, utf8, coroutine, os.clock /
--- time / date / difftime, print, io.write and io.read (stdin), and the smtpsh modules smtp, dns,
+-- time / date / difftime, print, io.write (not io.read: stdin could hold the run past its
+-- wall-clock limit, inside one C call), and the smtpsh modules smtp, dns,
 -- net and task as globals, plus `require` of the probing libraries (read-only copies).
 -- Not there: os.execute / exit / getenv / remove / rename / tmpname, io.open / popen / lines
 -- (no file at all, read or written: a recipe that could read ~/.ssh could mail it anywhere it
@@ -89,8 +90,23 @@ local function rethrow_if_stopped(ok, ...)
   return ok, ...
 end
 
+-- string.rep works inside one C call, where the hook cannot stop it: a result larger than
+-- the memory limit, or ("").rep(1 << 50), stops the run before it starts. Installed in the
+-- string table itself, as strings reach it through their methods.
+local real_rep = string.rep
+local rep_limit = math.maxinteger
+local function checked_rep(text, n, sep)
+  local count = math.tointeger(n) or 0
+  if count > 0 and (count > rep_limit or (#tostring(text) + #tostring(sep or "")) * count > rep_limit) then
+    stop(string_format("it asked string.rep for %d copies, more than the --max-memory limit (%d MiB) allows",
+      count, rep_limit >> 20))
+  end
+  return real_rep(text, n, sep)
+end
+
 -- The environment a sandboxed chunk runs in (a fresh one per run).
 function sandbox.environment(args)
+  string.rep = checked_rep
   local env = {}
   local owned = real_setmetatable({}, { __mode = "k" })  -- the metatables the recipe set
   local modules = {}
@@ -116,7 +132,6 @@ function sandbox.environment(args)
     io.write(...)
     return env.io
   end
-  env.io.read = function(...) return io.read(...) end
 
   env.pcall = function(f, ...) return rethrow_if_stopped(real_pcall(f, ...)) end
   env.xpcall = function(f, handler, ...)
@@ -125,14 +140,35 @@ function sandbox.environment(args)
       return handler(err)
     end, ...))
   end
+  -- Coroutines: only those the code made may be resumed or closed (coroutine.running() hands
+  -- out the task's own thread, which is smtpsh's to drive).
+  local made = real_setmetatable({}, { __mode = "k" })
+  local function own(co, what)
+    if not made[co] then stop("it tried to " .. what .. " a coroutine it did not create") end
+    return co
+  end
   env.coroutine = copy(coroutine)
-  env.coroutine.resume = function(co, ...) return rethrow_if_stopped(coroutine.resume(co, ...)) end
-  env.coroutine.close = function(co) return rethrow_if_stopped(coroutine.close(co)) end
+  env.coroutine.create = function(f)
+    local co = coroutine.create(f)
+    made[co] = true
+    return co
+  end
+  env.coroutine.wrap = function(f)
+    local co = env.coroutine.create(f)
+    return function(...)
+      local results = table.pack(rethrow_if_stopped(coroutine.resume(co, ...)))
+      if not results[1] then error(results[2], 0) end
+      return table.unpack(results, 2, results.n)
+    end
+  end
+  env.coroutine.resume = function(co, ...) return rethrow_if_stopped(coroutine.resume(own(co, "resume"), ...)) end
+  env.coroutine.close = function(co) return rethrow_if_stopped(coroutine.close(own(co, "close"))) end
 
-  env.load = function(chunk, name, mode, chunk_env)
+  env.load = function(chunk, name, mode, ...)
     if mode ~= nil and mode ~= "t" then stop("it tried to load bytecode (mode " .. tostring(mode) .. ")") end
     if type(chunk) == "string" and string_byte(chunk, 1) == 27 then stop("it tried to load bytecode") end
-    if select("#", chunk, name, mode, chunk_env) < 4 then chunk_env = env end
+    local chunk_env = env  -- without a fourth argument: the sandbox's, never smtpsh's
+    if select("#", ...) > 0 then chunk_env = ... end
     return real_load(chunk, name, "t", chunk_env)
   end
   env.getmetatable = function(value)
@@ -173,7 +209,8 @@ end
 local forbidden = {
   os = { execute = true, exit = true, getenv = true, remove = true, rename = true, tmpname = true,
          setlocale = true },
-  io = { open = true, popen = true, lines = true, output = true, input = true, close = true, tmpfile = true },
+  io = { open = true, popen = true, lines = true, output = true, input = true, close = true, tmpfile = true,
+         read = true },
 }
 local forbidden_globals = { debug = true, package = true, collectgarbage = true, dofile = true, loadfile = true,
                             require_raw = true, server = true }
@@ -207,6 +244,7 @@ function sandbox.start(limits)
   for key, value in pairs(limits or {}) do settings[key] = value end
   -- string.dump would reach bytecode through any string's methods: gone for every code.
   string.dump = nil
+  rep_limit = settings.memory and settings.memory > 0 and settings.memory or math.maxinteger
   core.start(settings)
 end
 

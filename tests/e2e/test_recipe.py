@@ -81,6 +81,22 @@ return {
             cp = run_smtpsh(["--sandbox", recipe, "--target", f"127.0.0.2:{port}", "--other", target], timeout=30)
         self.assertOneLineError(cp, 3, "smtpsh: the sandbox stopped the recipe: it tried to connect to " + target)
 
+    def test_a_default_is_no_destination(self):
+        # Only what the user gives counts: a default is the recipe author's choice.
+        with scenario("accept") as port:
+            recipe = write("default.lua", f"""
+return {{
+  name = "default", description = "connects to its default",
+  params = {{ {{ name = "target", kind = "host", default = "127.0.0.1:{port}", help = "a server" }} }},
+  run = function(p) local s, err = smtp.connect(p.target, {{ timeout = 5 }}); return {{ ok = s ~= nil }} end,
+}}
+""")
+            cp = run_smtpsh(["--sandbox", recipe], timeout=30)
+            given = run_smtpsh(["--sandbox", recipe, "--target", f"127.0.0.1:{port}", "--json"], timeout=30)
+        self.assertOneLineError(cp, 3, f"smtpsh: the sandbox stopped the recipe: it tried to connect to 127.0.0.1:{port}")
+        self.assertExit(given, 0)
+        self.assertEqual(json.loads(given.stdout), {"ok": True})
+
     def test_a_recipe_that_needs_more_than_the_sandbox_is_refused(self):
         recipe = write("needs.lua", """
 return { name = "needs", description = "wants files", needs = { "files" }, params = {},
