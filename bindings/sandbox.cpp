@@ -250,7 +250,10 @@ class Guard : public net::ConnectHook {
 
 Budget& check_budget(lua_State* L) {
   Budget* budget = budget_of(L);
-  if (budget == nullptr) luaL_error(L, "sandboxcore: this Lua state cannot be sandboxed");
+  if (budget == nullptr) {
+    luaL_error(L, "sandboxcore: this Lua state cannot be sandboxed");
+    std::abort();  // not reached: luaL_error does not return
+  }
   return *budget;
 }
 
