@@ -39,7 +39,7 @@ class TestOptions(SmtpshTestCase):
         cp = run_smtpsh(["--help"])
         listed = re.findall(r"^  (\w+) ", cp.stdout.split("commands built in", 1)[1], re.M)
         self.assertEqual(set(listed), {"diagnose", "verify", "dns", "blacklist", "tls", "banner", "raw",
-                                       "send", "serve", "replay"})
+                                       "send", "serve", "replay", "watch", "sandbox"})
         for name in listed:
             with self.subTest(command=name):
                 sub = run_smtpsh([name, "--help"])
