@@ -44,11 +44,14 @@ server.parse_command = parse_command
 local idle_timeout = 300  -- RFC 5321 section 4.5.3.2.7: at least five minutes
 
 -- A queue ID no other run of any server repeats (Postfix's long IDs are time-based too): the
--- server's start time and a random part, then the session and its message.
+-- time of the first message to the microsecond, the listening port and a random part (two
+-- runs started in one second can share a random seed), then the session and its message.
 local function queue_id(s)
   local srv = s.server
   if not srv.queue_prefix then
-    srv.queue_prefix = string_format("%X%04X", os.time(), math.random(0, 0xFFFF))
+    local micro = math.floor(task.now() * 1e6) % 0x100000
+    srv.queue_prefix = string_format("%X%05X%04X%04X", os.time(), micro, (srv.port or 0) % 0x10000,
+      math.random(0, 0xFFFF))
   end
   return string_format("%s%05X%02X", srv.queue_prefix, s.id, s.messages or 0)
 end

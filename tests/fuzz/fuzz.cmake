@@ -11,7 +11,7 @@
 # seconds (default: SMTPSH_FUZZ_SECONDS). LUA targets link liblua5.4 and load the stdlib
 # modules they fuzz from the source tree at run time (tests/fuzz/lua_harness.hpp).
 find_program(SMTPSH_CLANGXX NAMES clang++-14 clang++)
-set(SMTPSH_FUZZ_SECONDS 8 CACHE STRING "How long ctest runs each fuzz target")
+set(SMTPSH_FUZZ_SECONDS 6 CACHE STRING "How long ctest runs each fuzz target")
 set(SMTPSH_FUZZ_SECONDS_SMALL 6 CACHE STRING
     "How long ctest runs the fuzz targets of small parsers (host_port, cli, server_command)")
 
