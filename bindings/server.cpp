@@ -319,16 +319,23 @@ server::RedirectMap* make_redirect_map(LuaConnectHook& wrapper, const char* othe
 // "blackhole" or nil: as asked) for endpoints not listed. The map belongs to its userdata
 // from the start, so a raise anywhere below (a bad entry, an entry whose metamethods raise)
 // leaves it to the garbage collector.
-int server_redirect(lua_State* L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  const char* otherwise = luaL_optstring(L, 2, nullptr);
-  lua_settop(L, 2);
+// Pushes an empty holder of a connect hook, its __gc set: what goes in it from then on is
+// freed with it, whatever raises.  [-0, +1, m]
+LuaConnectHook& push_hook_holder(lua_State* L) {
   auto* wrapper = static_cast<LuaConnectHook*>(lua_newuserdatauv(L, sizeof(LuaConnectHook), 0));
   new (wrapper) LuaConnectHook{};
   lua_createtable(L, 0, 1);
   lua_pushcfunction(L, connect_hook_gc);
   lua_setfield(L, -2, "__gc");
   lua_setmetatable(L, -2);
+  return *wrapper;
+}
+
+int server_redirect(lua_State* L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  const char* otherwise = luaL_optstring(L, 2, nullptr);
+  lua_settop(L, 2);
+  LuaConnectHook* wrapper = &push_hook_holder(L);
   server::RedirectMap* map = make_redirect_map(*wrapper, otherwise);
   if (!map) return luaL_error(L, "servercore.redirect: out of memory");
   if (const char* problem = read_redirects(L, *map))
@@ -359,13 +366,7 @@ const luaL_Reg server_functions[] = {
 }  // namespace
 
 void set_connect_hook(lua_State* L, std::shared_ptr<const net::ConnectHook> hook) {
-  auto* wrapper = static_cast<LuaConnectHook*>(lua_newuserdatauv(L, sizeof(LuaConnectHook), 0));
-  new (wrapper) LuaConnectHook{};
-  lua_createtable(L, 0, 1);
-  lua_pushcfunction(L, connect_hook_gc);
-  lua_setfield(L, -2, "__gc");
-  lua_setmetatable(L, -2);
-  wrapper->hook = std::move(hook);  // owned by the userdata only once its __gc is set
+  push_hook_holder(L).hook = std::move(hook);
   lua_setfield(L, LUA_REGISTRYINDEX, connect_hook_key);
 }
 

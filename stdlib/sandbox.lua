@@ -213,7 +213,7 @@ local forbidden = {
          read = true },
 }
 local forbidden_globals = { debug = true, package = true, collectgarbage = true, dofile = true, loadfile = true,
-                            require_raw = true, server = true }
+                            server = true }
 
 -- Unknown globals read as nil, but the well-known dangerous ones stop the run with their name.
 local function guard_environment(env)

@@ -290,7 +290,15 @@ end
 -- --- HTTP ---------------------------------------------------------------------------------------
 
 local text = { ["Content-Type"] = "text/plain; charset=utf-8" }
+local exposition = { ["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8" }
 local function plain(status, body) return status, body, text end
+
+-- /probe's answer: the one record's metrics, nothing of the watcher's.
+local function metrics_of(record)
+  local one = watch_metrics.new(sys.version)
+  one:observe(record)
+  return 200, one.registry:render(), exposition
+end
 
 local function wants_json(request)
   if request.query.format == "json" then return true end
@@ -305,10 +313,7 @@ local function probe_page(w, request)
   if not target or target == "" then return plain(400, "/probe needs ?target=TARGET[&probe=diagnose|tls|verify]\n") end
   local t = w:find(target, probe)
   if t then
-    local record = w:probe(t)
-    local one = watch_metrics.new(sys.version)
-    one:observe(record)
-    return 200, one.registry:render(), { ["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8" }
+    return metrics_of(w:probe(t))
   end
   probe = probe or w.settings.probe
   local fn = w.settings.probes[probe]
@@ -330,9 +335,7 @@ local function probe_page(w, request)
   w.adhoc, w.in_flight = w.adhoc - 1, w.in_flight - 1
   if not ok then error(record, 0) end
   if w.settings.on_result then pcall(w.settings.on_result, record) end
-  local one = watch_metrics.new(sys.version)
-  one:observe(record)
-  return 200, one.registry:render(), { ["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8" }
+  return metrics_of(record)
 end
 
 local function last_page(w, request)
@@ -351,7 +354,7 @@ local function last_page(w, request)
 end
 
 local routes = {
-  ["/metrics"] = function(w) return 200, w:metrics_text(), { ["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8" } end,
+  ["/metrics"] = function(w) return 200, w:metrics_text(), exposition end,
   ["/probe"] = probe_page,
   ["/last"] = last_page,
   ["/targets"] = function(w) return 200, json.encode(w:schedule_report()) .. "\n", { ["Content-Type"] = "application/json" } end,
