@@ -57,7 +57,7 @@ bool open_recording(record::Recorder& recorder, const char* path, lua_State* L, 
       }
     }
     std::string problem;
-    if (recorder.open(path, words, problem)) return true;
+    if (recorder.open(path, words, SMTPSH_VERSION, problem)) return true;
     std::snprintf(error, size, "%s", problem.c_str());
   } catch (const std::exception&) {
     std::snprintf(error, size, "out of memory");
@@ -91,16 +91,60 @@ int record_stop(lua_State* L) {
   return 0;
 }
 
+// The strings of a list (a table), for the recording.
+std::vector<std::string> string_list(lua_State* L, int index) {
+  std::vector<std::string> words;
+  if (!lua_istable(L, index)) return words;
+  lua_Integer count = luaL_len(L, index);
+  for (lua_Integer i = 1; i <= count; ++i) {
+    lua_geti(L, index, i);
+    std::size_t size = 0;
+    if (const char* word = lua_tolstring(L, -1, &size)) words.emplace_back(word, size);
+    lua_pop(L, 1);
+  }
+  return words;
+}
+
+// recordcore.recipe(file, source, args): the script that runs, whole, so that the recording
+// replays without it. Nothing while not recording.
+int record_recipe(lua_State* L) {
+  std::size_t file_size = 0, source_size = 0;
+  const char* file = luaL_checklstring(L, 1, &file_size);
+  const char* source = luaL_checklstring(L, 2, &source_size);
+  record::Recorder* recorder = recorder_of(L);
+  if (!recorder) return 0;
+  try {
+    recorder->recipe({file, file_size}, {source, source_size}, string_list(L, 3));
+  } catch (const std::exception&) {
+    return luaL_error(L, "recordcore.recipe: out of memory");
+  }
+  return 0;
+}
+
+// recordcore.value(name, value): a generated value (a Date, a Message-Id) a replay must
+// generate the same. Nothing while not recording.
+int record_value(lua_State* L) {
+  std::size_t name_size = 0, value_size = 0;
+  const char* name = luaL_checklstring(L, 1, &name_size);
+  const char* value = luaL_checklstring(L, 2, &value_size);
+  if (record::Recorder* recorder = recorder_of(L)) {
+    try {
+      recorder->value({name, name_size}, {value, value_size});
+    } catch (const std::exception&) {
+      return luaL_error(L, "recordcore.value: out of memory");
+    }
+  }
+  return 0;
+}
+
 int record_active(lua_State* L) {
   lua_pushboolean(L, recorder_of(L) != nullptr);
   return 1;
 }
 
 const luaL_Reg record_functions[] = {
-    {"start", record_start},
-    {"stop", record_stop},
-    {"active", record_active},
-    {nullptr, nullptr},
+    {"start", record_start},   {"stop", record_stop},   {"active", record_active},
+    {"recipe", record_recipe}, {"value", record_value}, {nullptr, nullptr},
 };
 
 }  // namespace

@@ -177,6 +177,8 @@ struct Destinations {
   bool any_address = false;
   std::size_t max_total = 0;  // 0: no limit
   mutable std::size_t total = 0;
+  std::size_t max_open = 0;  // connections open at once; 0: no limit
+  std::size_t open = 0;      // leases held by open connections (net::Admission::lease)
   Budget* budget = nullptr;
 };
 
@@ -214,7 +216,8 @@ class Guard : public net::ConnectHook {
   Guard(std::shared_ptr<Destinations> destinations, std::shared_ptr<const net::ConnectHook> next)
       : destinations_(std::move(destinations)), next_(std::move(next)) {}
 
-  Verdict before_connect(asio::ip::tcp::endpoint& endpoint) const override {
+  Verdict before_connect(asio::ip::tcp::endpoint& endpoint,
+                         net::Admission& admission) const override {
     Destinations& d = *destinations_;
     std::string refused;
     try {
@@ -230,6 +233,14 @@ class Guard : public net::ConnectHook {
       } else if (d.max_total != 0 && ++d.total > d.max_total) {
         refused = "the sandbox stopped the recipe: it opened more than " +
                   std::to_string(d.max_total) + " connections (--max-connections N)";
+      } else if (d.max_open != 0 && d.open >= d.max_open) {
+        refused = "the sandbox stopped the recipe: it had more than " + std::to_string(d.max_open) +
+                  " connections open at once (--max-open N)";
+      } else {
+        // Counted open until the connection closes (or its connect fails).
+        ++d.open;
+        admission.lease = std::shared_ptr<void>(destinations_.get(),
+                                                [keep = destinations_](void*) { --keep->open; });
       }
     } catch (const std::exception&) {
       refused = "the sandbox stopped the recipe: out of memory";
@@ -238,7 +249,7 @@ class Guard : public net::ConnectHook {
       stop_run(*d.budget, std::move(refused));
       return Verdict::refuse;
     }
-    return next_ ? next_->before_connect(endpoint) : Verdict::go;
+    return next_ ? next_->before_connect(endpoint, admission) : Verdict::go;
   }
 
  private:
@@ -266,8 +277,8 @@ double number_field(lua_State* L, int table, const char* name) {
 }
 
 // sandboxcore.start{memory = BYTES, instructions = N, cpu = SECONDS, seconds = SECONDS,
-//   tasks = N, connections = N, ports = {25, ...}, names = {...}, addresses = {...},
-//   any_address = bool}: the limits from now on (0 or absent: none).
+//   tasks = N, connections = N, open_connections = N, ports = {25, ...}, names = {...}, addresses =
+//   {...}, any_address = bool}: the limits from now on (0 or absent: none).
 int sandbox_start(lua_State* L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   Budget& budget = check_budget(L);
@@ -306,6 +317,7 @@ int sandbox_start(lua_State* L) {
   }
   lua_pop(L, 1);
   destinations->max_total = static_cast<std::size_t>(number_field(L, 1, "connections"));
+  destinations->max_open = static_cast<std::size_t>(number_field(L, 1, "open_connections"));
   // Names the hosts file lists (localhost) resolve without a DNS answer to learn from.
   for (const std::string& name : destinations->names)
     for (const auto& address : resolver_of(L).hosts().lookup(name))

@@ -31,6 +31,7 @@ local spec = {
     ["max-time"] = { "seconds", default = "600", help = "wall-clock time" },
     ["max-tasks"] = { "count", arg = "N", default = "1000", help = "tasks at once" },
     ["max-connections"] = { "count", arg = "N", default = "1000", help = "connections in all" },
+    ["max-open"] = { "count", arg = "N", default = "100", help = "connections open at once" },
     allow = { "list", arg = "HOST[,HOST...]", help = "another host, domain or address it may reach (repeatable)" },
     ["allow-port"] = { "list", arg = "PORT[,PORT...]", help = "another port it may connect to (repeatable)" },
     ["allow-any-host"] = { "flag", help = "any address (still only the allowed ports)" },
@@ -112,7 +113,7 @@ cli.apply_resolver(options, "sandbox")
 local limits = {
   memory = (options["max-memory"] or 256) * 1024 * 1024, instructions = options["max-instructions"],
   cpu = options["max-cpu"], seconds = options["max-time"], tasks = options["max-tasks"],
-  connections = options["max-connections"], names = names, addresses = addresses, ports = ports,
+  connections = options["max-connections"], open_connections = options["max-open"], names = names, addresses = addresses, ports = ports,
   any_address = options["allow-any-host"] or false,
 }
 if limits.memory == 0 then cli.fail("sandbox", "--max-memory must be 1 MiB or more") end

@@ -100,7 +100,8 @@ Invocation parse_command_line(const std::vector<std::string>& argv, bool stdin_i
       result.sandbox = true;
     } else if (word == "--max-memory" || word == "--max-instructions" || word == "--max-cpu" ||
                word == "--max-time" || word == "--max-tasks" || word == "--max-connections" ||
-               word == "--allow" || word == "--allow-port" || word == "--resolver") {
+               word == "--max-open" || word == "--allow" || word == "--allow-port" ||
+               word == "--resolver") {
       if (i + 1 >= argv.size())
         return fail("option '" + word + "' needs a value; see 'smtpsh sandbox --help'");
       result.sandbox_options.push_back(word);

@@ -46,6 +46,7 @@ sandbox.defaults = {
   seconds = 600,               -- seconds of wall-clock time
   tasks = 1000,                -- tasks at once
   connections = 1000,          -- connections in all
+  open_connections = 100,      -- connections open at once
   ports = { 25, 465, 587 },
 }
 

@@ -184,8 +184,9 @@ void Connection::try_endpoint(std::size_t index) {
     return finish_soon(write_);
   }
   auto endpoint = endpoints_[index];
+  admission_ = {};  // what an earlier address was admitted with goes with its failure
   if (hook_) {
-    ConnectHook::Verdict verdict = hook_->before_connect(endpoint);
+    ConnectHook::Verdict verdict = hook_->before_connect(endpoint, admission_);
     if (verdict == ConnectHook::Verdict::refuse) {
       last_connect_error_ = asio::error::connection_refused;
       return try_endpoint(index + 1);
@@ -260,6 +261,7 @@ bool Connection::accepted_then_reset(const std::error_code& ec) const {
 }
 
 void Connection::fail_connect(const Direction& direction, const std::error_code& ec) {
+  admission_ = {};
   Failure failure = failure_of(direction, ec);
   std::string text;
   switch (failure) {
@@ -559,6 +561,7 @@ void Connection::close() {
   }
   std::error_code ignored;
   socket_.close(ignored);
+  admission_ = {};
 }
 
 void Connection::detach() {

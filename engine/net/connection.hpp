@@ -209,6 +209,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::string target_;  // "host:port" as asked, for messages
   std::string source_;
   std::shared_ptr<const ConnectHook> hook_;
+  Admission admission_;  // what the hook let this connection through with
   std::uint32_t connect_generation_ = 0;
   asio::ip::tcp::endpoint remote_;
   asio::ip::tcp::endpoint local_;

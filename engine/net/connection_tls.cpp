@@ -81,6 +81,14 @@ bool Connection::begin_tls(std::shared_ptr<asio::ssl::context> context,
 
 void Connection::start_tls(const tls::Options& options, Notify notify, void* context) {
   begin(write_, notify, context);
+  if (admission_.replayed_tls && socket_.is_open() && !tls_) {
+    // A replay: the recorded handshake's result, as the script saw it then. The replay
+    // server, which has no such certificate, skips its side too; the bytes stay plain.
+    tls_reason_ = "";
+    tls_info_ = std::make_unique<tls::Info>(*admission_.replayed_tls);
+    admission_.replayed_tls.reset();
+    return finish_soon(write_);
+  }
   tls::ContextError error;
   auto ssl_context = tls::shared_context(options, error);
   if (!begin_tls(std::move(ssl_context), error)) return;

@@ -45,7 +45,7 @@ Recorder::~Recorder() {
 }
 
 bool Recorder::open(const std::string& path, const std::vector<std::string>& argv,
-                    std::string& error) {
+                    std::string_view version, std::string& error) {
   close();
   file_ = std::fopen(path.c_str(), "w");
   if (!file_) {
@@ -54,7 +54,8 @@ bool Recorder::open(const std::string& path, const std::vector<std::string>& arg
   }
   started_ = engine::Clock::now();
   sessions_ = 0;
-  write_line(file_, {{"type", "start"}, {"version", 1}, {"argv", argv}});
+  write_line(file_,
+             {{"type", "start"}, {"version", 1}, {"smtpsh", std::string(version)}, {"argv", argv}});
   return true;
 }
 
@@ -90,6 +91,62 @@ void Recorder::dns(const dns::Query& query, std::string_view wire) {
                      {"tcp", result.tcp},
                      {"seconds", rounded(result.seconds)},
                      {"wire", hex(wire)}});
+}
+
+void Recorder::recipe(std::string_view file, std::string_view source,
+                      const std::vector<std::string>& args) {
+  if (!file_) return;
+  write_line(file_, {{"type", "recipe"},
+                     {"file", std::string(file)},
+                     {"args", args},
+                     {"source", std::string(source)}});
+}
+
+void Recorder::value(std::string_view name, std::string_view value) {
+  if (!file_) return;
+  write_line(file_,
+             {{"type", "value"}, {"name", std::string(name)}, {"value", std::string(value)}});
+}
+
+namespace {
+nlohmann::json certificate_json(const tls::Certificate& cert) {
+  return {{"subject", cert.subject},
+          {"issuer", cert.issuer},
+          {"names", cert.names},
+          {"not_before", cert.not_before},
+          {"not_after", cert.not_after},
+          {"days_left", cert.days_left},
+          {"sha256", cert.sha256},
+          {"spki_sha256", cert.spki_sha256},
+          {"key", cert.key},
+          {"serial", cert.serial}};
+}
+}  // namespace
+
+void Recorder::tls(int session, const tls::Info& info) {
+  if (!file_) return;
+  nlohmann::json chain = nlohmann::json::array();
+  for (const tls::Certificate& cert : info.chain)
+    chain.push_back(certificate_json(cert));
+  nlohmann::json fields = {{"version", info.version},
+                           {"cipher", info.cipher},
+                           {"group", info.group},
+                           {"chain", chain},
+                           {"verified", info.verified},
+                           {"verify_code", info.verify_code},
+                           {"verify_result", info.verify_result}};
+  if (info.name_checked) {
+    fields["name"] = info.checked_name;
+    fields["name_matches"] = info.name_matches;
+  }
+  if (info.dane) {
+    fields["dane"] = {{"matched", info.dane_matched},
+                      {"dnssec", info.dnssec},
+                      {"depth", info.dane_depth},
+                      {"record", info.dane_record}};
+  }
+  write_line(file_,
+             {{"type", "tls"}, {"t", rounded(now())}, {"session", session}, {"info", fields}});
 }
 
 void Recorder::observe_dns(void* recorder, const dns::Query& query, std::string_view wire) {

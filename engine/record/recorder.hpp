@@ -4,7 +4,10 @@
 // replay` can serve the remote side of a probe again, offline. One object a line (keys in
 // alphabetical order as written; shown here in reading order):
 //
-//   {"type":"start","version":1,"argv":[...]}
+//   {"type":"start","version":1,"smtpsh":"1.2.0","argv":[...]}
+//   {"type":"recipe","file":"probe.lua","args":[...],"source":"<the whole file>"}
+//   {"type":"value","name":"send.date","value":"Wed, 02 Dec 2026 ..."}   (a generated value)
+//   {"type":"tls","session":1,"info":{...}}     what a session's TLS handshake agreed and saw
 //   {"type":"dns","t":0.012,"name":"example.com","qtype":15,"rcode":"NOERROR","server":"...",
 //    "tcp":false,"seconds":0.003,"wire":"<hex of the answer>"}
 //   {"type":"smtp","t":0.020,"session":1,"st":0.000,"dir":"S","line":"220 mx ESMTP"}
@@ -12,6 +15,7 @@
 #include "engine/dns/resolver.hpp"
 #include "engine/loop/loop.hpp"
 #include "engine/smtp/transcript.hpp"
+#include "engine/tls/info.hpp"
 
 #include <cstdio>
 #include <string>
@@ -30,8 +34,10 @@ class Recorder {
   Recorder(const Recorder&) = delete;
   Recorder& operator=(const Recorder&) = delete;
 
-  // Opens (truncates) `path` and writes the start line; false and `error` when it cannot.
-  bool open(const std::string& path, const std::vector<std::string>& argv, std::string& error);
+  // Opens (truncates) `path` and writes the start line (the command line and the version of
+  // smtpsh that recorded); false and `error` when it cannot.
+  bool open(const std::string& path, const std::vector<std::string>& argv, std::string_view version,
+            std::string& error);
   void close();
   bool is_open() const { return file_ != nullptr; }
 
@@ -39,6 +45,12 @@ class Recorder {
   int next_session() { return ++sessions_; }
   void transcript(int session, const smtp::TranscriptEntry& entry);
   void dns(const dns::Query& query, std::string_view wire);
+  // The script that ran, whole, so that the recording replays without it.
+  void recipe(std::string_view file, std::string_view source, const std::vector<std::string>& args);
+  // A value the script generated (a Date, a Message-Id) that a replay must generate the same.
+  void value(std::string_view name, std::string_view value);
+  // What a session's TLS handshake agreed on and what the server presented.
+  void tls(int session, const tls::Info& info);
 
   // Observer adapters for Resolver::set_observer.
   static void observe_dns(void* recorder, const dns::Query& query, std::string_view wire);

@@ -38,7 +38,15 @@ bool RedirectMap::add(std::string_view from, std::string_view to) {
     if (!to_endpoint) return false;
     entry.to = *to_endpoint;
   }
-  entries_.push_back(entry);
+  entries_.push_back(std::move(entry));
+  return true;
+}
+
+bool RedirectMap::add_replayed_tls(std::string_view from, std::shared_ptr<const tls::Info> info) {
+  auto from_endpoint = parse_endpoint(from);
+  const Entry* entry = from_endpoint ? find(*from_endpoint) : nullptr;
+  if (!entry) return false;
+  entry->replayed_tls.push_back(std::move(info));
   return true;
 }
 
@@ -54,7 +62,8 @@ const RedirectMap::Entry* RedirectMap::find(const asio::ip::tcp::endpoint& endpo
   return nullptr;
 }
 
-net::ConnectHook::Verdict RedirectMap::before_connect(asio::ip::tcp::endpoint& endpoint) const {
+net::ConnectHook::Verdict RedirectMap::before_connect(asio::ip::tcp::endpoint& endpoint,
+                                                      net::Admission& admission) const {
   const Entry* entry = find(endpoint);
   switch (entry ? entry->action : otherwise_) {
     case Action::refuse:
@@ -64,7 +73,13 @@ net::ConnectHook::Verdict RedirectMap::before_connect(asio::ip::tcp::endpoint& e
     case Action::to:
       break;
   }
-  if (entry) endpoint = entry->to;
+  if (entry) {
+    endpoint = entry->to;
+    if (!entry->replayed_tls.empty()) {
+      admission.replayed_tls = std::move(entry->replayed_tls.front());
+      entry->replayed_tls.pop_front();
+    }
+  }
   return Verdict::go;
 }
 

@@ -10,6 +10,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
+#include <memory>
 #include <string_view>
 #include <vector>
 
@@ -22,12 +24,19 @@ class RedirectMap final : public net::ConnectHook {
     asio::ip::tcp::endpoint from;
     Action action = Action::to;
     asio::ip::tcp::endpoint to;
+    // The recorded TLS result of each connect to `from`, in order (nullptr: that session had
+    // no recorded handshake, so a real one runs); each connect takes the next.
+    mutable std::deque<std::shared_ptr<const tls::Info>> replayed_tls;
   };
 
   // Sends connects to `from` ("IP:PORT", "[V6]:PORT") to `to`: another such endpoint, or
   // "refuse" or "blackhole". False, adding nothing, when either is not that. May throw
   // std::bad_alloc.
   bool add(std::string_view from, std::string_view to);
+  // The recorded TLS result for the next connect to `from` that has none yet (call once per
+  // recorded session, in order; nullptr for a session without one). False when `from` was
+  // not added.
+  bool add_replayed_tls(std::string_view from, std::shared_ptr<const tls::Info> info);
   // What happens to endpoints not listed: "refuse", "blackhole", anything else (the default)
   // lets them go as asked.
   void set_otherwise(std::string_view action);
@@ -36,7 +45,8 @@ class RedirectMap final : public net::ConnectHook {
   const Entry* find(const asio::ip::tcp::endpoint& endpoint) const;
   std::size_t size() const { return entries_.size(); }
 
-  Verdict before_connect(asio::ip::tcp::endpoint& endpoint) const override;
+  Verdict before_connect(asio::ip::tcp::endpoint& endpoint,
+                         net::Admission& admission) const override;
 
  private:
   std::vector<Entry> entries_;

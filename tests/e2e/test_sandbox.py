@@ -977,6 +977,26 @@ class DestinationTest(SandboxCase):
         self.assertStopped(cp, "more than 2 connections", "--max-connections N", within=5)
         self.assertEqual(cp.stdout.splitlines(), ["connection 1", "connection 2"], show(cp))
 
+    def test_max_open_counts_connections_open_at_once(self):
+        """Three sessions open together pass a limit of three; a fourth open beside them is
+        stopped; closed ones no longer count (six in turn pass)."""
+        cp = self.sandbox("""
+            local target = ...
+            for i = 1, 6 do
+              local s = assert(smtp.connect(target))
+              s:quit()
+            end
+            print("six in turn")
+            local open = {}
+            for i = 1, 4 do
+              open[i] = assert(smtp.connect(target))
+              print("open " .. i)
+            end
+        """, f"127.0.0.1:{self.port}", limits=("--max-open", "3"))
+        self.assertStopped(cp, "more than 3 connections open at once", "--max-open N", within=5)
+        self.assertEqual(cp.stdout.splitlines(), ["six in turn", "open 1", "open 2", "open 3"],
+                         show(cp))
+
     def test_session_object_hands_out_nothing_privileged(self):
         """The session's fields (core, transcript, ...) give no way to a file or the real
         environment; its metatables are hidden and cannot be replaced."""
@@ -1256,7 +1276,8 @@ class UsageTest(SandboxCase):
         out = cp.stdout
         for flag, default in (("--max-memory MIB", "256"), ("--max-instructions N", "no limit"),
                               ("--max-cpu SECONDS", "60"), ("--max-time SECONDS", "600"),
-                              ("--max-tasks N", "1000"), ("--max-connections N", "1000")):
+                              ("--max-tasks N", "1000"), ("--max-connections N", "1000"),
+                              ("--max-open N", "100")):
             line = next((l for l in out.splitlines() if flag in l), None)
             self.assertIsNotNone(line, f"{flag} missing{show(cp)}")
             self.assertIn(f"[default: {default}]", line, show(cp))

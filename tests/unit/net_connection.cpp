@@ -298,14 +298,22 @@ namespace {
 struct TestHook final : net::ConnectHook {
   explicit TestHook(Verdict answer, asio::ip::tcp::endpoint redirect = {})
       : verdict(answer), to(redirect) {}
-  Verdict before_connect(asio::ip::tcp::endpoint& endpoint) const override {
+  Verdict before_connect(asio::ip::tcp::endpoint& endpoint,
+                         net::Admission& admission) const override {
     asked.push_back(endpoint);
     if (verdict == Verdict::go && to.port() != 0) endpoint = to;
+    admission.replayed_tls = replayed_tls;
+    // A lease that counts itself out when the connection lets go of it.
+    ++open;
+    admission.lease =
+        std::shared_ptr<void>(&open, [](void* count) { --*static_cast<int*>(count); });
     return verdict;
   }
   Verdict verdict;
   asio::ip::tcp::endpoint to;
+  std::shared_ptr<const tls::Info> replayed_tls;
   mutable std::vector<asio::ip::tcp::endpoint> asked;
+  mutable int open = 0;
 };
 
 asio::ip::tcp::endpoint loopback(std::uint16_t port) {
@@ -341,6 +349,48 @@ TEST_CASE("a connect hook that redirects connects to the redirected loopback lis
   CHECK(hook->asked.front() == loopback(nobody));
   // The connection still names the endpoint it was asked for, as the replay's messages do.
   CHECK(conn->remote_address() == "127.0.0.1:" + std::to_string(nobody));
+}
+
+TEST_CASE("a connect admitted with a recorded TLS result takes it instead of a handshake") {
+  // A plain-text peer: a real handshake against it would fail.
+  RawPeer peer("220 replayed\r\n", true);
+  peer.serve();
+  auto hook = std::make_shared<TestHook>(net::ConnectHook::Verdict::go);
+  auto recorded = std::make_shared<tls::Info>();
+  recorded->version = "TLSv1.2";
+  recorded->cipher = "ECDHE-RSA-AES256-GCM-SHA384";
+  tls::Certificate leaf;
+  leaf.subject = "CN=mx.recorded.test";
+  recorded->chain.push_back(leaf);
+  recorded->verify_result = "ok";
+  recorded->verified = true;
+  hook->replayed_tls = recorded;
+  engine::Loop loop;
+  auto conn = connect(loop, "127.0.0.1", peer.port(), {.source = {}, .timeout = 5s, .hook = hook});
+  REQUIRE(conn->write_outcome().ok());
+  CHECK(hook->open == 1);  // the lease is held while the connection lives
+  CHECK(read_line(loop, *conn) == "220 replayed");
+  Op op;
+  conn->start_tls(tls::Options{}, &Op::notify, &op);
+  wait(loop, op);
+  REQUIRE(conn->write_outcome().ok());
+  REQUIRE(conn->tls_info() != nullptr);
+  CHECK(conn->tls_info()->version == "TLSv1.2");
+  CHECK(conn->tls_info()->chain.front().subject == "CN=mx.recorded.test");
+  CHECK(conn->tls_info()->verified);
+  // Once only: a second handshake on another connection would be a real one.
+  conn->close();
+  CHECK(hook->open == 0);  // and closing lets go of the lease
+}
+
+TEST_CASE("a connect that fails lets go of its lease") {
+  auto hook = std::make_shared<TestHook>(net::ConnectHook::Verdict::go);
+  engine::Loop loop;
+  auto conn = connect(loop, "127.0.0.1", test::free_loopback_port(),
+                      {.source = {}, .timeout = 5s, .hook = hook});
+  CHECK(conn->write_outcome().failure == net::Failure::refused);
+  CHECK(hook->asked.size() == 1);
+  CHECK(hook->open == 0);
 }
 
 TEST_CASE("a connect hook that lets a connect go leaves it alone") {

@@ -99,7 +99,8 @@ TEST_CASE("a recording: the start line with argv, then transcript lines") {
   {
     record::Recorder recorder;
     CHECK_FALSE(recorder.is_open());
-    REQUIRE(recorder.open(file.path(), {"smtpsh", "-e", "print(\"hi\")", "mx.test"}, error));
+    REQUIRE(
+        recorder.open(file.path(), {"smtpsh", "-e", "print(\"hi\")", "mx.test"}, "9.8.7", error));
     CHECK(recorder.is_open());
     CHECK(recorder.next_session() == 1);
     CHECK(recorder.next_session() == 2);
@@ -120,6 +121,7 @@ TEST_CASE("a recording: the start line with argv, then transcript lines") {
   }
   CHECK(parsed[0] == nlohmann::json{{"type", "start"},
                                     {"version", 1},
+                                    {"smtpsh", "9.8.7"},
                                     {"argv", {"smtpsh", "-e", "print(\"hi\")", "mx.test"}}});
   CHECK(lines[0].find(R"j("argv":["smtpsh","-e","print(\"hi\")","mx.test"])j") !=
         std::string::npos);
@@ -161,9 +163,9 @@ TEST_CASE("an empty argv, reopening truncates, and a closed recorder writes noth
   TempFile file;
   std::string error;
   record::Recorder recorder;
-  REQUIRE(recorder.open(file.path(), {"first"}, error));
+  REQUIRE(recorder.open(file.path(), {"first"}, "1", error));
   recorder.transcript(1, {.t = 0, .dir = 'S', .line = "220 x"});
-  REQUIRE(recorder.open(file.path(), {}, error));
+  REQUIRE(recorder.open(file.path(), {}, "1", error));
   CHECK(recorder.next_session() == 1);  // numbering starts again
   recorder.close();
   CHECK_FALSE(recorder.is_open());
@@ -171,13 +173,73 @@ TEST_CASE("an empty argv, reopening truncates, and a closed recorder writes noth
   auto lines = file.lines();
   REQUIRE(lines.size() == 1);
   CHECK(nlohmann::json::parse(lines[0]) ==
-        nlohmann::json{{"type", "start"}, {"version", 1}, {"argv", nlohmann::json::array()}});
+        nlohmann::json{
+            {"type", "start"}, {"version", 1}, {"smtpsh", "1"}, {"argv", nlohmann::json::array()}});
+}
+
+TEST_CASE("a recipe, generated values and a TLS result: each one line that reads back whole") {
+  TempFile file;
+  std::string error;
+  {
+    record::Recorder recorder;
+    REQUIRE(recorder.open(file.path(), {"probe.lua", "mx.test"}, "1", error));
+    std::string source = "-- a recipe\nreturn {name = \"x\", run = function() end}\n\x01\"";
+    recorder.recipe("probe.lua", source, {"mx.test", "--port", "2525"});
+    recorder.value("send.date", "Wed, 02 Dec 2026 10:00:00 +0000");
+    tls::Info info;
+    info.version = "TLSv1.3";
+    info.cipher = "TLS_AES_256_GCM_SHA384";
+    info.chain.push_back({.subject = "CN=mx.test",
+                          .issuer = "CN=ca",
+                          .names = {"mx.test"},
+                          .not_before = "2026-01-01T00:00:00Z",
+                          .not_after = "2027-01-01T00:00:00Z",
+                          .days_left = 30,
+                          .sha256 = "AB:CD",
+                          .spki_sha256 = "ef",
+                          .key = "EC 256",
+                          .serial = "01"});
+    info.verify_result = "self-signed certificate";
+    info.verify_code = 18;
+    info.name_checked = true;
+    info.checked_name = "mx.test";
+    info.name_matches = true;
+    recorder.tls(3, info);
+  }
+  auto lines = file.lines();
+  REQUIRE(lines.size() == 4);
+  auto recipe = nlohmann::json::parse(lines[1]);
+  CHECK(recipe ==
+        nlohmann::json{
+            {"type", "recipe"},
+            {"file", "probe.lua"},
+            {"args", {"mx.test", "--port", "2525"}},
+            {"source", "-- a recipe\nreturn {name = \"x\", run = function() end}\n\x01\""}});
+  CHECK(nlohmann::json::parse(lines[2]) ==
+        nlohmann::json{{"type", "value"},
+                       {"name", "send.date"},
+                       {"value", "Wed, 02 Dec 2026 10:00:00 +0000"}});
+  auto tls_line = nlohmann::json::parse(lines[3]);
+  CHECK(tls_line["type"] == "tls");
+  CHECK(tls_line["session"] == 3);
+  const auto& got = tls_line["info"];
+  CHECK(got["version"] == "TLSv1.3");
+  CHECK(got["verify_code"] == 18);
+  CHECK(got["verify_result"] == "self-signed certificate");
+  CHECK(got["name"] == "mx.test");
+  CHECK(got["name_matches"].get<bool>());
+  CHECK_FALSE(got.contains("dane"));
+  REQUIRE(got["chain"].size() == 1);
+  CHECK(got["chain"][0]["subject"] == "CN=mx.test");
+  CHECK(got["chain"][0]["names"] == nlohmann::json{"mx.test"});
+  CHECK(got["chain"][0]["days_left"] == 30);
+  CHECK(got["chain"][0]["sha256"] == "AB:CD");
 }
 
 TEST_CASE("a path that cannot be written is refused in words") {
   record::Recorder recorder;
   std::string error;
-  CHECK_FALSE(recorder.open("/nonexistent-smtpsh-dir/recording.jsonl", {"smtpsh"}, error));
+  CHECK_FALSE(recorder.open("/nonexistent-smtpsh-dir/recording.jsonl", {"smtpsh"}, "1", error));
   CHECK_FALSE(recorder.is_open());
   CHECK(error.rfind("cannot write the recording", 0) == 0);
   CHECK(error ==
@@ -186,7 +248,7 @@ TEST_CASE("a path that cannot be written is refused in words") {
   // A directory is not a file either.
   TempFile file;
   std::string dir = std::filesystem::path(file.path()).parent_path().string();
-  CHECK_FALSE(recorder.open(dir, {}, error));
+  CHECK_FALSE(recorder.open(dir, {}, "1", error));
   CHECK(error == "cannot write the recording " + dir + ": Is a directory");
 }
 
@@ -207,7 +269,7 @@ TEST_CASE("DNS answers a resolver got are recorded once, with their wire bytes")
 
   TempFile file;
   record::Recorder recorder;
-  REQUIRE(recorder.open(file.path(), {"smtpsh"}, error));
+  REQUIRE(recorder.open(file.path(), {"smtpsh"}, "1", error));
   resolver->set_observer(&record::Recorder::observe_dns, &recorder);
   for (int i = 0; i < 2; ++i) {  // the second answer comes from the cache
     Op op;

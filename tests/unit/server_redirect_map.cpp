@@ -9,6 +9,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 using namespace smtpsh;
 using namespace std::chrono_literals;
@@ -51,25 +52,26 @@ TEST_CASE("the hook redirects, refuses and blackholes as listed; others go as `o
   REQUIRE(map.add("127.0.0.1:26", "refuse"));
   REQUIRE(map.add("127.0.0.1:27", "blackhole"));
   const net::ConnectHook& hook = map;
+  net::Admission admission;
 
   auto endpoint = at("127.0.0.1", 25);
-  CHECK(hook.before_connect(endpoint) == Verdict::go);
+  CHECK(hook.before_connect(endpoint, admission) == Verdict::go);
   CHECK(endpoint == at("127.0.0.1", 2525));
   endpoint = at("127.0.0.1", 26);
-  CHECK(hook.before_connect(endpoint) == Verdict::refuse);
+  CHECK(hook.before_connect(endpoint, admission) == Verdict::refuse);
   endpoint = at("127.0.0.1", 27);
-  CHECK(hook.before_connect(endpoint) == Verdict::blackhole);
+  CHECK(hook.before_connect(endpoint, admission) == Verdict::blackhole);
 
   auto unlisted = at("127.0.0.1", 28);
   endpoint = unlisted;
-  CHECK(hook.before_connect(endpoint) == Verdict::go);  // by default: as asked
+  CHECK(hook.before_connect(endpoint, admission) == Verdict::go);  // by default: as asked
   CHECK(endpoint == unlisted);
   map.set_otherwise("refuse");
-  CHECK(hook.before_connect(endpoint) == Verdict::refuse);
+  CHECK(hook.before_connect(endpoint, admission) == Verdict::refuse);
   map.set_otherwise("blackhole");
-  CHECK(hook.before_connect(endpoint) == Verdict::blackhole);
+  CHECK(hook.before_connect(endpoint, admission) == Verdict::blackhole);
   map.set_otherwise("");
-  CHECK(hook.before_connect(endpoint) == Verdict::go);
+  CHECK(hook.before_connect(endpoint, admission) == Verdict::go);
   CHECK(endpoint == unlisted);
 }
 
@@ -94,4 +96,28 @@ TEST_CASE("installed as the connect hook: a recorded endpoint reaches the loopba
   CHECK(refused->write_outcome().failure == net::Failure::refused);
   CHECK(refused->write_outcome().message ==
         "connection refused by 127.0.0.1:" + std::to_string(port));
+}
+
+TEST_CASE("each connect to a replayed endpoint takes the next recorded TLS result, in order") {
+  server::RedirectMap map;
+  REQUIRE(map.add("192.0.2.25:25", "127.0.0.1:2525"));
+  auto first = std::make_shared<tls::Info>();
+  first->version = "TLSv1.3";
+  REQUIRE(map.add_replayed_tls("192.0.2.25:25", first));
+  REQUIRE(map.add_replayed_tls("192.0.2.25:25", nullptr));  // the second session had no TLS
+  auto third = std::make_shared<tls::Info>();
+  third->version = "TLSv1.2";
+  REQUIRE(map.add_replayed_tls("192.0.2.25:25", third));
+  CHECK_FALSE(map.add_replayed_tls("192.0.2.26:25", third));  // not a redirected endpoint
+  CHECK_FALSE(map.add_replayed_tls("not an endpoint", third));
+  const net::ConnectHook& hook = map;
+  std::vector<std::string> seen;
+  for (int i = 0; i < 4; ++i) {
+    auto endpoint = at("192.0.2.25", 25);
+    net::Admission admission;
+    CHECK(hook.before_connect(endpoint, admission) == Verdict::go);
+    CHECK(endpoint == at("127.0.0.1", 2525));
+    seen.push_back(admission.replayed_tls ? admission.replayed_tls->version : "none");
+  }
+  CHECK(seen == std::vector<std::string>{"TLSv1.3", "none", "TLSv1.2", "none"});
 }
