@@ -4,6 +4,7 @@
 #include "bindings/connect_hook_state.hpp"
 #include "bindings/modules.hpp"
 #include "bindings/scheduler.hpp"
+#include "bindings/tls.hpp"
 #include "engine/server/dns_replay.hpp"
 #include "engine/server/listener.hpp"
 #include "engine/server/redirect_map.hpp"
@@ -282,6 +283,37 @@ Added add_redirect(server::RedirectMap& map, const char* from, const char* to) {
   }
 }
 
+// The redirect at the top's `tls` list: each recorded session's TLS result in order (false
+// for a session without one), which each connect to `from` takes in turn. Returns what is
+// wrong, or nullptr.
+const char* read_replayed_tls(lua_State* L, int entry, server::RedirectMap& map, const char* from) {
+  if (lua_getfield(L, entry, "tls") != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return nullptr;
+  }
+  const char* problem = nullptr;
+  for (lua_Integer i = 1; !problem; ++i) {
+    if (lua_geti(L, -1, i) == LUA_TNIL) {
+      lua_pop(L, 1);
+      break;
+    }
+    try {
+      std::shared_ptr<tls::Info> info;
+      if (lua_toboolean(L, -1)) {
+        info = std::make_shared<tls::Info>();
+        problem = read_tls_info(L, -1, *info);
+      }
+      if (!problem && !map.add_replayed_tls(from, std::move(info)))
+        problem = "tls: no such redirect";
+    } catch (const std::exception&) {
+      problem = "out of memory";
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return problem;
+}
+
 // Fills `map` from the table at 1; returns what is wrong, or nullptr.
 const char* read_redirects(lua_State* L, server::RedirectMap& map) {
   lua_Integer count = luaL_len(L, 1);
@@ -292,11 +324,13 @@ const char* read_redirects(lua_State* L, server::RedirectMap& map) {
     const char* from = lua_tostring(L, -2);
     const char* to = lua_tostring(L, -1);
     Added added = from && to ? add_redirect(map, from, to) : Added::malformed;
-    lua_pop(L, 3);
     if (added == Added::malformed)
       return "each redirect needs from = \"IP:PORT\" and to = \"IP:PORT\" | \"refuse\" | "
              "\"blackhole\"";
     if (added == Added::out_of_memory) return "out of memory";
+    const char* problem = read_replayed_tls(L, lua_absindex(L, -3), map, from);
+    lua_pop(L, 3);
+    if (problem) return problem;
   }
   return nullptr;
 }
@@ -314,7 +348,8 @@ server::RedirectMap* make_redirect_map(LuaConnectHook& wrapper, const char* othe
   return map.get();
 }
 
-// servercore.redirect({ {from=, to=}, ... }, otherwise) sets where this state's connects go
+// servercore.redirect({ {from=, to=, tls=}, ... }, otherwise) sets where this state's connects go
+// (`tls`: a replay's recorded TLS results, one a session in order, false for none)
 // (a server::RedirectMap installed as the state's connect hook); `otherwise` ("refuse",
 // "blackhole" or nil: as asked) for endpoints not listed. The map belongs to its userdata
 // from the start, so a raise anywhere below (a bad entry, an entry whose metamethods raise)

@@ -191,9 +191,21 @@ void observe_session(void* context, const smtp::TranscriptEntry& entry) {
 int push_tls_failure(lua_State* L, const smtp::Session& session, const char* stage);
 void push_transcript(lua_State* L, const smtp::Session& session);
 
+// A finished handshake's result into the recording, where a replay finds it again.
+void record_tls(const LuaSession& wrapper) {
+  const tls::Info* info = wrapper.session->tls_info();
+  if (!info || !wrapper.recorder || !wrapper.recorder->is_open()) return;
+  try {
+    wrapper.recorder->tls(wrapper.record_id, *info);
+  } catch (const std::exception&) {
+    // Out of memory: the recording lacks this result, and its replay runs a real handshake.
+  }
+}
+
 int connect_done(lua_State* L, int, lua_KContext) {
   Scheduler::check_abort(L);
   smtp::Session& session = check_session(L, 4);
+  record_tls(check_wrapper(L, 4));
   if (!session.outcome().ok()) {
     // Connected but no greeting: the failure belongs to the banner stage.
     bool connected = !session.connection().remote_address().empty();
@@ -476,6 +488,7 @@ int starttls_done(lua_State* L, int, lua_KContext) {
   smtp::Session& session = check_session(L, 1);
   if (!session.outcome().ok() || !session.tls_info())
     return push_tls_failure(L, session, "starttls");
+  record_tls(check_wrapper(L, 1));
   push_tls_info(L, *session.tls_info());
   return 1;
 }

@@ -254,4 +254,101 @@ void push_tls_info(lua_State* L, const tls::Info& info) {
   }
 }
 
+namespace {
+
+// The field `key` of the table at the top, as these values; absent or another type: as they were.
+void read_string(lua_State* L, const char* key, std::string& out) {
+  if (lua_getfield(L, -1, key) == LUA_TSTRING) {
+    std::size_t size = 0;
+    const char* text = lua_tolstring(L, -1, &size);
+    out.assign(text, size);
+  }
+  lua_pop(L, 1);
+}
+
+void read_bool(lua_State* L, const char* key, bool& out) {
+  if (lua_getfield(L, -1, key) == LUA_TBOOLEAN) out = lua_toboolean(L, -1) != 0;
+  lua_pop(L, 1);
+}
+
+template <typename Integer>
+void read_integer(lua_State* L, const char* key, Integer& out) {
+  if (lua_getfield(L, -1, key) == LUA_TNUMBER && lua_isinteger(L, -1))
+    out = static_cast<Integer>(lua_tointeger(L, -1));
+  lua_pop(L, 1);
+}
+
+// The certificate table at the top of the stack.
+void read_certificate(lua_State* L, tls::Certificate& cert) {
+  read_string(L, "subject", cert.subject);
+  read_string(L, "issuer", cert.issuer);
+  if (lua_getfield(L, -1, "names") == LUA_TTABLE) {
+    for (lua_Integer i = 1; lua_geti(L, -1, i) == LUA_TSTRING; ++i) {
+      cert.names.emplace_back(lua_tostring(L, -1));
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  read_string(L, "not_before", cert.not_before);
+  read_string(L, "not_after", cert.not_after);
+  read_integer(L, "days_left", cert.days_left);
+  read_string(L, "sha256", cert.sha256);
+  read_string(L, "spki_sha256", cert.spki_sha256);
+  read_string(L, "key", cert.key);
+  read_string(L, "serial", cert.serial);
+}
+
+}  // namespace
+
+const char* read_tls_info(lua_State* L, int table, tls::Info& info) {
+  table = lua_absindex(L, table);
+  if (!lua_istable(L, table)) return "a TLS result must be a table";
+  lua_pushvalue(L, table);
+  try {
+    read_string(L, "version", info.version);
+    read_string(L, "cipher", info.cipher);
+    read_string(L, "group", info.group);
+    if (lua_getfield(L, -1, "chain") == LUA_TTABLE) {
+      for (lua_Integer i = 1;; ++i) {
+        int type = lua_geti(L, -1, i);
+        if (type == LUA_TNIL) {
+          lua_pop(L, 1);
+          break;
+        }
+        if (type != LUA_TTABLE) {
+          lua_pop(L, 3);
+          return "a TLS result's chain must be a list of certificates (tables)";
+        }
+        info.chain.emplace_back();
+        read_certificate(L, info.chain.back());
+        lua_pop(L, 1);
+      }
+    }
+    lua_pop(L, 1);
+    read_bool(L, "verified", info.verified);
+    read_integer(L, "verify_code", info.verify_code);
+    read_string(L, "verify_result", info.verify_result);
+    if (lua_getfield(L, -1, "name") == LUA_TSTRING) {
+      info.name_checked = true;
+      info.checked_name = lua_tostring(L, -1);
+    }
+    lua_pop(L, 1);
+    read_bool(L, "name_matches", info.name_matches);
+    if (lua_getfield(L, -1, "dane") == LUA_TTABLE) {
+      info.dane = true;
+      read_bool(L, "matched", info.dane_matched);
+      read_bool(L, "dnssec", info.dnssec);
+      read_integer(L, "depth", info.dane_depth);
+      read_string(L, "record", info.dane_record);
+    }
+    lua_pop(L, 1);
+  } catch (const std::exception&) {
+    lua_settop(L, table);
+    return "out of memory";
+  }
+  lua_pop(L, 1);
+  return nullptr;
+}
+
 }  // namespace smtpsh::lua

@@ -21,4 +21,9 @@ tls::ServerOptions& check_server_tls_options(lua_State* L, int table, const char
 // [-0, +1, m]
 void push_tls_info(lua_State* L, const tls::Info& info);
 
+// The reverse of push_tls_info: a table of that shape (a recording's TLS result) at `table`
+// into `info`. Fields that are absent or of another type stay empty; a chain that is not a
+// list of tables is refused. Returns what is wrong, or nullptr.  [-0, +0, e]
+const char* read_tls_info(lua_State* L, int table, tls::Info& info);
+
 }  // namespace smtpsh::lua

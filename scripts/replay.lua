@@ -4,7 +4,12 @@
 -- recorded, line by line; every difference is reported.
 --
 -- usage:  smtpsh replay FILE.jsonl [-- COMMAND [ARGS...]]
---         without COMMAND, the recorded command runs again
+--         smtpsh replay --show FILE.jsonl
+--         without COMMAND, the recorded command runs again. A recipe or script recorded
+--         with its text (--record keeps it) runs from that text, in the sandbox: a replay
+--         needs nothing but the recording, and trusts nothing in it. --show prints the
+--         recording (who made it, the command, the recipe's text, the transcript) and runs
+--         nothing.
 -- output: the command's own output; "replay: ..." lines on stderr (what was served, and
 --         every mismatch)
 -- exit:   the command's exit status; 1 when it succeeded but the client strayed from the
@@ -16,9 +21,12 @@ local server = require "smtpsh.server"
 local dns = require "smtpsh.dns"
 
 local usage = [==[usage: smtpsh replay FILE.jsonl [-- COMMAND [ARGS...]]
+       smtpsh replay --show FILE.jsonl
   Serves the recording's DNS and SMTP on loopback and runs COMMAND against it (without one,
-  the recorded command). Exit: the command's status; 1 when the client strayed from the
-  recording; 2 bad usage or an unreadable recording.]==]
+  the recorded command). A recipe recorded with its text runs from that text, sandboxed.
+  --show prints the recording (command, recipe, transcript) and runs nothing.
+  Exit: the command's status; 1 when the client strayed from the recording; 2 bad usage or
+  an unreadable recording.]==]
 local function fail(message)
   io.stderr:write("smtpsh replay: ", message, "\n")
   os.exit(2)
@@ -29,10 +37,17 @@ local help = {
   name = "replay", usage = usage, options = {}, common = {},
   summary = "a recording (--record FILE) served offline, the probe run again against it",
   example = { "smtpsh --record gmail.jsonl diagnose user@gmail.com",
-              "smtpsh replay gmail.jsonl -- diagnose user@gmail.com --json" },
+              "smtpsh replay gmail.jsonl -- diagnose user@gmail.com --json",
+              "smtpsh replay --show shared.jsonl" },
 }
 local args = { ... }
 if args[1] == "--help" or args[1] == "-h" then require("smtpsh.cli").help(help) end
+local show = false
+if args[1] == "--show" then
+  show = true
+  table.remove(args, 1)
+  if args[2] then fail("--show takes only FILE.jsonl") end
+end
 local path = args[1]
 if not path or path:sub(1, 2) == "--" then fail("missing FILE.jsonl; see --help") end
 local command
@@ -58,6 +73,15 @@ if not recording then
   fail(path .. (perr:match("^line %d") and " " or " is ") .. perr)
 end
 local start, answers, order = recording.start, recording.answers, recording.order
+local recipe = recording.recipe
+if show then
+  io.write(require("smtpsh.replay_show").text(path, recording))
+  os.exit(0)
+end
+local recorded_by, this_version = start.smtpsh, require("smtpsh.sys").version
+if type(recorded_by) == "string" and recorded_by ~= this_version then
+  io.stderr:write(string.format("replay: recorded by smtpsh %s; this is smtpsh %s\n", recorded_by, this_version))
+end
 if not command then
   command = {}
   for i, word in ipairs(start.argv or {}) do command[i] = word end
@@ -67,6 +91,11 @@ if not command then
   end
   if #command == 0 or command[1] == "script" then fail(path .. " does not say which command made it: give one after --") end
 end
+-- Someone else's Lua, a recipe above all, runs in the sandbox: a replay trusts nothing in
+-- the recording. The recorded text stands in for the file, which need not exist here.
+if command[1]:match("%.lua$") then table.insert(command, 1, "sandbox") end
+if recipe then require("smtpsh.replayable").provide(recipe.file, recipe.source) end
+require("smtpsh.replayable").serve(recording.values)
 -- The replay's resolver replaces the recorded one.
 for i = #command, 1, -1 do
   if command[i] == "--resolver" then table.remove(command, i) table.remove(command, i) end
@@ -127,7 +156,10 @@ local function play(session, conn)
       local more = tonumber(e.line:match("^(%d+) more message lines not shown$"))
       if more then
         for _ = 1, more do conn:receive("l") end
-      elseif e.line:match("^TLS handshake") then
+      elseif e.line:match("^TLS handshake") and not session.tls then
+        -- No recorded result (an older recording, a failed handshake): a real handshake,
+        -- with a certificate of the replay's own. With one, the client takes the recorded
+        -- result instead (engine/net/connect_hook.hpp) and neither side runs a handshake.
         local ok = conn:accept_tls { self_signed = "replay.smtpsh.test" }
         if not ok then return end
       elseif e.line:match("timed out") then
@@ -156,7 +188,10 @@ for remote, endpoint in pairs(endpoints) do
   end)
   if not listener then fail("cannot listen on loopback: " .. lerr) end
   listeners[#listeners + 1] = listener
-  redirects[#redirects + 1] = { from = remote, to = listener:address() }
+  -- Each session's recorded TLS result, in the order the client connects.
+  local tls = {}
+  for i, session in ipairs(endpoint.sessions) do tls[i] = session.tls or false end
+  redirects[#redirects + 1] = { from = remote, to = listener:address(), tls = tls }
 end
 for remote, action in pairs(failures) do
   if not endpoints[remote] and pcall(server.redirect, { { from = remote, to = action } }) then
@@ -177,12 +212,7 @@ io.stderr:write(string.format("replay: %d DNS answers, %d SMTP sessions from %s\
 -- The command, in this process ------------------------------------------------------------------
 
 local name = command[1]
-local chunk, cerr
-if name:match("%.lua$") then
-  chunk, cerr = loadfile(name)
-else
-  chunk, cerr = embedded.load("scripts/" .. name .. ".lua")
-end
+local chunk, cerr = embedded.load("scripts/" .. name .. ".lua")
 if not chunk then fail("cannot run " .. name .. ": " .. tostring(cerr)) end
 local real_exit = os.exit
 local exit_marker = {}

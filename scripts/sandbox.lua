@@ -65,10 +65,17 @@ local file = rest[1]
 local args = { n = #rest - 1 }
 for j = 2, #rest do args[j - 1] = rest[j] end
 
-local handle, open_problem = io.open(file, "rb")
-if not handle then cli.fail("sandbox", "cannot read " .. file .. ": " .. tostring(open_problem)) end
-local source = handle:read("a")
-handle:close()
+-- A replay hands over the recipe's recorded text; otherwise it is read from the file.
+local replayable = require "smtpsh.replayable"
+local source = replayable.source(file)
+if not source then
+  local handle, open_problem = io.open(file, "rb")
+  if not handle then cli.fail("sandbox", "cannot read " .. file .. ": " .. tostring(open_problem)) end
+  source = handle:read("a")
+  handle:close()
+  -- Kept whole in a recording (--record): its replay needs no file.
+  replayable.keep(file, source, { table.unpack(args, 1, args.n) })
+end
 
 -- Where it may connect: what the arguments name, what --allow adds.
 local names, addresses, ports = {}, {}, {}

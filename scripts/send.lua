@@ -365,9 +365,17 @@ local function header_lines()
   end
   default("From", "<" .. (options.from or "") .. ">")
   default("To", "<" .. table.concat(recipients, ">, <") .. ">")
-  default("Subject", "smtpsh test " .. os.date("!%Y-%m-%d %H:%M:%S"))
-  default("Date", os.date("!%a, %d %b %Y %H:%M:%S +0000"))
-  default("Message-Id", string.format("<%d.%d@smtpsh>", os.time(), math.random(1, 1 << 30)))
+  -- Made from the clock and at random, so kept in a recording and given back by its replay.
+  local replayable = require "smtpsh.replayable"
+  default("Subject", replayable.value("send.subject", function()
+    return "smtpsh test " .. os.date("!%Y-%m-%d %H:%M:%S")
+  end))
+  default("Date", replayable.value("send.date", function()
+    return os.date("!%a, %d %b %Y %H:%M:%S +0000")
+  end))
+  default("Message-Id", replayable.value("send.message_id", function()
+    return string.format("<%d.%d@smtpsh>", os.time(), math.random(1, 1 << 30))
+  end))
   return headers
 end
 
@@ -384,7 +392,16 @@ local function build_message()
     local path = file_argument(value)
     attachments[i] = { name = path:match("([^/]+)/*$") or path, data = read_file(path, "the attachment") }
   end
-  return mime.multipart{ headers = headers, body = body, attachments = attachments }
+  -- The MIME boundary is random too: drawn from a seed a replay gives back, so a replayed
+  -- message is byte for byte the recorded one.
+  local state = math.tointeger(tonumber(require("smtpsh.replayable").value("send.boundary_seed", function()
+    return math.random(1, (1 << 31) - 1)
+  end))) or 1
+  local function random(n)
+    state = (state * 1103515245 + 12345) % (1 << 31)
+    return (state >> 16) % n + 1  -- the high bits: an LCG's low bits repeat soon
+  end
+  return mime.multipart{ headers = headers, body = body, attachments = attachments, random = random }
 end
 -- Built (and every file read) before connecting: a missing file is a usage error, not a
 -- half-finished session.

@@ -124,7 +124,12 @@ int run(const std::vector<std::string>& argv) {
         lua_rawseti(L, -2, static_cast<lua_Integer>(i) + 2);
       }
     }
-    if (lua_pcall(L, 2, 2, 0) != LUA_OK || lua_isnil(L, -2)) {
+    // A script's text goes into the recording too: its replay needs nothing else.
+    if (invocation.mode == Mode::script)
+      lua_pushstring(L, invocation.target.c_str());
+    else
+      lua_pushnil(L);
+    if (lua_pcall(L, 3, 2, 0) != LUA_OK || lua_isnil(L, -2)) {
       Runtime::print_error("smtpsh: --record: ", lua_tostring(L, -1));
       return exit_usage;
     }

@@ -325,6 +325,8 @@ end
 --   connection (no SMTP dialogue of its own);
 -- server.redirect({{from = "HOST:PORT", to = "HOST:PORT" | "refuse" | "blackhole"}, ...} [, default]):
 --   this state's outgoing connects to `from` go to `to` instead (the engine's connect hook);
+--   an entry's `tls = {info | false, ...}` gives each connect to `from` in turn a recorded TLS
+--   result (a table as s:starttls() returns) that its handshake then reports without running;
 -- server.dns_replay(answers) -> a DNS server on loopback that answers the recorded questions.
 server.accept = servercore.listen
 server.redirect = servercore.redirect

@@ -151,11 +151,24 @@ smtp.endpoint = core.format_endpoint
 
 -- smtp.record(FILE.jsonl) -> true | nil, message: from now on every DNS answer and SMTP
 -- transcript line of this state is written to FILE (for `smtpsh replay`); smtp.record(false)
--- stops. `argv` ({"diagnose", "example.com"}) says what ran, for the replay to run again.
-function smtp.record(path, argv)
+-- stops. `argv` ({"diagnose", "example.com"}) says what ran, for the replay to run again;
+-- `script`, the file of Lua that runs (argv[1]), goes into the recording whole, so that its
+-- replay needs nothing else.
+function smtp.record(path, argv, script)
   local recordcore = require "smtpsh.recordcore"
   if path == false or path == nil then return recordcore.stop() end
-  return recordcore.start(checked("recording path", path), argv or { "script" })
+  local started, problem = recordcore.start(checked("recording path", path), argv or { "script" })
+  if started and script then
+    local file, open_problem = io.open(script, "rb")
+    if not file then
+      recordcore.stop()
+      return nil, "cannot read " .. script .. " to keep it in the recording: " .. tostring(open_problem)
+    end
+    local source = file:read("a")
+    file:close()
+    require("smtpsh.replayable").keep(script, source or "", { table.unpack(argv or {}, 2) })
+  end
+  return started, problem
 end
 
 -- The TLS options of a handshake with `host`: the caller's, with SNI defaulting to the host

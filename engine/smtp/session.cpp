@@ -3,6 +3,7 @@
 #include "engine/base/endpoint.hpp"
 #include "engine/smtp/message.hpp"
 
+#include <asio/ip/address.hpp>
 #include <asio/post.hpp>
 
 namespace smtpsh::smtp {
@@ -110,8 +111,12 @@ void Session::on_implicit_tls(void* self_pointer) {
 void Session::start_tls(const tls::Options& options, Notify notify, void* context) {
   begin(notify, context);
   if (closed_) return fail_soon(net::Failure::closed, "the session is closed");
-  transcript_.add(
-      '!', "TLS handshake" + (options.sni.empty() ? std::string() : " (SNI " + options.sni + ")"));
+  // An address is checked against the certificate but never sent as SNI (RFC 6066 section 3).
+  std::error_code not_an_address;
+  asio::ip::make_address(options.sni, not_an_address);
+  bool sends_sni = !options.sni.empty() && not_an_address;
+  transcript_.add('!',
+                  "TLS handshake" + (sends_sni ? " (SNI " + options.sni + ")" : std::string()));
   parser_.reset();
   connection_->start_tls(options, &Session::on_tls, this);
 }

@@ -39,9 +39,9 @@ return {
       summary = "reads HOST[:PORT] ([v6]:port for IPv6 with a port), the one parser every command uses",
       returns = "host, port", errors = "nil, message for a malformed target",
       example = 'smtp.parse_target("mx.example:2525", 25)  --> "mx.example", 2525' },
-    { name = "record", sig = "smtp.record(file [, argv])",
-      summary = "from now on writes every DNS answer and SMTP line to file (JSON Lines) for smtpsh replay; smtp.record(false) stops",
-      returns = "true", errors = "nil, message when the file cannot be written",
-      example = 'smtp.record("probe.jsonl", {"script"})' },
+    { name = "record", sig = "smtp.record(file [, argv [, script]])",
+      summary = "from now on writes every DNS answer, SMTP line and TLS result to file (JSON Lines) for smtpsh replay; argv says what ran, script (a Lua file) is kept whole so the recording replays alone; smtp.record(false) stops",
+      returns = "true", errors = "nil, message when the file cannot be written or the script read",
+      example = 'smtp.record("probe.jsonl", {"probe.lua", "mx.example.com"}, "probe.lua")' },
   },
 }

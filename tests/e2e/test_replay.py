@@ -9,6 +9,7 @@ differs from the recording.
 import json
 import os
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -112,6 +113,159 @@ class TestReplay(SmtpshTestCase):
         cp = run_smtpsh(["replay", recording], timeout=30)
         self.assertOk(cp, "RCPT\t503")
         self.assertIn("exactly what was recorded", cp.stderr)
+
+    # --- self-contained recordings: the recipe's text, TLS results, generated values ----------
+
+    TLS_RECIPE = """\
+-- a recipe that shows what TLS presented
+return {
+  name = "tlsprobe", description = "STARTTLS and the certificate seen",
+  params = { { name = "target", kind = "host", help = "HOST[:PORT]" } },
+  run = function(p)
+    local s = assert(smtp.connect(p.target, { timeout = 5 }))
+    assert(s:ehlo("probe.test"))
+    local info = assert(s:starttls())
+    s:quit()
+    local leaf = info.chain[1]
+    return { version = info.version, cipher = info.cipher, subject = leaf.subject,
+             names = leaf.names, sha256 = leaf.sha256, spki = leaf.spki_sha256,
+             not_before = leaf.not_before, not_after = leaf.not_after, serial = leaf.serial,
+             verified = info.verified, verify = info.verify_result }
+  end,
+}
+"""
+
+    def version(self):
+        cp = run_smtpsh(["--version"])
+        return cp.stdout.split()[1]
+
+    def record_recipe(self, source, name="tlsprobe.lua", scenario_name="accept"):
+        """Records `smtpsh --sandbox RECIPE --target 127.0.0.1:PORT --json` against a scenario
+        server, then deletes the recipe: (the JSON it printed, the recording, the work dir)."""
+        work = scratch_dir("smtpsh-replay-")
+        recipe = os.path.join(work, name)
+        with open(recipe, "w") as f:
+            f.write(source)
+        recording = os.path.join(work, "recipe.jsonl")
+        with scenario(scenario_name) as port:
+            cp = run_smtpsh(["--record", recording, "--sandbox", recipe, "--target",
+                             f"127.0.0.1:{port}", "--json"], timeout=30)
+        self.assertExit(cp, 0)
+        os.remove(recipe)
+        return json.loads(cp.stdout), recording, work
+
+    def test_a_recipe_replays_from_its_recording_alone_with_the_recorded_certificate(self):
+        seen, recording, work = self.record_recipe(self.TLS_RECIPE)
+        entries = read_jsonl(recording)
+        self.assertEqual(entries[0]["smtpsh"], self.version())
+        recipes = [e for e in entries if e["type"] == "recipe"]
+        self.assertEqual(len(recipes), 1)
+        self.assertEqual(recipes[0]["source"], self.TLS_RECIPE)
+        self.assertEqual(recipes[0]["file"].rsplit("/", 1)[-1], "tlsprobe.lua")
+        self.assertEqual(recipes[0]["args"][0], "--target")
+        tls = [e for e in entries if e["type"] == "tls"]
+        self.assertEqual(len(tls), 1)
+        self.assertEqual(tls[0]["info"]["chain"][0]["sha256"], seen["sha256"])
+
+        # The scenario server is gone and so is the recipe's file: only the recording is left.
+        cp = run_smtpsh(["replay", recording], timeout=30, cwd=work)
+        self.assertExit(cp, 0)
+        replayed = json.loads(cp.stdout)
+        # Every detail of the certificate as the recipe saw it then, not the replay's own.
+        self.assertEqual(replayed, seen)
+        self.assertEqual(replayed["subject"], "CN=mx.accept.test")
+        self.assertIn("replay: the client sent exactly what was recorded", cp.stderr)
+        self.assertNotIn("recorded by smtpsh", cp.stderr)  # the same version: nothing to say
+
+    def test_a_replay_without_the_recorded_tls_result_runs_a_handshake_of_its_own(self):
+        """Recordings from before TLS results were kept still replay, with the replay's own
+        certificate: the recorded one shows only where it was recorded."""
+        seen, recording, work = self.record_recipe(self.TLS_RECIPE)
+        older = os.path.join(work, "older.jsonl")
+        with open(recording) as f, open(older, "w") as out:
+            out.writelines(line for line in f if '"type":"tls"' not in line)
+        cp = run_smtpsh(["replay", older], timeout=30)
+        self.assertExit(cp, 0)
+        replayed = json.loads(cp.stdout)
+        self.assertEqual(replayed["subject"], "CN=replay.smtpsh.test")
+        self.assertNotEqual(replayed["sha256"], seen["sha256"])
+
+    def test_the_replay_of_a_recipe_runs_in_the_sandbox(self):
+        """A recording someone sends may hold any Lua: its replay runs it sandboxed, even
+        when it was recorded as a plain script (which ran unsandboxed for its author)."""
+        work = scratch_dir("smtpsh-replay-")
+        script = os.path.join(work, "sneaky.lua")
+        with open(script, "w") as f:
+            f.write('local s = assert(smtp.connect(arg[1], {timeout = 3}))\n'
+                    's:quit()\n'
+                    'print("connected")\n'
+                    'local f = io.open(arg[2], "w")\n'
+                    'if f then f:write("written") f:close() print("wrote the file") end\n')
+        target = os.path.join(work, "target.txt")
+        recording = os.path.join(work, "sneaky.jsonl")
+        with harness.smtp_sink() as port:
+            cp = run_smtpsh(["--record", recording, script, f"127.0.0.1:{port}", target], timeout=30)
+        self.assertOk(cp, "wrote the file")  # unsandboxed, as its author ran it
+        os.remove(target)
+        os.remove(script)
+        cp = run_smtpsh(["replay", recording], timeout=30)
+        self.assertIn("connected", cp.stdout.splitlines(), describe(cp))
+        self.assertNotIn("wrote the file", cp.stdout, describe(cp))
+        self.assertFalse(os.path.exists(target), "the replay wrote a file")
+        self.assertIn("sandbox", cp.stderr, describe(cp))
+
+    def test_show_prints_the_recording_and_runs_nothing(self):
+        source = self.TLS_RECIPE.replace("-- a recipe", "-- a recipe \x1b[2J with an escape")
+        _, recording, _ = self.record_recipe(source)
+        cp = run_smtpsh(["replay", "--show", recording], timeout=10)
+        self.assertExit(cp, 0)
+        out = cp.stdout
+        self.assertIn(f"recorded by: smtpsh {self.version()}", out)
+        self.assertRegex(out, r"(?m)^command: smtpsh sandbox -- \S*tlsprobe\.lua --target 127\.0\.0\.1:\d+ --json$")
+        self.assertRegex(out, r"(?m)^recipe: \S*tlsprobe\.lua \(16 lines\), arguments: --target 127\.0\.0\.1:\d+ --json$")
+        self.assertIn('   1  -- a recipe \\x1b[2J with an escape', out)  # the escape shown, not obeyed
+        self.assertNotIn("\x1b", out)
+        self.assertIn('   6      local s = assert(smtp.connect(p.target, { timeout = 5 }))', out)
+        self.assertRegex(out, r"(?m)^  \[ +\d+\.\d{3}\] -> EHLO probe\.test$")
+        self.assertRegex(out, r"(?m)^  \[ +\d+\.\d{3}\] <- 220 mx\.accept\.test ")
+        self.assertRegex(out, r"(?m)^  TLS: TLSv1\.3 \S+, certificate CN=mx\.accept\.test \(sha256 [0-9A-F:]{95}, valid until ")
+        self.assertEqual(cp.stderr, "")  # nothing served, nothing run
+
+    def test_a_recording_from_another_version_says_so(self):
+        _, recording, work = self.record_recipe(self.TLS_RECIPE)
+        other = os.path.join(work, "other.jsonl")
+        entries = read_jsonl(recording)
+        entries[0]["smtpsh"] = "0.0.1"
+        with open(other, "w") as f:
+            f.writelines(json.dumps(e) + "\n" for e in entries)
+        cp = run_smtpsh(["replay", other], timeout=30)
+        self.assertExit(cp, 0)
+        self.assertIn(f"replay: recorded by smtpsh 0.0.1; this is smtpsh {self.version()}\n", cp.stderr)
+
+    def test_a_recorded_send_replays_byte_for_byte(self):
+        """send makes a Date, a Message-Id, a Subject and a MIME boundary from the clock and at
+        random: the recording keeps them, so the replayed message is the recorded one."""
+        work = scratch_dir("smtpsh-replay-")
+        attachment = os.path.join(work, "report.txt")
+        with open(attachment, "w") as f:
+            f.write("the attached report\n")
+        recording = os.path.join(work, "send.jsonl")
+        with scenario("accept") as port:
+            cp = run_smtpsh(["--record", recording, "send", "--server", f"127.0.0.1:{port}",
+                             "--from", "a@sender.test", "--to", "b@rcpt.test", "--attach", attachment],
+                            timeout=30)
+        self.assertExit(cp, 0)
+        entries = read_jsonl(recording)
+        values = {e["name"]: e["value"] for e in entries if e["type"] == "value"}
+        self.assertEqual(set(values), {"send.subject", "send.date", "send.message_id", "send.boundary_seed"})
+        sent = [line for _, line in client_lines(entries)]
+        self.assertIn(f"Message-Id: {values['send.message_id']}", sent)
+        self.assertIn(f"Date: {values['send.date']}", sent)
+        self.assertTrue(any(line.startswith("--=_smtpsh_") for line in sent), sent)
+        time.sleep(1.1)  # a second later: a fresh Date would differ
+        cp = run_smtpsh(["replay", recording], timeout=30)
+        self.assertExit(cp, 0)
+        self.assertIn("replay: the client sent exactly what was recorded", cp.stderr)
 
     def test_bad_usage(self):
         cp = run_smtpsh(["replay", "/nonexistent.jsonl"])

@@ -65,6 +65,41 @@ t.test("what is wrong is one line naming the line", function()
   t.eq(err(start .. '\n"\\\r"'), "line 2: json: invalid escape '\\ ' at byte 2")
 end)
 
+t.test("a recipe, generated values and TLS results come back with the recording", function()
+  local text = table.concat({
+    start,
+    '{"type":"recipe","file":"probe.lua","args":["--target","mx.test"],"source":"return 1\\n"}',
+    smtp(1, "!", "connected to 127.0.0.1:25 from 127.0.0.1:4000"),
+    '{"type":"value","name":"send.date","value":"Wed"}',
+    '{"type":"tls","session":1,"info":{"version":"TLSv1.3","chain":[{"subject":"CN=mx.test"}]}}',
+    '{"type":"tls","session":7,"info":{"version":"TLSv1.2"}}',
+    '{"type":"value","name":"send.date","value":"Thu"}',
+  }, "\n")
+  local r, err = record_file.parse(text)
+  t.eq(err, nil)
+  t.eq(r.recipe, { file = "probe.lua", args = { "--target", "mx.test" }, source = "return 1\n" })
+  t.eq(r.values, { { name = "send.date", value = "Wed" }, { name = "send.date", value = "Thu" } })
+  t.eq(r.sessions[1].tls.version, "TLSv1.3")
+  t.eq(r.sessions[1].tls.chain[1].subject, "CN=mx.test")
+  t.eq(r.sessions[7], nil)  -- a TLS result of no session is dropped
+  -- No recipe line: none.
+  t.eq(record_file.parse(start).recipe, nil)
+end)
+
+t.test("a recipe, value or TLS line that replay could not use is refused, naming the line", function()
+  local function err(line) return select(2, record_file.parse(start .. "\n" .. line)) end
+  t.eq(err('{"type":"recipe","file":"x.lua"}'), "line 2: recipe: source must be a string")
+  t.eq(err('{"type":"recipe","file":"","source":""}'), "line 2: recipe: file must be a file name")
+  t.eq(err('{"type":"recipe","file":"x.lua","source":"","args":[1]}'),
+    "line 2: recipe: args must be a list of strings")
+  t.eq(err('{"type":"value","name":"a","value":1}'), "line 2: value: name and value must be strings")
+  t.eq(err('{"type":"tls","session":"1","info":{}}'), "line 2: tls: session must be an integer")
+  t.eq(err('{"type":"tls","session":1,"info":[]}'), "line 2: tls: info must be an object")
+  t.eq(err('{"type":"tls","session":1,"info":{"chain":3}}'), "line 2: tls: info.chain must be a list")
+  t.eq(err('{"type":"tls","session":1,"info":{"chain":[3]}}'),
+    "line 2: tls: info.chain must be a list of objects")
+end)
+
 t.test("only a text or a line iterator", function()
   t.raises(function() record_file.parse(nil) end, "expected a text or a line iterator")
 end)
