@@ -161,10 +161,11 @@ if is_recipe then
     io.write(inside(recipe.help, spec))
     os.exit(0)
   end
-  if spec.needs and #spec.needs > 0 then
-    cli.fail("sandbox", string.format("recipe %s needs %s beyond the sandbox; smtpsh runs recipes only " ..
-      "sandboxed: read it, then run its code as a script of your own", spec.name, table.concat(spec.needs, ", ")))
-  end
+  -- What it asks beyond the sandbox runs only when granted here, by whoever runs it.
+  local granted_ports = {}
+  for _, port in ipairs(ports) do granted_ports[port] = true end
+  local ungranted = inside(recipe.ungranted, spec, { any_host = limits.any_address, ports = granted_ports })
+  if ungranted then cli.fail("sandbox", ungranted) end
   for _, host in ipairs(inside(recipe.destinations, spec, values, own.given)) do
     local domain = host:match("^[^@]+@(.+)$")
     if domain then

@@ -9,9 +9,13 @@
 --       { name = "domain", kind = "domain", help = "the domain whose MX hosts are greeted" },
 --       { name = "timeout", kind = "seconds", default = 10, help = "the deadline of each step" },
 --     },
---     needs = nil,   -- or a list of what it needs beyond the sandbox: {"files"}, {"any host"}
+--     needs = nil,   -- or a list of what it needs beyond the sandbox: {"any host"}, {"port 2525"}
 --     run = function(p) ... return {...} end,   -- p.domain, p.timeout; the table is the result
 --   }
+--
+-- Needs the sandbox can grant, each only when the person running it says so on the command
+-- line: "any host" (--allow-any-host), "port N" (--allow-port N). Anything else (files,
+-- processes) the sandbox never gives: such a recipe is refused.
 --
 -- Kinds: domain, host (HOST[:PORT]), address (user@domain), string, seconds, count, flag.
 -- A parameter without a default is required. The hosts, domains and addresses given become
@@ -88,6 +92,33 @@ local checkers = {
 }
 
 -- The recipe's --help.
+-- What the recipe's `needs` ask that the person running it has not granted: nil when all is
+-- granted, else one line saying what is missing and how to grant it (or that it cannot be).
+-- `granted` = { any_host = bool, ports = { [port] = true } }.
+function recipe.ungranted(spec, granted)
+  local missing, refused = {}, {}
+  for _, need in ipairs(spec.needs or {}) do
+    local text = tostring(need)
+    local port = math.tointeger(tonumber(string_match(text, "^port (%d+)$")))
+    if text == "any host" then
+      if not granted.any_host then missing[#missing + 1] = "any host (--allow-any-host)" end
+    elseif port and port >= 1 and port <= 65535 then
+      if not granted.ports[port] then missing[#missing + 1] = string_format("%s (--allow-port %d)", text, port) end
+    else
+      refused[#refused + 1] = text
+    end
+  end
+  if #refused > 0 then
+    return string_format("recipe %s needs %s beyond the sandbox, which the sandbox never grants: read it, " ..
+      "then run its code as a script of your own", spec.name, table_concat(refused, ", "))
+  end
+  if #missing > 0 then
+    return string_format("recipe %s needs %s: read it, then grant that on the command line", spec.name,
+      table_concat(missing, ", "))
+  end
+  return nil
+end
+
 function recipe.help(spec)
   local words = {}
   for _, param in ipairs(spec.params or {}) do

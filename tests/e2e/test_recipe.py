@@ -103,7 +103,35 @@ return { name = "needs", description = "wants files", needs = { "files" }, param
          run = function() return 1 end }
 """)
         cp = run_smtpsh(["--sandbox", recipe])
-        self.assertOneLineError(cp, 2, "smtpsh sandbox: recipe needs needs files beyond the sandbox")
+        self.assertOneLineError(cp, 2, "smtpsh sandbox: recipe needs needs files beyond the sandbox, "
+                                "which the sandbox never grants")
+
+    def test_what_a_recipe_needs_runs_only_once_granted_on_the_command_line(self):
+        recipe = write("wide.lua", """
+return { name = "wide", description = "greets any server on port 2525 too",
+         needs = { "any host", "port %d" }, params = { { name = "target", kind = "string", help = "HOST:PORT" } },
+         run = function(p)
+           local s, err = smtp.connect(p.target, { timeout = 5 })
+           if not s then return { error = tostring(err) } end
+           s:quit()
+           return { banner = tostring(s.banner) }
+         end }
+""")
+        with scenario("accept") as port:
+            with open(recipe) as f:
+                text = f.read() % port
+            with open(recipe, "w") as f:
+                f.write(text)
+            target = f"127.0.0.1:{port}"  # a string parameter: no destination of its own
+            cp = run_smtpsh(["--sandbox", recipe, "--target", target])
+            self.assertOneLineError(cp, 2, f"smtpsh sandbox: recipe wide needs any host (--allow-any-host), "
+                                    f"port {port} (--allow-port {port}): read it, then grant that")
+            cp = run_smtpsh(["--sandbox", "--allow-any-host", recipe, "--target", target])
+            self.assertOneLineError(cp, 2, f"smtpsh sandbox: recipe wide needs port {port} (--allow-port {port})")
+            cp = run_smtpsh(["--sandbox", "--allow-any-host", "--allow-port", str(port), recipe,
+                             "--target", target, "--json"], timeout=30)
+            self.assertExit(cp, 0)
+            self.assertIn("220 mx.accept.test", json.loads(cp.stdout)["banner"])
 
     def test_a_malformed_declaration_is_named(self):
         for body, words in (
