@@ -17,13 +17,18 @@
 #include <cctype>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include <unistd.h>
 
 namespace smtpsh::lua {
 
@@ -61,6 +66,11 @@ double cpu_seconds() {
 
 // --- memory --------------------------------------------------------------------------------
 
+std::string memory_stop_reason(const Budget& budget) {
+  return "the sandbox stopped the recipe: it used more than " +
+         std::to_string(budget.memory_limit >> 20) + " MiB of Lua memory (--max-memory MIB)";
+}
+
 void* budget_alloc(void* ud, void* ptr, std::size_t osize, std::size_t nsize) {
   auto* budget = static_cast<Budget*>(ud);
   std::size_t old = ptr != nullptr ? osize : 0;
@@ -74,9 +84,7 @@ void* budget_alloc(void* ud, void* ptr, std::size_t osize, std::size_t nsize) {
     if (budget->used + (nsize - old) > allowed) {
       if (!budget->stopped) {
         budget->stopped = true;
-        budget->reason = "the sandbox stopped the recipe: it used more than " +
-                         std::to_string(budget->memory_limit >> 20) +
-                         " MiB of Lua memory (--max-memory MIB)";
+        budget->reason = memory_stop_reason(*budget);
       }
       return nullptr;  // Lua raises "not enough memory"; the hook then stops the run
     }
@@ -147,6 +155,53 @@ void count_hook(lua_State* L, lua_Debug*) {
   }
 }
 
+// The backstop for what neither the hook nor the watchdog can see: one C call that never
+// comes back to Lua, such as a backtracking pattern (string.find(("a"):rep(60),
+// ("a*"):rep(12) .. "b") runs for hours inside one call, with the loop blocked). A thread of
+// its own looks at the clocks; half a second past a limit, with the process still here, it
+// ends the process with the limit's line, as the hook would have.
+constexpr double backstop_grace = 0.5;
+
+[[noreturn]] void end_from_backstop(const char* text) {
+  // The main thread may hold stdout's lock forever: flush it only when it is free.
+  if (ftrylockfile(stdout) == 0) {
+    fflush_unlocked(stdout);
+    funlockfile(stdout);
+  }
+  // write(2), which takes no lock, and _exit: no destructor may run beside the stuck thread.
+  ssize_t ignored = write(STDERR_FILENO, text, std::strlen(text));
+  (void)ignored;
+  _exit(3);
+}
+
+void start_backstop(const Budget& budget) {
+  double max_seconds = budget.max_seconds, max_cpu = budget.max_cpu;
+  if (max_seconds <= 0 && max_cpu <= 0) return;
+  auto wall_started = budget.wall_started;
+  double cpu_started = budget.cpu_started;
+  char wall_text[200], cpu_text[200];
+  std::snprintf(wall_text, sizeof wall_text,
+                "smtpsh: the sandbox stopped the recipe: it ran longer than %g s "
+                "(--max-time SECONDS)\n",
+                max_seconds);
+  std::snprintf(cpu_text, sizeof cpu_text,
+                "smtpsh: the sandbox stopped the recipe: it used more than %g s of CPU time "
+                "(--max-cpu SECONDS)\n",
+                max_cpu);
+  std::string wall_line = wall_text, cpu_line = cpu_text;
+  std::thread([=] {
+    for (;;) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      double wall =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_started).count();
+      if (max_seconds > 0 && wall > max_seconds + backstop_grace)
+        end_from_backstop(wall_line.c_str());
+      if (max_cpu > 0 && cpu_seconds() - cpu_started > max_cpu + backstop_grace)
+        end_from_backstop(cpu_line.c_str());
+    }
+  }).detach();
+}
+
 void watchdog_fired(void* context) {
   auto* budget = static_cast<Budget*>(context);
   char text[160];
@@ -155,6 +210,40 @@ void watchdog_fired(void* context) {
                 budget->max_seconds);
   stop_run(*budget, text);
 }
+
+// --- memory held outside Lua ------------------------------------------------------------------
+
+}  // namespace
+
+void* memory_account(lua_State* L) {
+  Budget* budget = budget_of(L);
+  return budget != nullptr && budget->active ? budget : nullptr;
+}
+
+void charge_memory(void* account, std::size_t bytes) {
+  auto* budget = static_cast<Budget*>(account);
+  if (budget == nullptr) return;
+  budget->used += bytes;
+  if (budget->memory_limit != 0 && budget->used > budget->memory_limit && !budget->stopped) {
+    try {
+      stop_run(*budget, memory_stop_reason(*budget));
+    } catch (const std::exception&) {
+      budget->stopped = true;  // the reason stays empty; the stop itself must not be lost
+    }
+  }
+}
+
+void raise_if_stopped(lua_State* L) {
+  Budget* budget = budget_of(L);
+  if (budget != nullptr && budget->active && budget->stopped) raise_stop(L, *budget);
+}
+
+void credit_memory(void* account, std::size_t bytes) {
+  auto* budget = static_cast<Budget*>(account);
+  if (budget != nullptr) budget->used -= std::min(bytes, budget->used);
+}
+
+namespace {
 
 // --- destinations ----------------------------------------------------------------------------
 
@@ -344,6 +433,7 @@ int sandbox_start(lua_State* L) {
     scheduler.arm_watchdog(std::chrono::duration_cast<engine::Duration>(
                                std::chrono::duration<double>(budget.max_seconds)),
                            watchdog_fired, &budget);
+  start_backstop(budget);
   // Threads made from now on copy the hook of the thread that makes them: the main thread's
   // and this one's cover every task and coroutine the run will have.
   lua_sethook(budget.main, count_hook, LUA_MASKCOUNT, hook_every);

@@ -35,6 +35,18 @@ void check_task_limit(lua_State* L, std::size_t live_tasks);
 // script may do (read a file, ask DNS servers of its own).  [-0, +0, v]
 void refuse_in_sandbox(lua_State* L, const char* what);
 
+// Memory held outside Lua on a sandboxed state's behalf (the lines of a session's transcript),
+// counted against its memory limit like Lua's own: charged when taken, credited when freed.
+// memory_account() is nullptr outside a running sandbox; the account lives as long as the
+// state. Crossing the limit stops the run as Lua memory does. On the loop's thread only.
+void* memory_account(lua_State* L);
+void charge_memory(void* account, std::size_t bytes);
+void credit_memory(void* account, std::size_t bytes);
+
+// Raises the stop at once when the sandbox stopped the run (after a charge from a C function
+// that the count hook would see only later); does nothing otherwise.  [-0, +0, v]
+void raise_if_stopped(lua_State* L);
+
 // Whether the state runs sandboxed, and why it stopped (nullptr while it has not).
 bool sandboxed(lua_State* L);
 const char* stop_reason(lua_State* L);

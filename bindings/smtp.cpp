@@ -6,6 +6,7 @@
 #include "bindings/modules.hpp"
 #include "bindings/record.hpp"
 #include "bindings/resolver_state.hpp"
+#include "bindings/sandbox.hpp"
 #include "bindings/scheduler.hpp"
 #include "bindings/seconds.hpp"
 #include "bindings/tls.hpp"
@@ -19,6 +20,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <new>
@@ -35,6 +37,8 @@ struct LuaSession {
   lua_State* trace = nullptr;  // while tracing: the state's trace thread (bindings/trace.hpp)
   record::Recorder* recorder = nullptr;  // while recording: this session's lines go there too
   int record_id = 0;
+  void* account = nullptr;  // in a sandbox: its transcript's bytes count as the recipe's memory
+  std::size_t charged = 0;
   char operation[16] = {};  // the step in flight ("ehlo"), for the error a second caller gets
 };
 
@@ -183,6 +187,11 @@ void observe_session(void* context, const smtp::TranscriptEntry& entry) {
   lua_State* trace = wrapper->trace;
   if (wrapper->recorder && wrapper->recorder->is_open())
     wrapper->recorder->transcript(wrapper->record_id, entry);
+  if (wrapper->account) {
+    std::size_t bytes = sizeof entry + entry.line.capacity();
+    charge_memory(wrapper->account, bytes);
+    wrapper->charged += bytes;
+  }
   if (trace) emit_trace(trace, push_trace_event, print_trace_event, &entry);
 }
 
@@ -237,7 +246,7 @@ bool start_connect(LuaSession& wrapper, Task& task, const char* host, std::uint1
     if (hook) options.hook = *hook;
     if (source) options.source = source;
     if (timeout > 0) options.timeout = engine::seconds_to_duration(timeout);
-    if (wrapper.trace || wrapper.recorder)
+    if (wrapper.trace || wrapper.recorder || wrapper.account)
       wrapper.session->transcript().set_observer(observe_session, &wrapper);
     wrapper.session->connect(host, port, options, &Scheduler::wake_task, &task, implicit_tls);
     return true;
@@ -264,6 +273,7 @@ int core_connect(lua_State* L) {
   auto* wrapper = static_cast<LuaSession*>(lua_newuserdatauv(L, sizeof(LuaSession), 0));
   new (wrapper) LuaSession{smtp::Session::create(Scheduler::get(L).io()), trace};
   if ((wrapper->recorder = recorder_of(L))) wrapper->record_id = wrapper->recorder->next_session();
+  wrapper->account = memory_account(L);
   luaL_setmetatable(L, session_metatable);
   // opts.tls: implicit TLS with these options (index 5 the table, 6 the parsed options).
   const tls::Options* implicit_tls = nullptr;
@@ -408,6 +418,12 @@ int session_note(lua_State* L) {
   std::size_t length = 0;
   const char* text = luaL_checklstring(L, 2, &length);
   session.transcript().add('!', std::string_view(text, length));
+  if (check_wrapper(L, 1).account) {
+    raise_if_stopped(L);  // the line counts as the recipe's memory: a limit crossed stops here
+    // Lua's collector sees only Lua's allocations: told of these bytes too, it collects the
+    // sessions no longer used, and their transcripts are given back.
+    lua_gc(L, LUA_GCSTEP, static_cast<int>(std::min<std::size_t>(length >> 10, 1 << 20)));
+  }
   return 0;
 }
 
@@ -553,6 +569,7 @@ int session_gc(lua_State* L) {
     wrapper->session->detach();
     wrapper->session->transcript().set_observer(nullptr, nullptr);  // it pointed at *wrapper
   }
+  credit_memory(wrapper->account, wrapper->charged);
   wrapper->~LuaSession();
   return 0;
 }

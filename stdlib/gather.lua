@@ -100,7 +100,9 @@ function gather.dns_echo(servers)
 end
 
 local Gatherer = {}
-Gatherer.__index = Gatherer
+-- Its objects' metatable is a table of its own: with Gatherer.__index = Gatherer, obj.__index
+-- would hand out the class itself, writable (a __gc set on it would reach every object).
+local gatherer_meta = { __index = Gatherer }
 
 -- Progress for options.on_event (see the header); `started` and `finished` are task.now() times.
 function Gatherer:tell_step(name, started, finished, ok, detail, fields)
@@ -403,7 +405,7 @@ function gather.run(parsed, options)
     hosts = json.array(), sessions = json.array(),
   }
   local self = setmetatable({ options = o, facts = facts, helo = o.helo, fcrdns_cache = {},
-                              started = task.now() }, Gatherer)
+                              started = task.now() }, gatherer_meta)
 
   -- 1. The MX set, and every MX host's addresses ---------------------------------------------
   local hosts

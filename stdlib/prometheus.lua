@@ -59,7 +59,10 @@ local function check_name(name, what)
 end
 
 local Family = {}
-Family.__index = Family
+-- The objects' metatables are tables of their own: with Family.__index = Family, obj.__index
+-- would hand a sandboxed recipe the class itself, writable (a __gc set there reaches every
+-- object made after).
+local family_meta = { __index = Family }
 
 -- The series of `values` (its label values in the family's order): made on first use.
 local function series_of(family, values)
@@ -190,7 +193,7 @@ local function render_family(family, out, pacing)
 end
 
 local Registry = {}
-Registry.__index = Registry
+local registry_meta = { __index = Registry }  -- a table of its own: see family_meta
 
 local function add_family(registry, kind, name, help, labels, buckets)
   check_name(name, "metric name")
@@ -201,7 +204,7 @@ local function add_family(registry, kind, name, help, labels, buckets)
     if label == "le" and kind == "histogram" then error("prometheus: le is the histogram's own label", 3) end
   end
   local family = setmetatable({ kind = kind, name = name, help = help or name, labels = labels,
-                                buckets = buckets, index = {}, order = {} }, Family)
+                                buckets = buckets, index = {}, order = {} }, family_meta)
   if kind == "histogram" then
     family.bucket_labels = {}
     for i, bound in ipairs(buckets) do
@@ -242,7 +245,7 @@ end
 
 -- A registry of metric families.
 function prometheus.registry()
-  return setmetatable({ families = {}, order = {} }, Registry)
+  return setmetatable({ families = {}, order = {} }, registry_meta)
 end
 
 -- The Content-Type of the exposition.

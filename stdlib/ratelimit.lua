@@ -32,7 +32,9 @@ local task_sleep, task_now = task.sleep, task.now
 local ratelimit = {}
 
 local Limiter = {}
-Limiter.__index = Limiter
+-- Its objects' metatable is a table of its own: with Limiter.__index = Limiter, obj.__index
+-- would hand a sandboxed recipe the class itself, writable.
+local limiter_meta = { __index = Limiter }
 
 -- Float arithmetic may leave a refilled bucket a hair short of a whole token.
 local EPSILON = 1e-9
@@ -59,7 +61,7 @@ function ratelimit.new(opts)
     now = now,
     sleep = sleep,
     buckets = {},
-  }, Limiter)
+  }, limiter_meta)
 end
 
 -- The key's bucket, refilled up to now.

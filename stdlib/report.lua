@@ -37,10 +37,12 @@ function report.days_left(days)
 end
 
 local Checklist = {}
-Checklist.__index = Checklist
+-- Its objects' metatable is a table of its own: with Checklist.__index = Checklist,
+-- obj.__index would hand a sandboxed recipe the class itself, writable.
+local checklist_meta = { __index = Checklist }
 
 function report.checklist()
-  return setmetatable({}, Checklist)
+  return setmetatable({}, checklist_meta)
 end
 
 function Checklist:add(name, status, detail)
