@@ -21,6 +21,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -262,7 +263,11 @@ std::string canonical(std::string name) {
 struct Destinations {
   std::set<std::string> names;
   std::set<asio::ip::address> addresses;
-  std::set<std::uint16_t> ports;
+  std::set<std::uint16_t> ports;  // for every allowed address
+  // A port given with one host (HOST:PORT) is that host's only: its name's, then the
+  // addresses the name resolves to.
+  std::map<std::string, std::set<std::uint16_t>> name_ports;
+  std::map<asio::ip::address, std::set<std::uint16_t>> address_ports;
   bool any_address = false;
   std::size_t max_total = 0;  // 0: no limit
   mutable std::size_t total = 0;
@@ -275,18 +280,30 @@ void learn_from_answer(void* context, const dns::Query& query) {
   auto& destinations = *static_cast<Destinations*>(context);
   const dns::Result& result = query.result();
   if (result.status != dns::Status::ok) return;
-  if (destinations.names.count(canonical(query.name())) == 0) return;
+  std::string name = canonical(query.name());
+  if (destinations.names.count(name) == 0) return;
   try {
-    for (const dns::Record& alias : result.aliases)
-      if (!alias.fields.empty()) destinations.names.insert(canonical(alias.fields.back()));
+    auto own_ports = destinations.name_ports.find(name);
+    std::set<std::uint16_t> ports;
+    if (own_ports != destinations.name_ports.end()) ports = own_ports->second;
+    for (const dns::Record& alias : result.aliases) {
+      if (alias.fields.empty()) continue;
+      std::string target = canonical(alias.fields.back());
+      destinations.names.insert(target);
+      if (!ports.empty()) destinations.name_ports[target].insert(ports.begin(), ports.end());
+    }
     for (const dns::Record& record : result.records) {
       if (record.fields.empty()) continue;
       if (query.qtype() == 1 || query.qtype() == 28) {  // A, AAAA
         std::error_code ec;
         auto address = asio::ip::make_address(record.fields.front(), ec);
-        if (!ec) destinations.addresses.insert(address);
-      } else if (query.qtype() == 15) {  // MX: its hosts may be reached
-        destinations.names.insert(canonical(record.fields.back()));
+        if (ec) continue;
+        destinations.addresses.insert(address);
+        if (!ports.empty()) destinations.address_ports[address].insert(ports.begin(), ports.end());
+      } else if (query.qtype() == 15) {  // MX: its hosts may be reached (on the domain's port)
+        std::string host = canonical(record.fields.back());
+        destinations.names.insert(host);
+        if (!ports.empty()) destinations.name_ports[host].insert(ports.begin(), ports.end());
       }
     }
   } catch (const std::exception&) {
@@ -311,14 +328,19 @@ class Guard : public net::ConnectHook {
     std::string refused;
     try {
       if (d.budget->stopped) return Verdict::refuse;
-      if (d.ports.count(endpoint.port()) == 0) {
-        refused = "the sandbox stopped the recipe: it tried to connect to " +
-                  endpoint_text(endpoint) + ", a port it may not use (--allow-port PORT)";
-      } else if (!d.any_address && d.addresses.count(endpoint.address()) == 0) {
+      auto own_ports = d.address_ports.find(endpoint.address());
+      bool port_allowed =
+          d.ports.count(endpoint.port()) != 0 ||
+          (own_ports != d.address_ports.end() && own_ports->second.count(endpoint.port()) != 0);
+      // The address first: of a host it may not reach at all, the port says nothing.
+      if (!d.any_address && d.addresses.count(endpoint.address()) == 0) {
         refused = "the sandbox stopped the recipe: it tried to connect to " +
                   endpoint_text(endpoint) +
                   ", which is none of the hosts it was given, their MX hosts or their "
                   "addresses (--allow HOST)";
+      } else if (!port_allowed) {
+        refused = "the sandbox stopped the recipe: it tried to connect to " +
+                  endpoint_text(endpoint) + ", a port it may not use (--allow-port PORT)";
       } else if (d.max_total != 0 && ++d.total > d.max_total) {
         refused = "the sandbox stopped the recipe: it opened more than " +
                   std::to_string(d.max_total) + " connections (--max-connections N)";
@@ -490,19 +512,29 @@ int sandbox_memory(lua_State* L) {
   return 1;
 }
 
-// sandboxcore.allow(name): another name the run may reach (a parameter's host or domain).
+// sandboxcore.allow(name [, port]): another name or address the run may reach (a parameter's
+// host or domain), on the allowed ports and, when given, on `port` too (that host's only).
 int sandbox_allow(lua_State* L) {
   Budget& budget = check_budget(L);
   if (!budget.destinations) return luaL_error(L, "sandboxcore.allow: the sandbox is not set");
   const char* text = luaL_checkstring(L, 1);
+  lua_Integer port = luaL_optinteger(L, 2, 0);
+  luaL_argcheck(L, port >= 0 && port <= 65535, 2, "a port from 1 to 65535");
+  Destinations& d = *budget.destinations;
+  auto allow_address = [&](const asio::ip::address& address) {
+    d.addresses.insert(address);
+    if (port != 0) d.address_ports[address].insert(static_cast<std::uint16_t>(port));
+  };
   std::error_code ec;
   auto address = asio::ip::make_address(text, ec);
   if (!ec) {
-    budget.destinations->addresses.insert(address);
+    allow_address(address);
   } else {
-    budget.destinations->names.insert(canonical(text));
+    std::string name = canonical(text);
+    d.names.insert(name);
+    if (port != 0) d.name_ports[name].insert(static_cast<std::uint16_t>(port));
     for (const auto& listed : resolver_of(L).hosts().lookup(text))
-      budget.destinations->addresses.insert(listed);
+      allow_address(listed);
   }
   return 0;
 }

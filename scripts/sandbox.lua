@@ -14,7 +14,7 @@ local usage = [==[usage: smtpsh sandbox [LIMITS] [--] FILE.lua [ARGS...]
        smtpsh --sandbox [LIMITS] FILE.lua [ARGS...]
   Runs FILE.lua without trusting it: no files, no processes, no environment, smtpsh's modules
   read-only, network only through smtpsh to the hosts and domains named in ARGS (their MX
-  hosts and addresses too) on ports 25, 465 and 587 (and a port an ARG names: HOST:PORT),
+  hosts and addresses too) on ports 25, 465 and 587 (and, to that host only, a port an ARG names: HOST:PORT),
   within limits of memory, CPU, time, tasks and connections. A recipe (a file that returns
   {name, description, params, run}) takes --NAME VALUE parameters, checked against its
   declaration; --help shows them, --json prints what it returns; its host, domain and
@@ -79,6 +79,7 @@ end
 
 -- Where it may connect: what the arguments name, what --allow adds.
 local names, addresses, ports = {}, {}, {}
+local host_ports = {}  -- { {host, port}, ... }: a port named with a host is that host's only
 for _, port in ipairs(sandbox.defaults.ports) do ports[#ports + 1] = port end
 local function allow(text)
   local domain = text:match("^[^@%s]+@([^@%s]+)$")
@@ -89,7 +90,7 @@ local function allow(text)
   local host, port = smtp.parse_target(text, 25)
   if not host or not (host:find(".", 1, true) or host:find(":", 1, true) or host == "localhost") then return false end
   if smtp.is_address(host) then addresses[#addresses + 1] = host else names[#names + 1] = host:lower() end
-  if port ~= 25 then ports[#ports + 1] = port end
+  if port ~= 25 then host_ports[#host_ports + 1] = { host, port } end
   return true
 end
 -- Positional words only: "--name value" pairs are a recipe's parameters, and a recipe's
@@ -145,6 +146,7 @@ end
 local chunk, problem = sandbox.load(source, "@" .. file, args)
 if not chunk then failed(problem) end
 sandbox.start(limits)
+for _, pair in ipairs(host_ports) do sandbox.allow(pair[1], pair[2]) end
 local results = table.pack(sandbox.call(chunk, table.unpack(args, 1, args.n)))
 if not results[1] then failed(results[2]) end
 
@@ -172,8 +174,7 @@ if is_recipe then
       sandbox.allow(domain)
     else
       local name, port = smtp.parse_target(host, 25)
-      sandbox.allow(name)
-      sandbox.allow_port(port)
+      sandbox.allow(name, port)
     end
   end
   results = table.pack(sandbox.call(spec.run, values))

@@ -1000,6 +1000,20 @@ class DestinationTest(SandboxCase):
         self.assertStopped(cp, "more than 2 connections", "--max-connections N", within=5)
         self.assertEqual(cp.stdout.splitlines(), ["connection 1", "connection 2"], show(cp))
 
+    def test_a_port_given_with_a_host_is_that_hosts_only(self):
+        """HOST:PORT opens PORT to HOST, not to every host the recipe may reach: given
+        127.0.0.1:PORT and 127.0.0.2 (ports 25, 465 and 587), 127.0.0.2:PORT is refused."""
+        cp = self.sandbox("""
+            local one, two = ...
+            local s = assert(smtp.connect(one, {timeout = 3}))
+            s:quit()
+            print("first ok")
+            local port = one:match(":(%d+)$")
+            print(smtp.connect("127.0.0.2:" .. port, {timeout = 3}))
+        """, f"127.0.0.1:{self.port}", "127.0.0.2")
+        self.assertStopped(cp, f"it tried to connect to 127.0.0.2:{self.port}, a port it may not use")
+        self.assertEqual(cp.stdout.splitlines(), ["first ok"], show(cp))
+
     def test_max_open_counts_connections_open_at_once(self):
         """Three sessions open together pass a limit of three; a fourth open beside them is
         stopped; closed ones no longer count (six in turn pass)."""
