@@ -177,6 +177,34 @@ return {
         self.assertIn("replay: the client sent exactly what was recorded", cp.stderr)
         self.assertNotIn("recorded by smtpsh", cp.stderr)  # the same version: nothing to say
 
+    def test_implicit_tls_with_a_chain_replays_as_recorded(self):
+        """Port-465 style TLS from the first byte, against aiosmtpd with a two-certificate
+        chain: the replay reports the whole chain as recorded, with no handshake run."""
+        work = scratch_dir("smtpsh-replay-")
+        script = os.path.join(work, "implicit.lua")
+        with open(script, "w") as f:
+            f.write('local s = assert(smtp.connect(arg[1], {tls = "implicit", timeout = 5}))\n'
+                    'local info = s.tls\n'
+                    'for i, cert in ipairs(info.chain) do\n'
+                    '  print(i, cert.subject, cert.issuer, cert.sha256, cert.not_after, table.concat(cert.names, ","))\n'
+                    'end\n'
+                    'print(info.version, info.verified, info.verify_result)\n'
+                    's:quit()\n')
+        recording = os.path.join(work, "implicit.jsonl")
+        certs = harness.test_certs()
+        with harness.tls_peer("aiosmtpd", "--cert", f"{certs}/mx1-chain.pem", "--key", f"{certs}/mx1.key",
+                              "--implicit") as peer:
+            cp = run_smtpsh(["--record", recording, script, f"127.0.0.1:{peer['implicit']}"], timeout=30)
+        self.assertExit(cp, 0)
+        seen = cp.stdout.splitlines()
+        self.assertEqual(len(seen), 3, describe(cp))  # leaf, intermediate, the summary
+        self.assertIn("mx1", seen[0])
+        os.remove(script)
+        cp = run_smtpsh(["replay", recording], timeout=30)
+        self.assertExit(cp, 0)
+        self.assertEqual(cp.stdout.splitlines(), seen)
+        self.assertIn("replay: the client sent exactly what was recorded", cp.stderr)
+
     def test_a_replay_without_the_recorded_tls_result_runs_a_handshake_of_its_own(self):
         """Recordings from before TLS results were kept still replay, with the replay's own
         certificate: the recorded one shows only where it was recorded."""
