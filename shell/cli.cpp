@@ -30,6 +30,7 @@ std::string usage_text() {
          "\n"
          "commands built in (each has --help):\n"
          "  diagnose TARGET...   name the cause of a failed delivery, with evidence\n"
+         "  explain [TEXT]       a bounce or a log line: what it means, and whether it happens now\n"
          "  verify ADDRESS...    check addresses in bulk: safe, risky, invalid or unknown\n"
          "  dns DOMAIN           MX, addresses, PTR, TLSA, SPF, DMARC, MTA-STS checked\n"
          "  blacklist IP         DNSBL listings\n"

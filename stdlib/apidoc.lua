@@ -43,10 +43,13 @@ apidoc.internal = {
   watch_probe = "one probe of smtpsh watch, turned into a record",
   watch_metrics = "the metric families of smtpsh watch",
   watch_page = "the status page and /last of smtpsh watch",
+  explain = "smtpsh explain's reading of a bounce or log line into a finding (documented with the command)",
+  explain_parse = "the parsers of smtpsh explain: bounces, DSNs, Postfix, Exim and Exchange text into facts",
+  enhanced_status = "RFC 3463 enhanced status codes in words, for smtpsh explain",
 }
 
 -- The subcommands (scripts/NAME.lua), in the order the man page lists them.
-apidoc.commands = { "diagnose", "verify", "watch", "dns", "blacklist", "tls", "banner", "raw", "send", "serve",
+apidoc.commands = { "diagnose", "explain", "verify", "watch", "dns", "blacklist", "tls", "banner", "raw", "send", "serve",
                     "replay", "sandbox" }
 
 -- The executable's own command line (shell/cli.cpp); help_test checks it against `smtpsh --help`.

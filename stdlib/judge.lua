@@ -342,9 +342,15 @@ local function bounded(lines)
   return out
 end
 
--- facts -> {verdict, stage, transient, evidence, advice}
-function judge.verdict(facts)
-  local found = judge.findings(facts)
+judge.reply_finding = reply_finding
+
+-- facts -> {verdict, stage, transient, evidence, advice}. `reported`, when given, is a finding
+-- that a log or a bounce told (stdlib/explain.lua): it weighs with the probe's own findings by
+-- the same precedence, and when another finding decides, the reported one's evidence follows
+-- it. Without facts (nil), the reported finding alone decides: what the text says, offline.
+function judge.verdict(facts, reported)
+  local found = facts and judge.findings(facts) or {}
+  if reported then found[#found + 1] = reported end
   local by_kind = {}
   for _, finding in ipairs(found) do by_kind[finding.kind] = by_kind[finding.kind] or finding end
   local chosen, verdict
@@ -358,14 +364,19 @@ function judge.verdict(facts)
   local primary = found[1]
   local stage = chosen.stage
   if not stage and primary and primary.kind ~= "ok" then stage = primary.stage end
+  if not stage and reported and reported.kind ~= "ok" then stage = reported.stage end
   local seen = {
     null_mx = chosen.null_mx, relay_denied = chosen.relay_denied, unexplained_4xx = chosen.unexplained_4xx,
     local_list = chosen.says_dnsbl and not by_kind.dnsbl_listing, tls_accepted = chosen.tls_accepted,
     not_cleared = chosen.not_cleared, retried = chosen.retried,
   }
+  local evidence = copy(chosen.evidence)
+  if reported and chosen ~= reported then
+    for _, line in ipairs(reported.evidence or {}) do evidence[#evidence + 1] = line end
+  end
   return {
     verdict = verdict, stage = stage, transient = judge.verdicts[verdict][1],
-    evidence = bounded(chosen.evidence), advice = judge.advice(verdict, stage, seen),
+    evidence = bounded(evidence), advice = judge.advice(verdict, stage, seen),
   }
 end
 

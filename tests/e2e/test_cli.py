@@ -38,7 +38,7 @@ class TestOptions(SmtpshTestCase):
     def test_every_command_in_help_answers_help(self):
         cp = run_smtpsh(["--help"])
         listed = re.findall(r"^  (\w+) ", cp.stdout.split("commands built in", 1)[1], re.M)
-        self.assertEqual(set(listed), {"diagnose", "verify", "dns", "blacklist", "tls", "banner", "raw",
+        self.assertEqual(set(listed), {"diagnose", "explain", "verify", "dns", "blacklist", "tls", "banner", "raw",
                                        "send", "serve", "replay", "watch", "sandbox"})
         for name in listed:
             with self.subTest(command=name):
