@@ -3,7 +3,8 @@
 -- what it means, then probes the same server from here (diagnose) and weighs both.
 --
 -- usage:  smtpsh explain [TEXT...] [--offline] [--json] [--timeout S] [--retries N]
---                        [--dnsbl ZONES|none] [--helo NAME] [--from ADDR] [--resolver ADDR]
+--                        [--dnsbl ZONES|none] [--source ADDR] [--helo NAME] [--from ADDR]
+--                        [--resolver ADDR]
 --         without TEXT the text is read from stdin (a whole bounce message, several lines)
 -- output: what was understood (recipient, remote host and IP, port, stage, reply, enhanced
 --         code and its meaning, TLS), the meaning in words, the text's own verdict, then the
@@ -27,6 +28,8 @@ local options, words = cli.parse({ ... }, {
   summary = "from a bounce or a log line to the diagnosis that explains it",
   options = {
     offline = { "flag", help = "only explain the text: no probe" },
+    source = { "string", arg = "ADDR", default = "the system's choice",
+               help = "the local address to probe from: the sending MTA's, whose reputation is judged" },
     helo = { "string", arg = "NAME", default = "this machine's host name", help = "the EHLO name of the probe" },
     from = { "string", arg = "ADDR", default = "postmaster@HELO", help = "the MAIL FROM of the probe" },
     retries = { "count", default = "0", help = "how often a transient (4xx) answer is asked again" },
@@ -47,10 +50,11 @@ else
   if require("smtpsh.sys").isatty("stdin") then cli.fail("explain", "give the text to explain, or pipe it in (smtpsh explain < bounce.eml)") end
   text = io.read("a") or ""
 end
-for _, name in ipairs { "helo", "from" } do
+for _, name in ipairs { "helo", "from", "source" } do
   if options[name] and options[name]:find("[\r\n%s]") then cli.fail("explain", "--" .. name .. " must not hold spaces, CR or LF") end
 end
 cli.apply_resolver(options, "explain")
+cli.source("explain", options.source)
 
 local understood, parsed = explain.read(text)
 if not understood then
@@ -74,7 +78,8 @@ if not options.offline and understood.target then
   local zones = options.dnsbl
   if zones and #zones == 1 and zones[1] == "none" then zones = {} end
   local settings = {
-    helo = options.helo, from = options.from, rcpt = understood.rcpt, timeout = options.timeout or 10,
+    helo = options.helo, from = options.from, rcpt = understood.rcpt, source = options.source,
+    timeout = options.timeout or 10,
     retries = options.retries or 0, backoff = options.backoff or 60, sessions = 1, dnsbl = zones,
   }
   local result, problem = diagnose.run(understood.target, settings)

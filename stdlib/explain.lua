@@ -169,13 +169,16 @@ function explain.offline(understood)
 end
 
 -- The text's finding and the live probe's facts, weighed together; and whether the probe saw
--- the same thing on its own (nil when the text alone gave no verdict).
+-- the same thing on its own: a finding of the same kind among its own (a drop at the greeting
+-- seen again reproduces, even where a listing then decides the verdict). nil when the text
+-- alone gave no finding.
 function explain.weigh(understood, facts)
   local combined = judge.verdict(facts, understood.finding)
   if not understood.finding then return combined, nil end
-  local live = judge.verdict(facts)
-  local offline = explain.offline(understood)
-  return combined, live.verdict == offline.verdict
+  for _, finding in ipairs(judge.findings(facts)) do
+    if finding.kind == understood.finding.kind then return combined, true end
+  end
+  return combined, false
 end
 
 -- One line of what was recognised in a text that explained nothing.

@@ -146,6 +146,16 @@ t.test("a drop at the greeting in the log and a listing seen now: dnsbl_listed, 
   t.eq(reproduces, false)  -- the probe itself got through: the drop did not happen now
 end)
 
+t.test("a drop seen again reproduces, though a listing then decides", function()
+  local facts = live_facts()
+  facts.sessions[1].stage = "banner"
+  facts.sessions[1].error = { kind = "closed", stage = "banner", message = "the server closed the connection" }
+  facts.source.dnsbl.listed = { { zone = "zen.spamhaus.org", codes = { "127.0.0.2" } } }
+  local verdict, reproduces = explain.weigh(explain.read(read("postfix_drop_banner.log")), facts)
+  t.eq(verdict.verdict, "dnsbl_listed")
+  t.eq(reproduces, true)
+end)
+
 t.test("the log's greylisting and a probe that passes now: greylisted, not reproduced", function()
   local verdict, reproduces = explain.weigh(explain.read(read("postfix_greylist_rcpt.log")), live_facts())
   t.eq(verdict.verdict, "greylisted")
