@@ -174,7 +174,13 @@ void Scheduler::wake_task(void* task) {
 
 void Scheduler::check_abort(lua_State* L) {
   Task* task = task_of(L);
-  if (task && task->abort_reason) luaL_error(L, "%s", task->abort_reason);
+  if (task && task->abort_reason) {
+    // The interrupt is delivered here. A hook Ctrl-C armed on this thread while it was about
+    // to yield must not raise it a second time later: on the return from the code's own
+    // pcall, outside its protection (seen in raw mode: "raw.lua: interrupted" at the top).
+    if (lua_gethook(L) == interrupt_hook) lua_sethook(L, nullptr, 0, 0);
+    luaL_error(L, "%s", task->abort_reason);
+  }
 }
 
 void Scheduler::resume(Task& task, int nargs) {
