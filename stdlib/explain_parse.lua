@@ -48,6 +48,7 @@ local recipient_in_prose, stage_in_prose  -- defined below, used by parse
 -- Bounds: a pasted log may be long, a hostile one longer.
 explain_parse.max_bytes = 1 << 20   -- text beyond this is not read
 explain_parse.max_line = 2000       -- an evidence line is cut to this many bytes
+explain_parse.max_read_line = 16384 -- a line of the text is read up to this many bytes
 
 -- Helpers ---------------------------------------------------------------------------------------
 
@@ -88,14 +89,25 @@ local function joined_reply(text)
   local parts = {}
   for piece in string_gmatch(string_gsub(text, "%s+" .. code .. "[ %-]", "\n" .. code .. "-"), "[^\n]+") do
     local words = string_match(piece, "^%d%d%d[ %-]%s*(.*)$") or piece
-    local enhanced = string_match(words, "^([245]%.%d+%.%d+)%s+")
+    local enhanced = string_match(words, "^([245]%.%d%d?%d?%.%d%d?%d?)%s+")
     if #parts > 0 and enhanced then words = string_sub(words, #enhanced + 2) end
     parts[#parts + 1] = trim(words)
   end
   return code .. " " .. table_concat(parts, " ")
 end
 
+-- An enhanced code in `text` (RFC 3463: one to three digits a part), or nil.
+local function enhanced_in(text)
+  return string_match(text or "", "%f[%d]([245]%.%d%d?%d?%.%d%d?%d?)%f[^%d.]")
+end
+
+-- Text quoted as the server's reply: a reply when it starts with a code, else the sender's
+-- own words about it (kept as an event smtpsh does not know).
 local function with_reply(attempt, text)
+  if not reply_codes(trim(text)) then
+    attempt.event, attempt.why = "unknown", bounded(text)
+    return attempt
+  end
   attempt.event = "reply"
   attempt.reply = bounded(joined_reply(text))
   attempt.code, attempt.enhanced = reply_codes(attempt.reply)
@@ -138,7 +150,7 @@ end
 local function postfix_detail(attempt, text)
   local rest = string_match(text, "^delivery temporarily suspended: (.*)$")
   if rest then text = rest end
-  local host, ip, said, command = string_match(text, "^host (%S-)%[([^%]]+)%] said: (.-)%s*%(in reply to (.-) command%)")
+  local host, ip, said, command = string_match(text, "^host (%S-)%[([^%]]+)%] said: (.-)%s*%(in reply to ([^()]-) command%)")
   if host then
     attempt.host, attempt.ip, attempt.stage = host, ip, stage_of(command)
     return with_reply(attempt, said)
@@ -212,7 +224,7 @@ local function postfix_status_line(line, fields, pid, context)
   local attempt = { source = "postfix", line = bounded(line), recipient = recipient, domain = domain_of(recipient),
                     status = postfix_status[status] or status }
   if relay and relay ~= "none" then attempt.host, attempt.ip, attempt.port = bracketed(relay) end
-  local dsn = string_match(fields, "dsn=([245]%.%d+%.%d+)")
+  local dsn = enhanced_in(string_match(fields, "dsn=(%S+)"))
   local tls = context.tls[pid]
   context.tls[pid] = nil  -- it belonged to this connection
   if tls then attempt.tls, attempt.tls_version = true, tls end
@@ -285,7 +297,7 @@ local function exim_line(line)
   local errno = string_match(rest, " defer %((%-?%d+)%)")
   local message = string_match(rest, "%]:?%d*:? (.*)$") or string_match(rest, "%(%-?%d+%)[^:]*: (.*)$")
     or string_match(rest, ": (.*)$") or ""
-  local after, said = string_match(message, "SMTP error from remote mail server after (.-): ([2-5]%d%d[ %-].*)$")
+  local after, said = string_match(message, "SMTP error from remote mail server after ([^:]-:?[^:]-): ([2-5]%d%d[ %-].*)$")
   if after then
     attempt.stage = stage_of(after)
     return with_reply(attempt, said)
@@ -336,14 +348,14 @@ local function exchange_text(text, context)
   local found = {}
   -- Message tracking: "LED=451 4.4.0 Primary target IP address responded with: "421 4.4.2 ...".
   --  Attempted failover ... The last endpoint attempted was 192.0.2.1:25};{FQDN=...};{IP=...}"
-  for led in string_gmatch(text, "LED=([^}]*)") do
+  for led in string_gmatch(text, "LED=([^}\n]*)") do
     local attempt = { source = "exchange", line = bounded("LED=" .. led), status = "deferred" }
     local inner = string_match(led, "[Pp]rimary target IP address responded with: \"(.-)\"")
     attempt.ip, attempt.port = string_match(led, "last endpoint attempted was ([%x.:]-):(%d+)")
     attempt.port = port_number(attempt.port)
-    local fqdn = string_match(text, "{FQDN=([^}]*)}")
+    local fqdn = string_match(text, "{FQDN=([^}\n]*)}")
     if fqdn and fqdn ~= "" then attempt.host = fqdn end
-    local ip = string_match(text, "{IP=([^}]*)}")
+    local ip = string_match(text, "{IP=([^}\n]*)}")
     if ip and ip ~= "" then attempt.ip = ip end
     found[#found + 1] = attempt
     context.exchange_reply(attempt, inner or led)
@@ -376,7 +388,7 @@ end
 local function exchange_reply(attempt, said)
   local lower = string_lower(said)
   if string_find(lower, "socketerror", 1, true) or string_find(lower, "connection dropped", 1, true) then
-    attempt.event, attempt.enhanced, attempt.why = "lost", string_match(said, "([245]%.%d+%.%d+)"), bounded(said)
+    attempt.event, attempt.enhanced, attempt.why = "lost", enhanced_in(said), bounded(said)
     return attempt
   end
   if string_find(lower, "timed out", 1, true) or string_find(lower, "timeout", 1, true) then
@@ -434,7 +446,7 @@ local function dsn_attempts(lines)
     local action = string_lower(trim(f.action or ""))
     attempt.status = action == "failed" and "bounced" or action == "delayed" and "deferred"
       or (action == "delivered" or action == "relayed" or action == "expanded") and "delivered" or nil
-    attempt.enhanced = string_match(f.status or "", "([245]%.%d+%.%d+)")
+    attempt.enhanced = enhanced_in(f.status)
     local remote = string_match(f["remote-mta"] or "", ";%s*(.*)$")
     if remote then
       local name = string_match(remote, "^%[?([^%s%]%(]+)")
@@ -448,7 +460,7 @@ local function dsn_attempts(lines)
     attempt.line = bounded("Diagnostic-Code: " .. (diagnostic or f.status or "?"))
     if diagnostic and reply_codes(diagnostic) then
       with_reply(attempt, diagnostic)
-      attempt.enhanced = attempt.enhanced or string_match(f.status or "", "([245]%.%d+%.%d+)")
+      attempt.enhanced = attempt.enhanced or enhanced_in(f.status)
     elseif diagnostic then
       -- A sender's own words (Postfix puts them there too: "lost connection with ...").
       if not postfix_detail(attempt, trim(diagnostic)) then attempt.event, attempt.why = "unknown", bounded(diagnostic) end
@@ -528,7 +540,7 @@ end
 stage_in_prose = function(text)
   local unfolded = string_gsub(text, "%s+", " ")
   local found
-  for command in string_gmatch(unfolded, "%(in reply to (.-) command%)") do
+  for command in string_gmatch(unfolded, "%(in reply to ([^()]-) command%)") do
     local stage = stage_of(command)
     if found and found ~= stage then return nil end
     found = stage
@@ -548,12 +560,16 @@ end
 function explain_parse.parse(text)
   if type(text) ~= "string" then error("explain_parse.parse: expected the text, got " .. type(text), 2) end
   if #text > explain_parse.max_bytes then text = string_sub(text, 1, explain_parse.max_bytes) end
-  text = string_gsub(text, "\r\n?", "\n")
+  -- Quoted-printable first: a decoded =0D is a line end like any other.
   if string_find(string_lower(text), "content%-transfer%-encoding:%s*quoted%-printable") then
     text = unquote_printable(text)
   end
+  text = string_gsub(text, "\r\n?", "\n")
   local lines, count = {}, 0
   for line in string_gmatch(text, "[^\n]*") do
+    -- No log line or header is this long: the rest of one is not read (and a pattern never
+    -- spends long on it).
+    if #line > explain_parse.max_read_line then line = string_sub(line, 1, explain_parse.max_read_line) end
     lines[#lines + 1] = line
     if string_find(line, "%S") then count = count + 1 end
   end

@@ -106,6 +106,29 @@ t.test("hostile input: long, binary, no line ends; bounded and never raising", f
   t.raises(function() explain_parse.parse(nil) end, "expected the text")
 end)
 
+t.test("what the fuzzer found: no reply without a code, no code describe refuses, no line breaks in fields", function()
+  local understood = explain.read("host mx[192.0.2.1] said: hello\n")
+  t.eq(understood.attempt.event, "unknown")  -- a reply with no code is no reply
+  t.eq(understood.attempt.code, nil)
+  local a = explain_parse.parse("to=<a@b.c>, dsn=4.4.2607, status=deferred\n").attempts[1]
+  t.eq(a.enhanced, nil)  -- four digits are no RFC 3463 detail
+  a = explain_parse.parse("LED=x};{FQDN=mx\nz}").attempts[1]
+  t.ok(a.host == nil or not a.host:find("[\r\n]"), "a host with a line break")
+  a = explain_parse.parse("Content-Transfer-Encoding: quoted-printable\n\nto=<a=0D@b.c>, status=sent\n").attempts[1]
+  t.ok(a == nil or a.recipient == nil or not a.recipient:find("[\r\n]"), "a recipient with a line break")
+end)
+
+t.test("patterns that could backtrack on hostile text run once each", function()
+  -- Each of these took minutes before the patterns were bounded; now they end.
+  for _, text in ipairs {
+    "host a[b] said: " .. string.rep("(in reply to x", 20000),
+    string.rep("(in reply to x ", 20000),
+    string.rep("host a[b] said: 550 (in reply to x\n", 5000),
+  } do
+    t.ok(explain_parse.parse(text))
+  end
+end)
+
 t.test("enhanced status codes in words (RFC 3463 and later registrations)", function()
   t.eq(enhanced_status.describe("4.4.2"), "temporary failure: bad connection")
   t.eq(enhanced_status.describe("5.1.1"), "permanent failure: bad destination mailbox address (the mailbox does not exist)")
