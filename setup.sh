@@ -14,7 +14,8 @@ test_packages=(python3 postfix python3-aiosmtpd swaks ldnsutils nsd lua5.4 opens
                clang-14 libclang-rt-14-dev clang-format-14 clang-tidy-14 valgrind
                dnsperf time  # these two for the benchmarks (tests/bench)
                dpkg-dev file man-db zsh  # the .deb test: dpkg-shlibdeps, man -l, completions
-               prometheus python3-prometheus-client chromium)  # watch: a real scraper, parser, browser
+               prometheus python3-prometheus-client chromium  # watch: a real scraper, parser, browser
+               unbound)  # DNSSEC: a validating resolver beside smtpsh's own validation
 
 packages=("${build_packages[@]}")
 case "${1:-}" in
