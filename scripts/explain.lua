@@ -94,6 +94,7 @@ if options.json then
   local out = {
     understood = attempt, sources = json.array(understood.sources), meaning = understood.meaning,
     code_meaning = understood.code_meaning, undecided = understood.undecided,
+    truncated = understood.truncated,
     offline = offline or json.null, verdict = verdict or json.null,
     reproduces = reproduces == nil and json.null or reproduces,
   }
@@ -126,6 +127,10 @@ local function label_of(v)
   return label
 end
 
+if understood.truncated then
+  io.write(string.format("(a long text: only its last %d MiB of %.1f MiB was read)\n",
+    require("smtpsh.explain_parse").max_bytes >> 20, understood.truncated / 1048576))
+end
 io.write(string.format("understood (%s; %d of %d lines%s):\n", table.concat(understood.sources, ", "),
   understood.used, understood.lines,
   understood.others > 0 and (", " .. understood.others .. " more attempt(s); the last failure decides") or ""))

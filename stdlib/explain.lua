@@ -106,6 +106,9 @@ local function read_attempt(attempt)
   elseif event == "timeout" then
     return "The server stopped answering" .. at(stage) .. ": the sender's deadline passed first.",
       { kind = "slow_server", stage = stage, evidence = evidence }
+  elseif event == "protocol" then
+    return "The server's replies broke the SMTP protocol" .. at(stage) .. " (the sender could not read them).",
+      { kind = "protocol_error", stage = stage, evidence = evidence }
   elseif event == "tls_failed" then
     local why = attempt.tls_reason and (" (" .. attempt.tls_reason .. ")") or ""
     if is_version_problem(attempt.tls_reason) then
@@ -155,7 +158,7 @@ function explain.read(text)
   local meaning, finding, undecided = read_attempt(attempt)
   local understood = {
     attempt = attempt, others = #parsed.attempts - 1, sources = parsed.sources, lines = parsed.lines,
-    used = parsed.used, meaning = meaning, finding = finding, undecided = undecided,
+    used = parsed.used, truncated = parsed.truncated, meaning = meaning, finding = finding, undecided = undecided,
     code_meaning = attempt.enhanced and enhanced_status.describe(attempt.enhanced) or nil,
     target = live_target(attempt), rcpt = attempt.recipient,
   }

@@ -7,6 +7,7 @@
 --     sources = { "postfix", ... },      the kinds of text recognised, each once
 --     lines = N,                         the text's non-blank lines
 --     used = N,                          of them, those that said something understood
+--     truncated = BYTES | nil,           a text over max_bytes: its size (only its end was read)
 --   }
 --   attempt = {
 --     source = "postfix" | "exim" | "dsn" | "exchange" | "reply",
@@ -21,6 +22,7 @@
 --           | "unreachable"     no route to the host, network unreachable
 --           | "lost"            the server closed the connection (at `stage` when said)
 --           | "timeout"         the server stopped answering (at `stage`)
+--           | "protocol"        the server's replies broke SMTP (Exim's -19)
 --           | "tls_failed"      the TLS handshake failed (`tls_reason`: the library's words)
 --           | "tls_not_offered" the sender required TLS; the server did not offer STARTTLS
 --           | "dns"             the name did not resolve (`rcode`: "NXDOMAIN" or "SERVFAIL")
@@ -46,7 +48,7 @@ local explain_parse = {}
 local recipient_in_prose, stage_in_prose  -- defined below, used by parse
 
 -- Bounds: a pasted log may be long, a hostile one longer.
-explain_parse.max_bytes = 1 << 20   -- text beyond this is not read
+explain_parse.max_bytes = 4 << 20   -- of a longer text, only the last this many bytes are read
 explain_parse.max_line = 2000       -- an evidence line is cut to this many bytes
 explain_parse.max_read_line = 16384 -- a line of the text is read up to this many bytes
 
@@ -559,7 +561,14 @@ end
 
 function explain_parse.parse(text)
   if type(text) ~= "string" then error("explain_parse.parse: expected the text, got " .. type(text), 2) end
-  if #text > explain_parse.max_bytes then text = string_sub(text, 1, explain_parse.max_bytes) end
+  -- A whole day's log is more than a delivery's story: its last part (the latest lines) is
+  -- read, and the result says so.
+  local truncated = nil
+  if #text > explain_parse.max_bytes then
+    truncated = #text
+    text = string_sub(text, -explain_parse.max_bytes)
+    text = string_match(text, "^[^\n]*\n(.*)$") or text  -- from the first whole line
+  end
   -- Quoted-printable first: a decoded =0D is a line end like any other.
   if string_find(string_lower(text), "content%-transfer%-encoding:%s*quoted%-printable") then
     text = unquote_printable(text)
@@ -646,7 +655,7 @@ function explain_parse.parse(text)
     if attempt.source == "dsn" and attempt.event == "reply" and not attempt.stage then attempt.stage = reply_stage end
     if attempt.recipient and not attempt.domain then attempt.domain = domain_of(attempt.recipient) end
   end
-  return { attempts = attempts, sources = sources, lines = count, used = used }
+  return { attempts = attempts, sources = sources, lines = count, used = used, truncated = truncated }
 end
 
 return explain_parse

@@ -28,7 +28,7 @@ local function set(...)
 end
 
 local sources = set("dsn", "postfix", "exim", "exchange", "reply")
-local events = set("reply", "refused", "connect_timeout", "unreachable", "lost", "timeout", "tls_failed",
+local events = set("reply", "refused", "connect_timeout", "unreachable", "lost", "timeout", "protocol", "tls_failed",
                    "tls_not_offered", "dns", "not_tried", "delayed", "delivered", "unknown")
 local stages = set("connect", "banner", "ehlo", "starttls", "auth", "mail", "rcpt", "data", "dot", "quit", "dns")
 

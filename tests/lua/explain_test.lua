@@ -96,7 +96,7 @@ t.test("text it cannot understand is said so, with what it recognised", function
 end)
 
 t.test("hostile input: long, binary, no line ends; bounded and never raising", function()
-  local huge = string.rep("x", 3 << 20)
+  local huge = string.rep("x", 6 << 20)
   local parsed = explain_parse.parse(huge)
   t.eq(#parsed.attempts, 0)
   local long_reply = "550 5.1.1 " .. string.rep("a", 100000)
@@ -116,6 +116,22 @@ t.test("what the fuzzer found: no reply without a code, no code describe refuses
   t.ok(a.host == nil or not a.host:find("[\r\n]"), "a host with a line break")
   a = explain_parse.parse("Content-Transfer-Encoding: quoted-printable\n\nto=<a=0D@b.c>, status=sent\n").attempts[1]
   t.ok(a == nil or a.recipient == nil or not a.recipient:find("[\r\n]"), "a recipient with a line break")
+end)
+
+t.test("Exim's -19: the server broke the protocol", function()
+  local u = explain.read("2026-12-02 10:10:12 1vQz2g-000AbC-9z == user@example.com R=dnslookup T=remote_smtp defer (-19) H=mx.example.com [192.0.2.1]: SMTP protocol error\n")
+  t.eq(u.attempt.event, "protocol")
+  t.eq(explain.offline(u).verdict, "protocol_error")
+end)
+
+t.test("a text longer than max_bytes: its end is read, and the result says so", function()
+  local line = read("postfix_drop_banner.log")
+  local filler = string.rep("Dec  2 10:00:00 mail postfix/qmgr[9]: ABC: removed\n", (explain_parse.max_bytes // 40) + 10)
+  local parsed = explain_parse.parse(read("postfix_greylist_rcpt.log") .. filler .. line)
+  t.eq(#parsed.attempts, 1)
+  t.eq(parsed.attempts[1].event, "lost")  -- the last lines, not the first
+  t.ok(parsed.truncated > explain_parse.max_bytes)
+  t.eq(explain_parse.parse(line).truncated, nil)
 end)
 
 t.test("patterns that could backtrack on hostile text run once each", function()
