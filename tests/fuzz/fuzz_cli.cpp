@@ -40,9 +40,20 @@ void check(const std::vector<std::string>& argv, bool stdin_is_terminal) {
       (result.mode == Mode::stdin_script && result.script_index > 0)) {
     auto index = static_cast<std::size_t>(result.script_index);
     expect(index >= 1 && index < argv.size(), "the script or command is a word of argv");
-    expect(result.args.size() == argv.size() - index - 1, "its arguments are the words after it");
-    if (result.mode != Mode::stdin_script)
-      expect(result.target == argv[index], "the target is that word");
+    if (result.sandbox) {
+      // --sandbox FILE ARGS becomes the sandbox command: its limits, "--", FILE, ARGS.
+      expect(result.target == "sandbox", "--sandbox runs the sandbox command");
+      std::vector<std::string> expected = result.sandbox_options;
+      expected.emplace_back("--");
+      expected.insert(expected.end(), argv.begin() + static_cast<std::ptrdiff_t>(index),
+                      argv.end());
+      expect(result.args == expected,
+             "the sandbox gets its limits, --, the file and its arguments");
+    } else {
+      expect(result.args.size() == argv.size() - index - 1, "its arguments are the words after it");
+      if (result.mode != Mode::stdin_script)
+        expect(result.target == argv[index], "the target is that word");
+    }
   }
   if (result.mode == Mode::chunks) expect(!result.chunks.empty(), "chunks mode has chunks");
 }
