@@ -47,7 +47,7 @@ if(SMTPSH_VALGRIND AND NOT SMTPSH_SANITIZE)
   option(SMTPSH_VALGRIND_ALL_LUA "Also the Lua tests of pure Lua modules under valgrind" OFF)
   set(pure_lua_tests address_test classify_test complete_test help_test json_test judge_test
       mime_test pretty_test prometheus_test ratelimit_test record_file_test retry_test
-      server_command_test waterfall_test)
+      server_command_test waterfall_test explain_test)
   file(GLOB valgrind_lua_tests CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/tests/lua/*_test.lua)
   foreach(test_file IN LISTS valgrind_lua_tests)
     get_filename_component(name ${test_file} NAME_WE)
