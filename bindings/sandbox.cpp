@@ -539,20 +539,10 @@ int sandbox_allow(lua_State* L) {
   return 0;
 }
 
-// sandboxcore.allow_port(port): another port the run may connect to (a parameter's HOST:PORT).
-int sandbox_allow_port(lua_State* L) {
-  Budget& budget = check_budget(L);
-  if (!budget.destinations) return luaL_error(L, "sandboxcore.allow_port: the sandbox is not set");
-  lua_Integer port = luaL_checkinteger(L, 1);
-  luaL_argcheck(L, port >= 1 && port <= 65535, 1, "a port from 1 to 65535");
-  budget.destinations->ports.insert(static_cast<std::uint16_t>(port));
-  return 0;
-}
-
 const luaL_Reg sandbox_functions[] = {
-    {"start", sandbox_start},           {"stopped", sandbox_stopped}, {"stop", sandbox_stop},
-    {"memory", sandbox_memory},         {"allow", sandbox_allow},     {"run", sandbox_run},
-    {"allow_port", sandbox_allow_port}, {nullptr, nullptr},
+    {"start", sandbox_start},   {"stopped", sandbox_stopped}, {"stop", sandbox_stop},
+    {"memory", sandbox_memory}, {"allow", sandbox_allow},     {"run", sandbox_run},
+    {nullptr, nullptr},
 };
 
 }  // namespace

@@ -25,8 +25,8 @@ local explain_parse = require "smtpsh.explain_parse"
 local judge = require "smtpsh.judge"
 local smtp = require "smtpsh.smtp"
 
-local ipairs, tostring = ipairs, tostring
-local string_find, string_lower, string_match, string_sub = string.find, string.lower, string.match, string.sub
+local ipairs = ipairs
+local string_find, string_lower, string_match = string.find, string.lower, string.match
 
 local explain = {}
 
@@ -196,12 +196,6 @@ end
 function explain.stage_text(stage)
   if not stage then return "not said" end
   return stage .. (stage_words[stage] and stage_words[stage] ~= stage and (" (" .. stage_words[stage] .. ")") or "")
-end
-
-explain.truncate = function(text, most)
-  text = tostring(text)
-  if #text > most then return string_sub(text, 1, most - 4) .. " ..." end
-  return text
 end
 
 return explain

@@ -277,7 +277,6 @@ end
 sandbox.call = core.run
 -- Another host, domain, address or port the run may reach (a recipe's parameters).
 sandbox.allow = core.allow
-sandbox.allow_port = core.allow_port
 
 sandbox.stopped = core.stopped
 
