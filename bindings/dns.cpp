@@ -283,6 +283,7 @@ void push_records(lua_State* L, const dns::Result& result) {
   lua_setfield(L, -2, "cached");
   lua_pushnumber(L, result.seconds);
   lua_setfield(L, -2, "seconds");
+  if (!result.wire.empty()) set_string(L, "wire", result.wire);
 }
 
 // [-0, +1, m]
@@ -308,6 +309,8 @@ int query_done(lua_State* L, int, lua_KContext) {
   lua_pushnil(L);
   push_dns_error(L, result.rcode.c_str(), result.message.c_str(), wrapper->query->name().c_str(),
                  lua_tostring(L, 2));
+  // A DNSSEC query's NXDOMAIN holds the NSEC or NSEC3 records that prove it.
+  if (!result.wire.empty()) set_string(L, "wire", result.wire);
   return 2;
 }
 
@@ -354,10 +357,11 @@ bool check_query_servers(lua_State* L, int servers, lua_Integer count, char* err
 // Starts the query: on the resolver's servers, or (when `count` > 0) on the checked server
 // strings of the fresh table at `servers`, with the resolver's timeout and attempts.
 bool start_query(lua_State* L, LuaQuery& wrapper, dns::Resolver& resolver, const char* name,
-                 std::uint16_t qtype, int servers, lua_Integer count, Task& task) {
+                 std::uint16_t qtype, std::uint8_t flags, int servers, lua_Integer count,
+                 Task& task) {
   try {
     if (count == 0) {
-      wrapper.query = resolver.query(name, qtype, &Scheduler::wake_task, &task);
+      wrapper.query = resolver.query(name, qtype, &Scheduler::wake_task, &task, flags);
       return true;
     }
     dns::ServerSet set;
@@ -365,7 +369,8 @@ bool start_query(lua_State* L, LuaQuery& wrapper, dns::Resolver& resolver, const
     set.attempts = resolver.servers().attempts;
     char error[240];
     if (parse_servers(L, servers, count, set, error, sizeof error)) return false;
-    wrapper.query = resolver.query(name, qtype, std::move(set), &Scheduler::wake_task, &task);
+    wrapper.query =
+        resolver.query(name, qtype, std::move(set), &Scheduler::wake_task, &task, flags);
     return true;
   } catch (const std::exception&) {
     return false;
@@ -403,13 +408,28 @@ TypeText check_type(lua_State* L, int index) {
   return out;
 }
 
-// dnscore.query(name [, type [, {servers = {"ADDR[:PORT]", ...}}]]) -> records | nil, err
+// The flags of dnscore.query's options (argument 3): dnssec (the DO bit: the answer's bytes
+// come back as `wire`) and checking_disabled (the CD bit).  [-0, +0, e]
+std::uint8_t read_query_flags(lua_State* L) {
+  if (lua_type(L, 3) != LUA_TTABLE) return 0;
+  std::uint8_t flags = 0;
+  lua_getfield(L, 3, "dnssec");
+  if (lua_toboolean(L, -1)) flags |= dns::Query::dnssec_ok;
+  lua_getfield(L, 3, "checking_disabled");
+  if (lua_toboolean(L, -1)) flags |= dns::Query::checking_disabled;
+  lua_pop(L, 2);
+  return flags;
+}
+
+// dnscore.query(name [, type [, {servers = {"ADDR[:PORT]", ...}, dnssec, checking_disabled}]])
+//   -> records | nil, err
 // With servers, this query asks them instead of the configured ones, and the cache is neither
 // read nor filled for it.
 int dns_query(lua_State* L) {
   const char* name = luaL_checkstring(L, 1);
   TypeText qtype = check_type(L, 2);
   lua_settop(L, 3);
+  std::uint8_t flags = read_query_flags(L);
   lua_Integer own_servers = read_query_servers(L);  // index 4: their fresh list, or nil
   char problem[240];
   if (own_servers > 0 && !check_query_servers(L, 4, own_servers, problem, sizeof problem))
@@ -429,7 +449,8 @@ int dns_query(lua_State* L) {
   new (wrapper) LuaQuery{};
   luaL_setmetatable(L, query_metatable);
   lua_insert(L, 3);  // index 3: the query; the list of servers (or nil) at 4
-  if (!start_query(L, *wrapper, resolver, canonical.text, qtype.number, 4, own_servers, task))
+  if (!start_query(L, *wrapper, resolver, canonical.text, qtype.number, flags, 4, own_servers,
+                   task))
     return luaL_error(L, "dns.query: out of memory");
   return Scheduler::get(L).suspend(L, task, query_done, 0, cancel_query, wrapper->query.get());
 }

@@ -126,6 +126,7 @@ void open_modules(lua_State* L, const std::vector<std::string>& dirs) {
   add_preload(L, "smtpsh.net", luaopen_smtpsh_net);
   add_preload(L, "smtpsh.smtpcore", luaopen_smtpsh_smtpcore);
   add_preload(L, "smtpsh.dnscore", luaopen_smtpsh_dnscore);
+  add_preload(L, "smtpsh.dnsseccore", luaopen_smtpsh_dnsseccore);
   add_preload(L, "smtpsh.sys", luaopen_smtpsh_sys);
   add_preload(L, "smtpsh.servercore", luaopen_smtpsh_servercore);
   add_preload(L, "smtpsh.embedded", open_embedded);

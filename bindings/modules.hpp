@@ -14,6 +14,7 @@ int luaopen_smtpsh_task(lua_State* L);
 int luaopen_smtpsh_net(lua_State* L);
 int luaopen_smtpsh_smtpcore(lua_State* L);
 int luaopen_smtpsh_dnscore(lua_State* L);
+int luaopen_smtpsh_dnsseccore(lua_State* L);
 int luaopen_smtpsh_sys(lua_State* L);
 int luaopen_smtpsh_servercore(lua_State* L);
 int luaopen_smtpsh_recordcore(lua_State* L);

@@ -52,9 +52,13 @@ struct Answer {
 std::optional<std::string> canonical_name(std::string_view name, std::string& error);
 
 // The wire bytes of a recursive query (RD set, EDNS0 with `udp_size`, AD requested so a
-// validating resolver says whether it validated). `name` must be canonical.
+// validating resolver says whether it validated). `name` must be canonical. `dnssec_ok` sets
+// the DO bit (send RRSIG, NSEC and NSEC3 records too); `checking_disabled` the CD bit (a
+// validating resolver hands over what fails its validation instead of SERVFAIL, so that our
+// own validator can say why).
 std::string build_query(std::string_view name, std::uint16_t qtype, std::uint16_t id,
-                        std::uint16_t udp_size);
+                        std::uint16_t udp_size, bool dnssec_ok = false,
+                        bool checking_disabled = false);
 
 // What checking and decoding an answer found.
 enum class Verdict : std::uint8_t {

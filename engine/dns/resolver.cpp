@@ -83,35 +83,38 @@ void Resolver::set_cache(bool enabled) {
 }
 
 std::shared_ptr<Query> Resolver::query(std::string_view name, std::uint16_t qtype,
-                                       Query::Notify notify, void* context) {
+                                       Query::Notify notify, void* context, std::uint8_t flags) {
   auto query =
-      std::make_shared<Query>(shared_from_this(), std::string(name), qtype, notify, context);
+      std::make_shared<Query>(shared_from_this(), std::string(name), qtype, notify, context, flags);
   query->start();
   return query;
 }
 
 std::shared_ptr<Query> Resolver::query(std::string_view name, std::uint16_t qtype,
-                                       ServerSet servers, Query::Notify notify, void* context) {
+                                       ServerSet servers, Query::Notify notify, void* context,
+                                       std::uint8_t flags) {
   auto query =
-      std::make_shared<Query>(shared_from_this(), std::string(name), qtype, notify, context);
+      std::make_shared<Query>(shared_from_this(), std::string(name), qtype, notify, context, flags);
   query->own_servers_ = std::make_unique<const ServerSet>(std::move(servers));
   query->start();
   return query;
 }
 
-std::string Resolver::cache_key(std::string_view name, std::uint16_t qtype) {
+std::string Resolver::cache_key(std::string_view name, std::uint16_t qtype, std::uint8_t flags) {
   std::string key(name);
   // Names are canonical already when they come from the bindings; callers in C++ may differ.
   for (char& c : key)
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   key += '/';
   key += std::to_string(qtype);
+  // A DNSSEC answer carries more than a plain one (and a CD one may hold what failed).
+  if (flags) key += "/" + std::to_string(flags);
   return key;
 }
 
 bool Resolver::from_cache(Query& query) {
   if (!cache_enabled_ || query.own_servers_) return false;
-  auto it = cache_.find(cache_key(query.name_, query.qtype_));
+  auto it = cache_.find(cache_key(query.name_, query.qtype_, query.flags_));
   if (it == cache_.end()) return false;
   auto now = engine::Clock::now();
   if (now >= it->second.expires) {
@@ -136,7 +139,7 @@ void Resolver::store(const Query& query, std::uint32_t ttl) {
     if (cache_.size() >= max_cache_entries) cache_.clear();
   }
   ttl = std::min(ttl, max_cache_ttl);
-  cache_[cache_key(query.name_, query.qtype_)] =
+  cache_[cache_key(query.name_, query.qtype_, query.flags_)] =
       CacheEntry{query.result_, now, now + std::chrono::seconds(ttl)};
 }
 
@@ -147,13 +150,14 @@ std::uint16_t Resolver::random_id() {
 // --- Query -----------------------------------------------------------------------------------
 
 Query::Query(std::shared_ptr<Resolver> resolver, std::string name, std::uint16_t qtype,
-             Notify notify, void* context)
+             Notify notify, void* context, std::uint8_t flags)
     : resolver_(std::move(resolver)),
       name_(std::move(name)),
       qtype_(qtype),
       notify_(notify),
       context_(context),
       timer_(resolver_->io()),
+      flags_(flags),
       started_(engine::Clock::now()) {
   // Status::ok stands for "no failure seen yet" until a try fails.
   failure_.status = Status::ok;
@@ -168,7 +172,8 @@ Query::~Query() {
 void Query::start() {
   if (resolver_->from_cache(*this)) return finish_soon();
   id_ = resolver_->random_id();
-  wire_ = build_query(name_, qtype_, id_, Resolver::udp_payload);
+  wire_ = build_query(name_, qtype_, id_, Resolver::udp_payload, (flags_ & dnssec_ok) != 0,
+                      (flags_ & checking_disabled) != 0);
   if (wire_.empty()) {
     result_.status = Status::malformed;
     result_.rcode = "malformed";
@@ -379,6 +384,7 @@ void Query::take(const Answer& answer, std::string_view wire, bool tcp) {
   result_.server = std::move(server);
   result_.tcp = tcp;
   result_.authenticated = answer.authenticated;
+  if (flags_ & dnssec_ok) result_.wire = std::string(wire);
   std::string canonical;
   for (const Record* record : records_for(answer, name_, qtype_, canonical))
     result_.records.push_back(*record);

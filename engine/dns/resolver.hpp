@@ -55,6 +55,9 @@ struct Result {
   bool tcp = false;
   std::string server;  // "127.0.0.1:53", the server that gave this answer
   double seconds = 0;  // how long the query took
+  // The answer's bytes, kept only for a DNSSEC query (Query::dnssec_ok): the validator reads
+  // its RRSIG, NSEC and NSEC3 records from them.
+  std::string wire;
 
   bool ok() const { return status == Status::ok; }
 };
@@ -64,6 +67,9 @@ class Resolver;
 class Query : public std::enable_shared_from_this<Query> {
  public:
   using Notify = void (*)(void* context);
+  // Flags of a query: DO (answers carry their DNSSEC records, kept in Result::wire) and CD
+  // (a validating resolver passes on what fails its validation).
+  static constexpr std::uint8_t dnssec_ok = 1, checking_disabled = 2;
 
   const std::string& name() const { return name_; }
   std::uint16_t qtype() const { return qtype_; }
@@ -79,7 +85,8 @@ class Query : public std::enable_shared_from_this<Query> {
   void detach() { notify_ = nullptr; }
 
   Query(std::shared_ptr<Resolver> resolver, std::string name, std::uint16_t qtype, Notify notify,
-        void* context);  // use Resolver::query
+        void* context, std::uint8_t flags = 0);  // use Resolver::query
+  std::uint8_t flags() const { return flags_; }
   ~Query();
   Query(const Query&) = delete;
   Query& operator=(const Query&) = delete;
@@ -120,6 +127,7 @@ class Query : public std::enable_shared_from_this<Query> {
   std::string wire_;    // the query
   std::string buffer_;  // a TCP answer being received
   std::uint16_t id_ = 0;
+  std::uint8_t flags_ = 0;
   std::size_t try_ = 0;           // tries started
   std::uint32_t generation_ = 0;  // bumped per try: late completions of an old try are ignored
   // The server of the try in progress, copied: dns.servers may change the list while a try
@@ -142,12 +150,12 @@ class Resolver : public std::enable_shared_from_this<Resolver> {
 
   // Starts a query for `name` (already canonical: see canonical_name) and record type.
   std::shared_ptr<Query> query(std::string_view name, std::uint16_t qtype, Query::Notify notify,
-                               void* context);
+                               void* context, std::uint8_t flags = 0);
   // The same, asked of `servers` instead of the configured ones (with their timeout and
   // attempts), and kept out of the cache both ways: another server's answer is not the
   // configured resolver's. The observer sees it as any other query.
   std::shared_ptr<Query> query(std::string_view name, std::uint16_t qtype, ServerSet servers,
-                               Query::Notify notify, void* context);
+                               Query::Notify notify, void* context, std::uint8_t flags = 0);
 
   const ServerSet& servers() const { return servers_; }
   void set_servers(ServerSet servers);
@@ -179,7 +187,7 @@ class Resolver : public std::enable_shared_from_this<Resolver> {
     engine::Clock::time_point stored;
     engine::Clock::time_point expires;
   };
-  static std::string cache_key(std::string_view name, std::uint16_t qtype);
+  static std::string cache_key(std::string_view name, std::uint16_t qtype, std::uint8_t flags);
   bool from_cache(Query& query);
   void store(const Query& query, std::uint32_t ttl);
   void observe(const Query& query, std::string_view wire) {
