@@ -4,9 +4,13 @@
 -- domain that does not exist (NXDOMAIN) is that one finding: it has no policy to check.
 --
 -- usage:  smtpsh dns DOMAIN [--json] [--resolver ADDR[:PORT][,...]] [--timeout SECONDS]
---                    [--no-color]
+--                    [--validate] [--trust-anchor FILE] [--no-color]
+-- TLSA records are always validated by smtpsh's own DNSSEC validator (DANE uses only secure
+-- ones); --validate validates every answer and shows each record set's state (secure,
+-- insecure, bogus, indeterminate) beside the resolver's AD bit.
 -- output: a checklist on stdout, or with --json one object:
 --         {domain, resolver, ok, nxdomain?, mx = [...], spf, dmarc, mta_sts,
+--          dnssec = [{name, type, state, reason, ad}] (with --validate),
 --          checks = [{name, status, detail}]}; every record carries its ttl (seconds): mx[i].ttl,
 --          mx[i].addresses[j].ttl and .ptr_ttl, mx[i].tlsa[k].ttl, spf.ttl, dmarc.ttl, mta_sts.ttl
 -- exit:   0 healthy (warnings allowed), 1 problems found, 2 on bad usage
@@ -23,8 +27,11 @@ local usage = [==[usage: smtpsh dns DOMAIN [OPTIONS]
 local options, words = cli.parse({ ... }, {
   name = "dns", usage = usage, min = 1, max = 1, missing = "missing DOMAIN; see --help",
   summary = "MX, addresses, PTR, TLSA, SPF, DMARC and MTA-STS of a domain: ok / warn / fail",
-  options = { timeout = { default = "/etc/resolv.conf's, else 5", help = "the deadline of each DNS try" } },
-  common = { "json", "resolver", "timeout", "no-color", "record" },
+  options = {
+    timeout = { default = "/etc/resolv.conf's, else 5", help = "the deadline of each DNS try" },
+    validate = { "flag", help = "validate every answer with DNSSEC and show each record set's state" },
+  },
+  common = { "json", "resolver", "timeout", "trust-anchor", "no-color", "record" },
   example = "smtpsh dns example.com --json",
 })
 cli.apply_resolver(options, "dns")
@@ -55,7 +62,18 @@ end
 
 -- The MX set --------------------------------------------------------------------------------
 
-local mx, mx_err = dns.mx(domain)
+-- With --validate, each validated record set: {name, type, state, reason, ad}, in the order
+-- asked (shown as "dnssec" checks after the others).
+local validate = options.validate or nil
+local validated = json.array()
+local function note_dnssec(name, rtype, answer)
+  if not answer or not answer.dnssec then return end
+  validated[#validated + 1] = { name = name, type = rtype, state = answer.dnssec,
+                                reason = answer.dnssec_reason, ad = answer.ad or false }
+end
+
+local mx, mx_err = dns.mx(domain, { validate = validate })
+if validate then note_dnssec(domain, "MX", mx or mx_err) end
 if not mx then
   if mx_err.rcode == "NXDOMAIN" then
     -- The one finding: a domain that does not exist has no SPF, DMARC or MTA-STS to miss.
@@ -87,6 +105,9 @@ else
       local host = { preference = entry.preference, host = entry.host, implicit = entry.implicit,
                      ttl = entry.ttl, addresses = json.array(), tlsa = json.array() }
       local address_ttls = entry.address_ttls or {}
+      if validate and entry.dnssec then
+        host.dnssec = { name = entry.host, type = "A/AAAA", state = entry.dnssec, reason = entry.dnssec_reason }
+      end
       if entry.error then host.error = failed(entry.error) end
       if entry.canonical then host.cname = entry.canonical end
       local reverse = {}
@@ -101,7 +122,10 @@ else
                               error = (not fc) and failed(ferr) or nil }
       end
       if not entry.implicit then
-        local tlsa, terr = dns.tlsa(entry.host, 25)
+        local tlsa, terr = dns.tlsa(entry.host, 25, { validate = true })
+        host.tlsa_dnssec = { name = "_25._tcp." .. entry.host, type = "TLSA",
+                             state = (tlsa or terr).dnssec, reason = (tlsa or terr).dnssec_reason,
+                             ad = (tlsa or terr).ad or false }
         if tlsa then
           for _, record in ipairs(tlsa) do
             host.tlsa[#host.tlsa + 1] = { usage = record.usage, selector = record.selector,
@@ -109,6 +133,7 @@ else
                                           ttl = record.ttl }
           end
           host.tlsa_ad = tlsa.ad
+          host.tlsa_disagree = tlsa.ad_disagrees
         elseif terr.rcode ~= "NXDOMAIN" then
           host.tlsa_error = failed(terr)
         end
@@ -119,6 +144,12 @@ else
   for i, job in ipairs(jobs) do
     local host = task.wait(job)
     result.mx[i] = host
+    if validate then
+      if host.dnssec then validated[#validated + 1] = host.dnssec end
+      if host.tlsa_dnssec and host.tlsa_dnssec.state then validated[#validated + 1] = host.tlsa_dnssec end
+    end
+    local tlsa_state = host.tlsa_dnssec
+    host.dnssec, host.tlsa_dnssec = nil, nil
     local name = "mx " .. host.host
     if host.error then
       checks:add(name, "fail", "does not resolve: " .. host.error)
@@ -151,11 +182,22 @@ else
       local ttl
       for _, record in ipairs(host.tlsa) do if not ttl or record.ttl < ttl then ttl = record.ttl end end
       local count = #host.tlsa .. " TLSA record(s)" .. ttl_suffix(ttl)
-      if host.tlsa_ad then
-        checks:add("tlsa " .. host.host, "ok", count .. ", DNSSEC-validated (AD)")
+      local state = tlsa_state and tlsa_state.state or "indeterminate"
+      local why = tlsa_state and tlsa_state.reason
+      local ad_text = host.tlsa_ad and "the resolver set AD" or "the resolver did not set AD"
+      host.tlsa_dnssec_state, host.tlsa_dnssec_reason = state, why
+      if state == "secure" then
+        checks:add("tlsa " .. host.host, "ok", count .. ", DNSSEC-secure as smtpsh validated it (" .. ad_text .. ")")
+      elseif state == "bogus" then
+        checks:add("tlsa " .. host.host, "fail", count .. " that are DNSSEC-bogus (" .. tostring(why) ..
+          "): DANE senders will not deliver")
       else
-        checks:add("tlsa " .. host.host, "warn", count ..
-          ", but the resolver did not validate them (no AD bit): DANE senders need DNSSEC")
+        checks:add("tlsa " .. host.host, "warn", count .. " that are " .. state .. " (" .. tostring(why) ..
+          "): DANE senders ignore them; DANE needs DNSSEC (" .. ad_text .. ")")
+      end
+      if host.tlsa_disagree then
+        checks:add("tlsa " .. host.host, "warn", "the resolver and smtpsh disagree: " .. ad_text ..
+          ", smtpsh's validation says " .. state)
       end
     elseif not host.implicit and not host.error then
       checks:add("tlsa " .. host.host, "skip", "no TLSA record (no DANE)")
@@ -221,6 +263,33 @@ if not result.nxdomain then
     else
       checks:add("mta-sts", "warn", failed(sts_err))
     end
+  end
+end
+
+-- DNSSEC, with --validate ------------------------------------------------------------------
+
+if validate and not result.nxdomain then
+  for _, item in ipairs {
+    { domain, "TXT", "spf" }, { "_dmarc." .. domain, "TXT", "dmarc" },
+    { "_mta-sts." .. domain, "TXT", "mta_sts" },
+  } do
+    local records, err = dns.query(item[1], item[2], { validate = true })
+    note_dnssec(item[1], item[2], records or err)
+    local target = result[item[3]]
+    if target then target.dnssec = (records or err).dnssec end
+  end
+end
+if validate then
+  result.dnssec = validated
+  local anchor, problem = dns.trust_anchor()
+  result.trust_anchor = anchor and anchor.file or nil
+  if not anchor then checks:add("dnssec", "warn", problem) end
+  local status = { secure = "ok", insecure = "warn", indeterminate = "warn", bogus = "fail" }
+  for _, item in ipairs(validated) do
+    local ad = item.ad and "AD set" or "no AD"
+    local disagree = (item.ad and item.state ~= "secure") and "; the resolver's AD disagrees" or ""
+    checks:add("dnssec " .. item.name .. " " .. item.type, status[item.state] or "warn",
+      item.state .. (item.reason and (": " .. item.reason) or "") .. " (" .. ad .. disagree .. ")")
   end
 end
 

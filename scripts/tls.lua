@@ -41,7 +41,7 @@ local options, words = cli.parse({ ... }, {
     helo = { "string", arg = "NAME", default = "this machine's host name", help = "the EHLO name" },
     timeout = { default = 10, help = "the deadline of each step of each handshake" },
   },
-  common = { "json", "timeout", "resolver", "no-color", "trace", "record" },
+  common = { "json", "timeout", "resolver", "trust-anchor", "no-color", "trace", "record" },
   example = "smtpsh tls mx.example.com --json",
 })
 cli.apply_resolver(options, "tls")
@@ -124,10 +124,13 @@ if not fatal then
     end
   end
   if not smtp.is_address(host) then
-    local records, terr = dns.tlsa(host, port)
+    local records, terr = dns.tlsa(host, port, { validate = true })
     if records and #records > 0 then
-      local dane_info, derr = handshake { tlsa = records, dnssec = records.ad }
-      result.dane = { records = #records, dnssec = records.ad,
+      -- The records are tried whatever their DNSSEC state, so the report can say whether they
+      -- would match; only secure ones count (RFC 7672 section 2.2), as the checks below say.
+      local dane_info, derr = handshake { tlsa = records, dnssec = records.dnssec == "secure" }
+      result.dane = { records = #records, dnssec = records.dnssec, dnssec_reason = records.dnssec_reason,
+                      ad = records.ad, ad_disagrees = records.ad_disagrees or nil,
                       matched = dane_info and dane_info.dane and dane_info.dane.matched or false,
                       record = dane_info and dane_info.dane and dane_info.dane.record,
                       error = (not dane_info) and tostring(derr) or nil }
@@ -235,18 +238,34 @@ else
     checks:add("certificate", "fail", "the default handshake failed: " .. result.negotiated.error)
   end
   if result.dane then
-    if result.dane.error then
-      checks:add("dane", "warn", "TLSA look-up or DANE handshake failed: " .. result.dane.error)
-    elseif result.dane.records == 0 then
-      checks:add("dane", "skip", "no TLSA records for _" .. port .. "._tcp." .. host)
-    elseif not result.dane.matched then
-      checks:add("dane", "fail", "no TLSA record of _" .. port .. "._tcp." .. host .. " matches the certificate")
+    local dane, tlsa_name = result.dane, "_" .. port .. "._tcp." .. host
+    local ad_text = dane.ad and "the resolver set AD" or "the resolver did not set AD"
+    if dane.error and not dane.records then
+      checks:add("dane", "warn", "TLSA look-up failed: " .. dane.error)
+    elseif dane.records == 0 then
+      checks:add("dane", "skip", "no TLSA records for " .. tlsa_name)
+    elseif dane.dnssec == "bogus" then
+      checks:add("dane", "fail", "the TLSA records of " .. tlsa_name .. " are DNSSEC-bogus (" ..
+        tostring(dane.dnssec_reason) .. "): DANE senders will not deliver")
+      verdict = verdict or "DANE fails: the TLSA records are bogus, DANE senders will not deliver"
+    elseif dane.dnssec ~= "secure" then
+      local would = dane.matched and "they would match" or "they would not match either"
+      checks:add("dane", "warn", dane.records .. " TLSA record(s) of " .. tlsa_name .. " are " ..
+        dane.dnssec .. " (" .. tostring(dane.dnssec_reason) .. "): DANE senders ignore them (" ..
+        would .. "; " .. ad_text .. ")")
+    elseif dane.error and not dane.matched then
+      checks:add("dane", "fail", "no TLSA record of " .. tlsa_name .. " matches the certificate (" .. dane.error .. ")")
       verdict = verdict or "DANE fails: DANE senders will not deliver"
-    elseif not result.dane.dnssec then
-      checks:add("dane", "warn", "a TLSA record matches (" .. result.dane.record ..
-        "), but the resolver did not validate it with DNSSEC (no AD bit)")
+    elseif not dane.matched then
+      checks:add("dane", "fail", "no TLSA record of " .. tlsa_name .. " matches the certificate")
+      verdict = verdict or "DANE fails: DANE senders will not deliver"
     else
-      checks:add("dane", "ok", "a TLSA record matches (" .. result.dane.record .. "), DNSSEC-validated")
+      checks:add("dane", "ok", "a TLSA record matches (" .. dane.record .. "), DNSSEC-secure as smtpsh validated it (" ..
+        ad_text .. ")")
+    end
+    if dane.ad_disagrees then
+      checks:add("dnssec", "warn", "the resolver and smtpsh disagree on " .. tlsa_name .. ": " .. ad_text ..
+        ", smtpsh's validation says " .. dane.dnssec)
     end
   end
   verdict = verdict or (checks:worst() == "ok" and "TLS is healthy" or ("TLS works; " .. report.summary(checks)))

@@ -16,7 +16,7 @@
 --     min = 1, max = 1,
 --     usage_status = 1,                                    -- exit status of a usage error (2)
 --   })
---   cli.apply_resolver(opts)   -- --resolver and --timeout reach the DNS engine
+--   cli.apply_resolver(opts)   -- --resolver, --timeout and --trust-anchor reach the DNS engine
 --
 -- Kinds: flag, string, list (repeatable, split at commas), repeat (repeatable, kept whole),
 -- seconds, count, port. An option is a kind, or a table {kind, arg = "PLACEHOLDER",
@@ -49,6 +49,8 @@ cli.common = {
   trace = { "flag", help = "SMTP sessions and DNS answers live on stderr" },
   ["no-color"] = { "flag", help = "no colours, even on a terminal (as NO_COLOR=1 does)" },
   record = { "string", arg = "FILE.jsonl", help = "every DNS answer and SMTP line to FILE, for smtpsh replay" },
+  ["trust-anchor"] = { "string", arg = "FILE", default = "/usr/share/dns/root.ds (dns-root-data)",
+                       help = "DS or DNSKEY records (as drill -k takes) that DNSSEC validation starts from" },
 }
 
 -- A usage error: one line, then exit 2 (or `status`: a command that keeps another tool's
@@ -292,6 +294,10 @@ end
 
 -- Points the DNS engine at --resolver (when given) with --timeout per try.
 function cli.apply_resolver(options, name)
+  if options["trust-anchor"] then
+    local anchor, problem = dns.trust_anchor(options["trust-anchor"])
+    if not anchor then fail(name, "--trust-anchor: " .. problem) end
+  end
   local servers = {}
   for i, server in ipairs(options.resolver or {}) do servers[i] = server end
   if options.timeout then servers.timeout = options.timeout end

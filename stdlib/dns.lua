@@ -23,7 +23,32 @@ local table_sort, table_concat, math_random, math_type = table.sort, table.conca
 
 local dns = {}
 
-dns.query = core.query
+local dnssec  -- stdlib/dnssec.lua, loaded by the first look-up that validates
+
+local function validator()
+  dnssec = dnssec or require "smtpsh.dnssec"
+  return dnssec
+end
+
+-- dns.query(name [, type [, options]]): options.validate = true validates the answer with
+-- smtpsh's own DNSSEC validator (stdlib/dnssec.lua): records.dnssec and friends.
+function dns.query(name, rtype, options)
+  if type(options) == "table" and options.validate then
+    if options.servers then
+      error("dns.query: validate and servers cannot be combined (validation asks the configured resolvers)", 2)
+    end
+    return validator().query(name, rtype)
+  end
+  return core.query(name, rtype, options)
+end
+
+-- dns.trust_anchor([file]) -> {zone, file} | nil, problem: the DNSSEC trust anchor (DS or
+-- DNSKEY records, as drill -k takes) that validation starts from; without a file, the one in
+-- use (by default the root's, from Debian's dns-root-data).
+function dns.trust_anchor(file)
+  return validator().trust_anchor(file)
+end
+
 dns.servers = core.servers
 dns.cache = core.cache
 dns.reverse_name = core.reverse_name
@@ -102,10 +127,23 @@ function dns.aaaa(host) return query_field(check_string("host", host), "AAAA", "
 -- Both families at once: IPv4 first, then IPv6. An error only when neither answered; the
 -- result's `canonical` says where a CNAME chain led. Inside this module a third result maps
 -- each address to its record's TTL.
-local function addresses_ttl(host)
+local function lookup(name, rtype, validate)
+  if validate then return validator().query(name, rtype) end
+  return core.query(name, rtype)
+end
+
+-- Copies the worse DNSSEC finding of `from` (records or an error) onto `to`.
+local function take_worse_dnssec(to, from)
+  if not from or not from.dnssec then return end
+  local rank = validator().rank
+  if to.dnssec and rank[to.dnssec] >= rank[from.dnssec] then return end
+  to.dnssec, to.dnssec_reason, to.bogus_reason = from.dnssec, from.dnssec_reason, from.bogus_reason
+end
+
+local function addresses_ttl(host, validate)
   local results, errors = parallel {
-    function() return core.query(host, "A") end,
-    function() return core.query(host, "AAAA") end,
+    function() return lookup(host, "A", validate) end,
+    function() return lookup(host, "AAAA", validate) end,
   }
   local v4, v6 = results[1], results[2]
   -- task.wait gives a task's results; the query's own nil, err are its first two.
@@ -119,11 +157,16 @@ local function addresses_ttl(host)
   end
   out.canonical = (v4 and v4.canonical) or (v6 and v6.canonical)
   if not v4 or not v6 then out.partial = (errors[1] or errors[2]) end
+  if validate then
+    take_worse_dnssec(out, v4 or errors[1])
+    take_worse_dnssec(out, v6 or errors[2])
+  end
   return out, nil, ttls
 end
 
-function dns.addresses(host)
-  local out, err = addresses_ttl(check_string("host", host))
+-- dns.addresses(host [, {validate = true}]) -> {addresses..., canonical?, dnssec?} | nil, err
+function dns.addresses(host, options)
+  local out, err = addresses_ttl(check_string("host", host), type(options) == "table" and options.validate)
   return out, err
 end
 
@@ -137,31 +180,38 @@ end
 -- dns.txt(name) -> list of texts, one per record, its strings joined | nil, err
 function dns.txt(name) return query_field(check_string("name", name), "TXT", "text") end
 
--- dns.tlsa(host, port [, protocol]) -> TLSA records of _PORT._PROTOCOL.HOST | nil, err
-function dns.tlsa(host, port, protocol)
+-- dns.tlsa(host, port [, protocol] [, {validate = true}]) -> TLSA records of
+-- _PORT._PROTOCOL.HOST | nil, err
+function dns.tlsa(host, port, protocol, options)
+  if type(protocol) == "table" then protocol, options = nil, protocol end
   check_string("host", host)
   port = math_type(port) == "integer" and port or tonumber(port)
   if not port or port < 1 or port > 65535 or math_type(port) ~= "integer" then
     error("dns.tlsa(host, port [, protocol]): port must be an integer 1..65535", 2)
   end
-  return core.query(string_format("_%d._%s.%s", port, protocol or "tcp", host), "TLSA")
+  return lookup(string_format("_%d._%s.%s", port, protocol or "tcp", host), "TLSA",
+                type(options) == "table" and options.validate)
 end
 
 -- RFC 5321 section 5.1: the MX set by preference, ties in random order (so load spreads as
 -- senders spread it); no MX at all means the domain's own address stands in (implicit MX);
 -- a lone "MX 0 ." means the domain accepts no mail (RFC 7505).
 --
--- dns.mx(domain [, {addresses = false}]) -> { {preference, host, ttl, addresses, address_ttls,
---   error?, canonical?}, implicit = bool, null = bool, ad = bool } | nil, err
---   (ttl: the MX record's; address_ttls: address -> the TTL of its A/AAAA record)
+-- dns.mx(domain [, {addresses = false, validate = true}]) -> { {preference, host, ttl,
+--   addresses, address_ttls, error?, canonical?, dnssec?}, implicit = bool, null = bool,
+--   ad = bool, dnssec? } | nil, err
+--   (ttl: the MX record's; address_ttls: address -> the TTL of its A/AAAA record; with
+--   validate, dnssec is the MX answer's state and each host's the worse of its A and AAAA)
 function dns.mx(domain, options)
   check_string("domain", domain)
   local want_addresses = not (options and options.addresses == false)
-  local records, err = core.query(domain, "MX")
+  local validate = options and options.validate
+  local records, err = lookup(domain, "MX", validate)
   if not records then return nil, err end
   local out = { implicit = false, null = false, ad = records.ad }
+  if validate then take_worse_dnssec(out, records) end
   if #records == 0 then
-    local addresses, aerr, ttls = addresses_ttl(domain)
+    local addresses, aerr, ttls = addresses_ttl(domain, validate)
     if not addresses then
       -- NODATA for the address too is "no mail here"; a failure is the resolver's.
       if aerr.rcode == "NXDOMAIN" then return out end
@@ -169,7 +219,9 @@ function dns.mx(domain, options)
     end
     if #addresses == 0 then return out end
     out.implicit = true
-    out[1] = { preference = 0, host = domain, addresses = addresses, address_ttls = ttls, implicit = true }
+    out[1] = { preference = 0, host = domain, addresses = addresses, address_ttls = ttls, implicit = true,
+               dnssec = addresses.dnssec, dnssec_reason = addresses.dnssec_reason }
+    addresses.dnssec, addresses.dnssec_reason, addresses.bogus_reason = nil, nil, nil
     return out
   end
   for _, record in ipairs(records) do
@@ -192,7 +244,7 @@ function dns.mx(domain, options)
     local lookups = {}
     for i, entry in ipairs(out) do
       lookups[i] = function()
-        local found, err, ttls = addresses_ttl(entry.host)
+        local found, err, ttls = addresses_ttl(entry.host, validate)
         entry.address_ttls = ttls
         return found, err
       end
@@ -205,7 +257,9 @@ function dns.mx(domain, options)
         if found[i].canonical and found[i].canonical ~= entry.host then
           entry.canonical = found[i].canonical
         end
+        entry.dnssec, entry.dnssec_reason = found[i].dnssec, found[i].dnssec_reason
         found[i].canonical, found[i].partial = nil, nil
+        found[i].dnssec, found[i].dnssec_reason, found[i].bogus_reason = nil, nil, nil
       else
         entry.addresses = {}
         entry.error = errors[i]

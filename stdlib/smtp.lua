@@ -173,7 +173,11 @@ end
 
 -- The TLS options of a handshake with `host`: the caller's, with SNI defaulting to the host
 -- name connected to (never an address it resolved to), and for verify = "dane" the TLSA
--- records of _PORT._tcp.HOST from the DNS engine, with their DNSSEC status (the AD bit).
+-- records of _PORT._tcp.HOST, validated by smtpsh's own DNSSEC validator. RFC 7672 section
+-- 2.2: only secure TLSA records are used. Bogus ones are an error (a DANE sender would not
+-- deliver); insecure or indeterminate ones are ignored, as a DANE sender ignores them: the
+-- handshake then authenticates nothing, and the second result says why (it becomes
+-- info.dane = {usable = false, dnssec, reason, records, ad}).
 local tls_keys = { "min", "max", "ciphers", "ciphersuites", "sni", "verify", "ca_file", "ca_path", "tlsa",
                    "dnssec" }
 local function tls_options(opts, host, port)
@@ -183,14 +187,26 @@ local function tls_options(opts, host, port)
   if out.sni == nil then out.sni = host end
   if out.sni == false then out.sni = nil end
   if out.verify == "dane" and out.tlsa == nil then
-    local records, err = dns.tlsa(host, port)
+    local name = "_" .. port .. "._tcp." .. host
+    local records, err = dns.tlsa(host, port, { validate = true })
     if not records then
       return nil, core.error("dns", "starttls", "DANE: no TLSA records for " .. host .. ": " .. tostring(err))
     end
     if #records == 0 then
       return nil, core.error("dns", "starttls", "DANE: " .. host .. " publishes no TLSA record for port " .. port)
     end
-    out.tlsa, out.dnssec = records, records.ad
+    if records.dnssec == "bogus" then
+      local e = core.error("dns", "starttls", "DANE: the TLSA records of " .. name .. " are bogus (" ..
+        tostring(records.bogus_reason) .. "): a DANE sender would not deliver")
+      e.dnssec, e.bogus_reason = "bogus", records.bogus_reason
+      return nil, e
+    end
+    if records.dnssec ~= "secure" then
+      out.verify, out.tlsa = "none", nil
+      return out, { usable = false, dnssec = records.dnssec, reason = records.dnssec_reason,
+                    records = #records, ad = records.ad }
+    end
+    out.tlsa, out.dnssec = records, true
   end
   return out
 end
@@ -211,11 +227,10 @@ function smtp.connect(target, opts)
   if opts.tls ~= nil and opts.tls ~= "implicit" then
     error("smtp.connect: tls must be \"implicit\" (use s:starttls() for STARTTLS)", 2)
   end
-  local implicit
+  local implicit, dane_ignored
   if opts.tls == "implicit" then
-    local err
-    implicit, err = tls_options(opts, host, port)
-    if not implicit then return nil, err end
+    implicit, dane_ignored = tls_options(opts, host, port)
+    if not implicit then return nil, dane_ignored end
     core.check_tls_options(implicit, "smtp.connect")
   end
 
@@ -226,7 +241,7 @@ function smtp.connect(target, opts)
   })
   if not engine then return nil, banner end
   local s = setmetatable({ core = engine, banner = banner, caps = {}, helo_name = opts.helo,
-                           host = host, port = port }, session_meta)
+                           host = host, port = port, dane = dane_ignored }, session_meta)
   if banner.code >= 400 then
     engine:close()
     local err = core.error("reply", "banner", "greeting refused: " .. one_line(banner), banner)
@@ -342,6 +357,7 @@ function Session:starttls(opts)
   if not reply then return nil, err end
   local info, terr = self.core:starttls(options)
   if not info then return nil, terr end
+  if oerr then info.dane = oerr end  -- TLSA records that were not secure, and why
   self.caps, self.ehlo_reply = {}, nil
   if opts.ehlo ~= false then
     local again, eerr = self:ehlo()
