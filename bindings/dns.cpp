@@ -309,6 +309,10 @@ int query_done(lua_State* L, int, lua_KContext) {
   lua_pushnil(L);
   push_dns_error(L, result.rcode.c_str(), result.message.c_str(), wrapper->query->name().c_str(),
                  lua_tostring(L, 2));
+  if (result.status == dns::Status::nxdomain) {
+    lua_pushboolean(L, result.authenticated);  // a validating resolver's proven NXDOMAIN
+    lua_setfield(L, -2, "ad");
+  }
   // A DNSSEC query's NXDOMAIN holds the NSEC or NSEC3 records that prove it.
   if (!result.wire.empty()) set_string(L, "wire", result.wire);
   return 2;

@@ -46,6 +46,7 @@ apidoc.internal = {
   explain = "smtpsh explain's reading of a bounce or log line into a finding (documented with the command)",
   explain_parse = "the parsers of smtpsh explain: bounces, DSNs, Postfix, Exim and Exchange text into facts",
   enhanced_status = "RFC 3463 enhanced status codes in words, for smtpsh explain",
+  dnssec = "smtpsh's own DNSSEC validator, behind dns.query's validate option (documented with dns)",
 }
 
 -- The subcommands (scripts/NAME.lua), in the order the man page lists them.

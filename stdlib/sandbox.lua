@@ -33,7 +33,8 @@ local sandbox = {}
 -- each, and why.
 sandbox.modules = {
   smtp = { record = "it writes a file" },
-  dns = { servers = "it changes where DNS questions go", trace = "it changes the process's trace" },
+  dns = { servers = "it changes where DNS questions go", trace = "it changes the process's trace",
+          trust_anchor = "it reads a file" },
   net = {}, task = {}, json = {}, retry = {}, classify = {}, ratelimit = {}, diagnose = {},
   tlsscan = {}, address = {}, mime = {}, report = {}, waterfall = {}, prometheus = {},
 }

@@ -133,7 +133,7 @@ class TestDns(harness.NsdTestCase):
         self.assertRegex(out, r"\n  ok    mx +1 host: 10 ttlhost\.example\.test \(TTL 3600\)\n")
         self.assertRegex(out, r"\n  ok    mx ttlhost\.example\.test +127\.0\.0\.1 \(TTL 120\), ::1 \(TTL 900\)\n")
         self.assertRegex(out, r"\n  ok    ptr 127\.0\.0\.1 +mx1\.example\.test \(forward-confirmed, TTL 300\)\n")
-        self.assertRegex(out, r"\n  warn  tlsa ttlhost\.example\.test +1 TLSA record\(s\) \(TTL 86400\), ")
+        self.assertRegex(out, r"\n  warn  tlsa ttlhost\.example\.test +1 TLSA record\(s\) \(TTL 86400\) that are indeterminate ")
         self.assertRegex(out, r"\n  ok    spf +v=spf1 -all \(0 DNS look-ups, TTL 1800\)\n")
         self.assertRegex(out, r"\n  ok    dmarc +v=DMARC1; p=reject \(TTL 7200\)\n")
         self.assertRegex(out, r"\n  ok    mta-sts +policy id 42 \(TTL 600\)\n")

@@ -2,7 +2,7 @@
 """A signed DNS hierarchy of the test suite's own, served by NSD on loopback: the fixture of
 DNSSEC validation tests (tests/e2e/test_dnssec_zones.py checks it with drill and Unbound).
 
-    /usr/bin/python3 tests/peers/dnssec_zones.py [--host 127.0.0.1]
+    /usr/bin/python3 tests/peers/dnssec_zones.py [--host 127.0.0.1] [--record "ZONE LINE"]...
 
 In a fresh temp dir it writes the zones below, signs them bottom-up with ldns (ldns-keygen:
 an ECDSAP256SHA256 KSK and ZSK per signed zone; ldns-signzone with explicit inception and
@@ -265,9 +265,11 @@ def drop_rrsig(line):
     return line
 
 
-def build(directory, now=None):
+def build(directory, now=None, extra=()):
     """Writes, signs and links the hierarchy into `directory`; returns the zones (a list of
-    Zone, the root last) after writing DIR/root.ds and DIR/root.dnskey."""
+    Zone, the root last) after writing DIR/root.ds and DIR/root.dnskey. `extra`: pairs (zone,
+    line) of records added to a zone before it is signed ("example.test.", "_2525._tcp.mx
+    TLSA 3 1 1 ..."), for a test's own records such as TLSA of its TLS peer."""
     now = int(time.time()) if now is None else now
     current = (now - DAY, now + 30 * DAY)
     # Far past: a validator forgives an expiry within its clock skew (Unbound: up to a day).
@@ -298,6 +300,12 @@ def build(directory, now=None):
     root = Zone(".", soa_ns("."))
     zones = [deleg, unsigned, example, nsec3, optout, expired_zone, tampered, wrongds, nosig,
              test, root]
+
+    by_name = {zone.name: zone for zone in zones}
+    for zone_name, line in extra:
+        if zone_name not in by_name:
+            raise ValueError(f"--record: no zone {zone_name!r} in the hierarchy")
+        by_name[zone_name].records.append(line)
 
     for zone in zones:
         if zone.signed:
@@ -449,7 +457,8 @@ def serve(opts):
     directory = tempfile.mkdtemp(prefix="smtpsh-dnssec-")
     proc = None
     try:
-        zones = build(directory)
+        extra = [tuple(r.split(" ", 1)) for r in opts.record]
+        zones = build(directory, extra=extra)
         for _ in range(3):  # the port was free a moment ago; somebody may have taken it
             proc, port, log = start_nsd(directory, opts.host, zones)
             if proc is not None or dns_peer.stop_requested or "can't bind" not in log:
@@ -471,6 +480,9 @@ def serve(opts):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--record", action="append", default=[],
+                        help='"ZONE LINE": a record added to ZONE before signing '
+                             '("example.test. _2525._tcp.mx TLSA 3 1 1 ...")')
     opts = parser.parse_args()
     signal.signal(signal.SIGTERM, dns_peer.request_stop)
     signal.signal(signal.SIGINT, dns_peer.request_stop)
@@ -506,12 +518,14 @@ def _read_line(stream, deadline):
 
 
 @contextlib.contextmanager
-def signed_hierarchy(host="127.0.0.1", startup_timeout=30):
+def signed_hierarchy(host="127.0.0.1", startup_timeout=30, records=()):
     """Runs this script (building the zones and starting NSD takes ~1 s); yields a Hierarchy;
-    stops it (SIGTERM, then SIGKILL), which stops NSD and removes the directory."""
+    stops it (SIGTERM, then SIGKILL), which stops NSD and removes the directory. `records`:
+    (zone, line) pairs added before signing (see build)."""
+    extra = [arg for zone, line in records for arg in ("--record", f"{zone} {line}")]
     proc = subprocess.Popen([PYTHON, os.path.abspath(__file__),
-                             "--host", host], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+                             "--host", host, *extra], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + startup_timeout
         info = {}
