@@ -240,6 +240,27 @@ struct Denials {
   std::string problem;  // the first set that did not verify, or none found
 };
 
+// Whether a record has at least `n` fields, none missing (the decoder accepts short RDATA).
+bool has_fields(const ldns_rr* rr, std::size_t n) {
+  if (ldns_rr_rd_count(rr) < n) return false;
+  for (std::size_t i = 0; i < n; ++i)
+    if (ldns_rr_rdf(rr, i) == nullptr || ldns_rdf_size(ldns_rr_rdf(rr, i)) == 0) return false;
+  return true;
+}
+
+// Whether an NSEC or NSEC3 record has the fields the checks read, of the right kinds (a record
+// the wire decoder accepted may still lack them).
+bool well_formed(const ldns_rr* rr) {
+  auto field = [rr](std::size_t i, ldns_rdf_type kind) {
+    return ldns_rr_rd_count(rr) > i && ldns_rr_rdf(rr, i) != nullptr &&
+           ldns_rdf_get_type(ldns_rr_rdf(rr, i)) == kind;
+  };
+  if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_NSEC)
+    return field(0, LDNS_RDF_TYPE_DNAME) && field(1, LDNS_RDF_TYPE_BITMAP);
+  return ldns_rr_rd_count(rr) >= 6 && field(4, LDNS_RDF_TYPE_NSEC3_NEXT_OWNER) &&
+         field(5, LDNS_RDF_TYPE_BITMAP) && field(3, LDNS_RDF_TYPE_NSEC3_SALT);
+}
+
 // The NSEC and NSEC3 records of the authority section whose signatures by `zone` verify.
 Denials verified_denials(const ldns_pkt* pkt, const ldns_rdf* zone, const ldns_rr_list* keys,
                          std::time_t now) {
@@ -251,6 +272,11 @@ Denials verified_denials(const ldns_pkt* pkt, const ldns_rdf* zone, const ldns_r
     if (type != LDNS_RR_TYPE_NSEC && type != LDNS_RR_TYPE_NSEC3) continue;
     const ldns_rdf* owner = ldns_rr_owner(rr);
     if (!ldns_dname_is_subdomain(owner, zone) && !same_name(owner, zone)) continue;
+    if (!well_formed(rr)) {
+      if (out.problem.empty())
+        out.problem = "the " + set_text(owner, type) + " record is malformed";
+      continue;
+    }
     auto set = select(authority, owner, type);
     auto sigs = signatures(authority, owner, type, zone);
     if (count(sigs.get()) == 0) {
@@ -569,6 +595,7 @@ Check trust_keys(std::string_view answer, std::string_view zone, std::string_vie
   std::string tags;
   for (std::size_t t = 0; t < count(trusted.get()); ++t) {
     const ldns_rr* ref = ldns_rr_list_rr(trusted.get(), t);
+    if (!has_fields(ref, 4)) continue;  // a DS and a DNSKEY both have four
     bool is_ds = ldns_rr_get_type(ref) == LDNS_RR_TYPE_DS;
     if (is_ds) {
       auto algorithm = ldns_rdf2native_int8(ldns_rr_rdf(ref, 1));
@@ -582,6 +609,7 @@ Check trust_keys(std::string_view answer, std::string_view zone, std::string_vie
     }
     for (std::size_t k = 0; k < count(dnskeys.get()); ++k) {
       const ldns_rr* key = ldns_rr_list_rr(dnskeys.get(), k);
+      if (!has_fields(key, 4)) continue;
       bool match = is_ds ? ldns_rr_compare_ds(ref, key) : ldns_rr_compare(ref, key) == 0;
       if (match) ldns_rr_list_push_rr(anchors.get(), ldns_rr_clone(key));
     }
@@ -604,7 +632,7 @@ Check trust_keys(std::string_view answer, std::string_view zone, std::string_vie
   Owned<ldns_rr_list> zone_keys(ldns_rr_list_new());
   for (std::size_t k = 0; k < count(dnskeys.get()); ++k) {
     const ldns_rr* key = ldns_rr_list_rr(dnskeys.get(), k);
-    if (ldns_rdf2native_int16(ldns_rr_dnskey_flags(key)) & LDNS_KEY_ZONE_KEY)
+    if (has_fields(key, 4) && ldns_rdf2native_int16(ldns_rr_dnskey_flags(key)) & LDNS_KEY_ZONE_KEY)
       ldns_rr_list_push_rr(zone_keys.get(), ldns_rr_clone(key));
   }
   keys = to_wire(zone_keys.get());
