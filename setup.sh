@@ -8,7 +8,8 @@
 set -euo pipefail
 
 build_packages=(g++ make cmake pkg-config liblua5.4-dev libasio-dev libssl-dev libldns-dev
-                libedit-dev doctest-dev nlohmann-json3-dev)
+                libedit-dev doctest-dev nlohmann-json3-dev
+                dns-root-data)  # the root's DNSSEC trust anchor that smtpsh validates from
 # Real peers and reference tools of the test suite and benchmarks (see tests/README.md).
 test_packages=(python3 postfix python3-aiosmtpd swaks ldnsutils nsd lua5.4 openssl
                clang-14 libclang-rt-14-dev clang-format-14 clang-tidy-14 valgrind

@@ -59,7 +59,7 @@ local options, words = cli.parse({ ... }, {
                help = "a waterfall of where the time went (DNS, connect, banner, EHLO, STARTTLS, MAIL, RCPT, waits), in plain ASCII" },
     timeout = { default = 10, help = "the deadline of each step" },
   },
-  common = { "json", "timeout", "resolver", "trace", "no-color", "record" },
+  common = { "json", "timeout", "resolver", "trust-anchor", "trace", "no-color", "record" },
   example = { "smtpsh diagnose user@example.com --timing",
               "smtpsh diagnose mx.example.com:2525 --retries 1 --backoff 30" },
 })

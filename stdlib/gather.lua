@@ -174,6 +174,35 @@ function Gatherer:step_hook(purpose, round, host, address)
   end
 end
 
+-- DANE (RFC 7672) of the MX that decided, when it spoke TLS: its TLSA records, validated by
+-- smtpsh's own DNSSEC validator, and whether the certificate matches them (one more
+-- STARTTLS handshake, with the records, outside the probe sessions). facts.dane = {host,
+-- records, dnssec, reason, ad, matched, record, error}.
+function Gatherer:dane(deciding)
+  local o, facts = self.options, self.facts
+  local host = deciding.host
+  if not host or smtp.is_address(host) then return end
+  local tlsa, err = dns.tlsa(host, facts.port, { validate = true })
+  local dane = { host = host, records = tlsa and #tlsa or 0 }
+  local found = tlsa or err
+  dane.dnssec, dane.reason, dane.ad = found.dnssec, found.dnssec_reason, found.ad or false
+  facts.dane = dane
+  if not tlsa then
+    if err.rcode ~= "NXDOMAIN" then dane.error = probe.error(err).message end
+    return
+  end
+  if #tlsa == 0 then return end
+  local s, record = probe.open(deciding.address, facts.port, {
+    timeout = o.timeout, source = o.source, sni = host, starttls = true, helo = self.helo,
+    tls = { verify = "dane", tlsa = tlsa, dnssec = tlsa.dnssec == "secure" },
+  })
+  local info = record.live and record.live.tls_info
+  dane.matched = (info and info.dane and info.dane.matched) or false
+  dane.record = info and info.dane and info.dane.record or nil
+  if not info and record.error then dane.error = probe.error(record.error).message end
+  probe.finish(s, record)
+end
+
 -- One SMTP session as a sender makes it, up to RCPT (then RSET and QUIT). Kept in the facts.
 -- `round`: which retry or back-to-back session it is, for progress.
 function Gatherer:session(purpose, host, address, tls, round)
@@ -445,6 +474,8 @@ function gather.run(parsed, options)
       self:again(deciding)
     end
   end
+
+  if deciding and deciding.tls then self:dane(deciding) end
 
   -- 4. The source address (also after a drop at the greeting: the shape of a reputation block)
   local local_addr = deciding and deciding.local_addr

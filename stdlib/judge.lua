@@ -500,6 +500,31 @@ local function tls_checks(facts, checks)
   end
 end
 
+-- DANE of the deciding MX (RFC 7672): only TLSA records smtpsh found DNSSEC-secure count.
+local function dane_check(facts, checks)
+  local dane = facts.dane
+  if not dane then return end
+  local name = "_" .. facts.port .. "._tcp." .. tostring(dane.host)
+  if dane.records == 0 then
+    if dane.error then
+      checks:add("dane", "warn", "TLSA look-up for " .. name .. " failed: " .. dane.error)
+    else
+      checks:add("dane", "skip", "no TLSA records for " .. name .. " (no DANE)")
+    end
+  elseif dane.dnssec == "bogus" then
+    checks:add("dane", "fail", "the TLSA records of " .. name .. " are DNSSEC-bogus (" .. tostring(dane.reason) ..
+      "): DANE senders will not deliver")
+  elseif dane.dnssec ~= "secure" then
+    checks:add("dane", "warn", "the TLSA records of " .. name .. " are " .. tostring(dane.dnssec) .. " (" ..
+      tostring(dane.reason) .. "): DANE senders ignore them")
+  elseif dane.matched then
+    checks:add("dane", "ok", "a DNSSEC-secure TLSA record matches the certificate (" .. tostring(dane.record) .. ")")
+  else
+    checks:add("dane", "fail", "no DNSSEC-secure TLSA record of " .. name .. " matches the certificate" ..
+      (dane.error and (" (" .. dane.error .. ")") or "") .. ": DANE senders will not deliver")
+  end
+end
+
 local function again_check(facts, checks)
   local again = facts.again
   if not again or again.planned < 2 then return end
@@ -577,6 +602,7 @@ function judge.checks(facts, verdict)
   if deciding then
     session_checks(facts, deciding, checks)
     tls_checks(facts, checks)
+    dane_check(facts, checks)
     again_check(facts, checks)
   end
   source_checks(facts, checks)

@@ -288,6 +288,28 @@ class TestDaneWithValidation(SmtpshTestCase):
         self.assertIn("expired on", checks["dane"]["detail"])
         self.assertIn("the TLSA records are bogus", doc["verdict"])
 
+    def test_diagnose_checks_dane_of_the_deciding_mx(self):
+        expected = ((f"mx1.example.test:{self.ee_port}", "ok", "matches the certificate", True),
+                    (f"eebad.example.test:{self.ee_port}", "fail", "DANE senders will not deliver", False),
+                    (f"mx1.unsigned.test:{self.ee_port}", "warn", "are insecure", None))
+        for target, status, words, matched in expected:
+            with self.subTest(target=target):
+                cp = run_smtpsh(["diagnose", target, "--json", "--resolver", self.h.server,
+                                 "--trust-anchor", self.h.anchor, "--dnsbl", "none",
+                                 "--timeout", "5"], timeout=90)
+                try:
+                    doc = json.loads(cp.stdout)
+                except ValueError:
+                    self.fail(describe(cp))
+                checks = {c["name"]: c for c in doc["checks"]}
+                self.assertEqual(checks["dane"]["status"], status, describe(cp))
+                self.assertIn(words, checks["dane"]["detail"])
+                dane = doc["facts"]["dane"]
+                self.assertEqual(dane["records"], 1)
+                if matched is not None:
+                    self.assertEqual(dane["dnssec"], "secure")
+                    self.assertEqual(dane["matched"], matched)
+
     def test_starttls_verify_dane(self):
         cp = run_smtpsh(["-e", f"""
             dns.servers{{"{self.h.server}"}}

@@ -59,6 +59,7 @@ echo "     Recommends: $recommends"
 [[ $(field Architecture) == "$(dpkg --print-architecture)" ]] || fail "Architecture is '$(field Architecture)'"
 [[ $depends == *libc6* ]] || fail "Depends lacks libc6 (dpkg-shlibdeps did not run?): '$depends'"
 [[ $recommends == *lua5.4* ]] || fail "Recommends lacks lua5.4: '$recommends'"
+[[ $recommends == *dns-root-data* ]] || fail "Recommends lacks dns-root-data: '$recommends'"
 
 # Each Depends group (a | b) must be satisfied by a package installed on this Debian.
 satisfied() {  # "pkg (>= 1.2)" -> status
