@@ -108,10 +108,16 @@ local function min_ttl(records)
 end
 
 -- One field of every record of an answer, and the answer's TTL: {names}, nil, ttl | nil, err
-local function query_field_ttl(name, rtype, field)
-  local records, err = core.query(name, rtype)
+-- With `validate`, the answer itself comes fourth (its dnssec fields).
+local function query_field_ttl(name, rtype, field, validate)
+  local records, err
+  if validate then
+    records, err = validator().query(name, rtype)
+  else
+    records, err = core.query(name, rtype)
+  end
   if not records then return nil, err end
-  return field_list(records, field), nil, min_ttl(records)
+  return field_list(records, field), nil, min_ttl(records), records
 end
 
 -- One field of every record of an answer: {addresses}, {names}, ... | nil, err
@@ -438,8 +444,8 @@ end
 local costs_lookup = { include = true, a = true, mx = true, ptr = true, exists = true }
 
 -- The TXT records of `name` that start with `prefix` (compared without case), nil, their TTL.
-local function policy_records(name, prefix)
-  local texts, err, ttl = query_field_ttl(name, "TXT", "text")
+local function policy_records(name, prefix, validate)
+  local texts, err, ttl, answer = query_field_ttl(name, "TXT", "text", validate)
   if not texts then return nil, err end
   local found = {}
   for _, text in ipairs(texts) do
@@ -448,26 +454,34 @@ local function policy_records(name, prefix)
       found[#found + 1] = text
     end
   end
-  return found, nil, ttl
+  return found, nil, ttl, answer
 end
 
--- The one policy record at `name`, nil, its TTL | nil, err
-local function single_policy(name, prefix, what, rfc)
-  local found, err, ttl = policy_records(name, prefix)
+-- Copies what validation found from an answer (or a DNS error) onto `to`.
+local function copy_dnssec(to, from)
+  if from and from.dnssec then
+    to.dnssec, to.dnssec_reason, to.bogus_reason = from.dnssec, from.dnssec_reason, from.bogus_reason
+  end
+  return to
+end
+
+-- The one policy record at `name`, nil, its TTL, the answer | nil, err
+local function single_policy(name, prefix, what, rfc, validate)
+  local found, err, ttl, answer = policy_records(name, prefix, validate)
   if not found then
     if err.rcode == "NXDOMAIN" then
-      return nil, dns_error("none", name .. " publishes no " .. what .. " record (NXDOMAIN)", name, "TXT")
+      return nil, copy_dnssec(dns_error("none", name .. " publishes no " .. what .. " record (NXDOMAIN)", name, "TXT"), err)
     end
     return nil, err
   end
   if #found == 0 then
-    return nil, dns_error("none", name .. " publishes no " .. what .. " record", name, "TXT")
+    return nil, copy_dnssec(dns_error("none", name .. " publishes no " .. what .. " record", name, "TXT"), answer)
   end
   if #found > 1 then
-    return nil, dns_error("permerror", string_format("%s publishes %d %s records; %s allows one",
-      name, #found, what, rfc), name, "TXT")
+    return nil, copy_dnssec(dns_error("permerror", string_format("%s publishes %d %s records; %s allows one",
+      name, #found, what, rfc), name, "TXT"), answer)
   end
-  return found[1], nil, ttl
+  return found[1], nil, ttl, answer
 end
 
 -- dns.spf(domain [, {follow = false}]) -> {record, ttl, terms, modifiers, errors, lookups,
@@ -523,24 +537,28 @@ function dns.spf(domain, options)
 end
 
 -- A tag-list policy record at LABEL.DOMAIN: {record, ttl, name, tags, order} | nil, err.
-local function tag_policy(label, domain, prefix, what, rfc)
+-- With options.validate, the result (or the error) carries dnssec and dnssec_reason.
+local function tag_policy(label, domain, prefix, what, rfc, options)
   check_string("domain", domain, 4)
   local name = label .. "." .. domain
-  local record, err, ttl = single_policy(name, prefix, what, rfc)
+  local validate = type(options) == "table" and options.validate
+  local record, err, ttl, answer = single_policy(name, prefix, what, rfc, validate)
   if not record then return nil, err end
   local tags, order = dns.parse_tags(record)
-  return { record = record, ttl = ttl, name = name, tags = tags, order = order }
+  return copy_dnssec({ record = record, ttl = ttl, name = name, tags = tags, order = order }, answer)
 end
 
--- dns.dmarc(domain) -> {record, ttl, tags = {v, p, rua, ...}, name = "_dmarc.DOMAIN"} | nil, err
-function dns.dmarc(domain)
-  return tag_policy("_dmarc", domain, "v=dmarc1", "DMARC", "RFC 7489 section 6.6.3")
+-- dns.dmarc(domain [, {validate = true}]) -> {record, ttl, tags = {v, p, rua, ...},
+--   name = "_dmarc.DOMAIN", dnssec?} | nil, err
+function dns.dmarc(domain, options)
+  return tag_policy("_dmarc", domain, "v=dmarc1", "DMARC", "RFC 7489 section 6.6.3", options)
 end
 
--- dns.mta_sts(domain) -> {record, ttl, tags = {v, id}, name = "_mta-sts.DOMAIN"} | nil, err
+-- dns.mta_sts(domain [, {validate = true}]) -> {record, ttl, tags = {v, id},
+--   name = "_mta-sts.DOMAIN", dnssec?} | nil, err
 -- (the TXT record of RFC 8461 section 3.1; the HTTPS policy file is not fetched)
-function dns.mta_sts(domain)
-  return tag_policy("_mta-sts", domain, "v=stsv1", "MTA-STS", "RFC 8461 section 3.1")
+function dns.mta_sts(domain, options)
+  return tag_policy("_mta-sts", domain, "v=stsv1", "MTA-STS", "RFC 8461 section 3.1", options)
 end
 
 return dns

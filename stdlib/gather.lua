@@ -203,6 +203,21 @@ function Gatherer:dane(deciding)
   probe.finish(s, record)
 end
 
+-- The domain's MTA-STS record (RFC 8461 section 3.1; the HTTPS policy is not fetched), its
+-- answer validated by smtpsh's DNSSEC validator: facts.mta_sts = {record, id, dnssec,
+-- reason} or {none = true, dnssec, reason} or {error}.
+function Gatherer:mta_sts(domain)
+  local policy, err = dns.mta_sts(domain, { validate = true })
+  if policy then
+    self.facts.mta_sts = { record = policy.record, id = policy.tags.id, dnssec = policy.dnssec,
+                           reason = policy.dnssec_reason }
+  elseif err.rcode == "none" then
+    self.facts.mta_sts = { none = true, dnssec = err.dnssec, reason = err.dnssec_reason }
+  else
+    self.facts.mta_sts = { error = probe.error(err).message, dnssec = err.dnssec, reason = err.dnssec_reason }
+  end
+end
+
 -- One SMTP session as a sender makes it, up to RCPT (then RSET and QUIT). Kept in the facts.
 -- `round`: which retry or back-to-back session it is, for progress.
 function Gatherer:session(purpose, host, address, tls, round)
@@ -448,6 +463,7 @@ function gather.run(parsed, options)
     facts.dns.mx, hosts = self:timed("dns", mx_progress, probe.mx_hosts, parsed.domain)
   end
   for i, host in ipairs(hosts) do facts.hosts[i] = host end
+  if parsed.kind ~= "host" and parsed.domain then self:mta_sts(parsed.domain) end
 
   -- 2. Each MX in order, each address of a host until one answers TCP. The first MX that
   -- accepts the probe recipient decides; when none does, the most preferred one that answered.

@@ -525,6 +525,23 @@ local function dane_check(facts, checks)
   end
 end
 
+-- The MTA-STS record (its policy file is not fetched), with its DNSSEC state.
+local function mta_sts_check(facts, checks)
+  local sts = facts.mta_sts
+  if not sts then return end
+  local state = sts.dnssec and (", DNSSEC " .. sts.dnssec) or ""
+  if sts.error then
+    checks:add("mta-sts", "warn", "MTA-STS look-up failed: " .. sts.error)
+  elseif sts.dnssec == "bogus" then
+    checks:add("mta-sts", "fail", "the MTA-STS record's answer is DNSSEC-bogus (" .. tostring(sts.reason) .. ")")
+  elseif sts.none then
+    checks:add("mta-sts", "skip", "no MTA-STS record" .. state)
+  else
+    checks:add("mta-sts", sts.id and "ok" or "warn",
+      (sts.id and ("policy id " .. sts.id) or "the record has no id= tag (RFC 8461 section 3.1)") .. state)
+  end
+end
+
 local function again_check(facts, checks)
   local again = facts.again
   if not again or again.planned < 2 then return end
@@ -605,6 +622,7 @@ function judge.checks(facts, verdict)
     dane_check(facts, checks)
     again_check(facts, checks)
   end
+  mta_sts_check(facts, checks)
   source_checks(facts, checks)
   -- The probe recipient of a domain target is postmaster@, which greylisting daemons and many
   -- policies exempt: a clean pass for it says less about other addresses.

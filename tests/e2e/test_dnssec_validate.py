@@ -24,8 +24,8 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "peers"))
 import dnssec_zones  # noqa: E402
 import test_dnssec_zones as validators  # noqa: E402  (its Unbound fixture and DNS client)
-from harness import (SmtpshTestCase, describe, dns_peer, run_smtpsh, scratch_dir,  # noqa: E402
-                     test_certs, tls_peer)
+from harness import (SmtpshTestCase, describe, dns_peer, free_port, run_smtpsh,  # noqa: E402
+                     scratch_dir, test_certs, tls_peer)
 
 
 def lua_cases_script(server, anchor, cases):
@@ -74,6 +74,16 @@ class TestDnssecValidation(SmtpshTestCase):
     def tearDownClass(cls):
         cls.stack.close()
         super().tearDownClass()
+
+    def wrong_anchor(self):
+        """The test root's DS with another digest: a DS that matches no key."""
+        path = os.path.join(scratch_dir("smtpsh-anchor-"), "wrong.ds")
+        with open(self.h.anchor) as f:
+            fields = f.read().split()
+        fields[-1] = "00" * 32
+        with open(path, "w") as f:
+            f.write("\t".join(fields) + "\n")
+        return path
 
     def validate_all(self, server):
         cp = run_smtpsh(["-e", lua_cases_script(server, self.h.anchor, self.h.cases)], timeout=60)
@@ -128,17 +138,23 @@ class TestDnssecValidation(SmtpshTestCase):
                                                 {"secure_a": self.h.cases["secure_a"]})])
         self.assertEqual(parse_rows(cp.stdout)["secure_a"]["state"], "secure", describe(cp))
         # A DS of another key as the anchor: nothing below the root can be trusted.
-        wrong = os.path.join(scratch_dir("smtpsh-anchor-"), "wrong.ds")
-        with open(self.h.anchor) as f:
-            fields = f.read().split()
-        fields[-1] = "00" * 32
-        with open(wrong, "w") as f:
-            f.write("\t".join(fields) + "\n")
+        wrong = self.wrong_anchor()
         cp = run_smtpsh(["-e", lua_cases_script(self.h.server, wrong,
                                                 {"secure_a": self.h.cases["secure_a"]})])
         row = parse_rows(cp.stdout)["secure_a"]
         self.assertEqual(row["state"], "bogus", describe(cp))
         self.assertIn("no DNSKEY of . matches its DS", row["reason"])
+
+    def test_a_disagreement_with_the_resolver_is_called_out(self):
+        # Unbound trusts the real test root; smtpsh is given a DS of another key: Unbound sets
+        # AD, smtpsh says bogus, and says that the two disagree.
+        wrong = self.wrong_anchor()
+        cp = run_smtpsh(["-e", f"""
+            dns.servers{{"{self.unbound}"}}
+            assert(dns.trust_anchor("{wrong}"))
+            local r = assert(dns.query("mx.example.test", "A", {{validate = true}}))
+            print(r.dnssec, r.ad, r.ad_disagrees)"""])
+        self.assertEqual(cp.stdout.strip(), "bogus\ttrue\ttrue", describe(cp))
 
     def test_no_trust_anchor_or_no_dnssec_is_indeterminate(self):
         cp = run_smtpsh(["-e", f"""
@@ -231,6 +247,8 @@ class TestDaneWithValidation(SmtpshTestCase):
                 ("unsigned.test.", f"_{ee}._tcp.mx1 TLSA 3 1 1 {spki}"),
                 ("expired.test.", "mx1 A 127.0.0.1"),
                 ("expired.test.", f"_{ee}._tcp.mx1 TLSA 3 1 1 {spki}"),
+                ("nsec3.test.", '_mta-sts TXT "v=STSv1; id=20261202"'),
+                ("unsigned.test.", '_mta-sts TXT "v=STSv1; id=20261203"'),
             ]
             cls.h = cls.stack.enter_context(dnssec_zones.signed_hierarchy(records=records))
         except BaseException:
@@ -309,6 +327,19 @@ class TestDaneWithValidation(SmtpshTestCase):
                 if matched is not None:
                     self.assertEqual(dane["dnssec"], "secure")
                     self.assertEqual(dane["matched"], matched)
+
+    def test_diagnose_shows_the_mta_sts_record_with_its_dnssec_state(self):
+        closed = free_port()  # nothing listens: the MTA-STS check does not need a session
+        for domain, detail in (("nsec3.test", "policy id 20261202, DNSSEC secure"),
+                               ("unsigned.test", "policy id 20261203, DNSSEC insecure"),
+                               ("example.test", "no MTA-STS record, DNSSEC secure")):
+            with self.subTest(domain=domain):
+                cp = run_smtpsh(["diagnose", domain, "--json", "--port", str(closed), "--resolver",
+                                 self.h.server, "--trust-anchor", self.h.anchor, "--dnsbl", "none",
+                                 "--timeout", "3"], timeout=90)
+                doc = json.loads(cp.stdout)
+                checks = {c["name"]: c for c in doc["checks"]}
+                self.assertEqual(checks["mta-sts"]["detail"], detail, describe(cp))
 
     def test_starttls_verify_dane(self):
         cp = run_smtpsh(["-e", f"""
