@@ -8,7 +8,8 @@
 -- file:lines(). JSON Lines, one object a line; blank lines are skipped, objects of another
 -- type are ignored (later versions may add some):
 --
---   {"type":"start","version":1,"smtpsh":"1.2.0","argv":[...]}     the command that recorded
+--   {"type":"start","version":1,"smtpsh":"1.2.0","argv":[...],"time":1796000000}
+--                                                                  the command that recorded, and when
 --   {"type":"recipe","file":"probe.lua","args":[...],"source":"..."}  the script, whole
 --   {"type":"value","name":"send.date","value":"..."}             a generated value
 --   {"type":"tls","session":1,"info":{...}}                       a session's TLS result
@@ -39,6 +40,7 @@ local directions = { S = true, C = true, ["!"] = true }
 
 -- What is wrong with a start line, or nil.
 local function check_start(entry)
+  if entry.time ~= nil and math.type(entry.time) ~= "integer" then return "start: time must be whole seconds" end
   local argv = entry.argv
   if argv == nil then return nil end
   if type(argv) ~= "table" or argv == json.null then return "start: argv must be a list of strings" end

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 
@@ -54,8 +55,15 @@ bool Recorder::open(const std::string& path, const std::vector<std::string>& arg
   }
   started_ = engine::Clock::now();
   sessions_ = 0;
-  write_line(file_,
-             {{"type", "start"}, {"version", 1}, {"smtpsh", std::string(version)}, {"argv", argv}});
+  // The wall-clock time too: a replay checks DNSSEC signatures at the time they were recorded.
+  auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+                 .count();
+  write_line(file_, {{"type", "start"},
+                     {"version", 1},
+                     {"smtpsh", std::string(version)},
+                     {"argv", argv},
+                     {"time", now}});
   return true;
 }
 

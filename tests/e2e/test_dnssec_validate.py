@@ -204,6 +204,30 @@ class TestDnssecValidation(SmtpshTestCase):
                                     r"insecure .*DANE senders ignore them")
         self.assertNotIn("dnssec ", cp.stdout)
 
+    def test_a_recording_replays_with_the_signatures_checked_at_its_time(self):
+        work = scratch_dir("smtpsh-dnssec-record-")
+        path = os.path.join(work, "dns.jsonl")
+        args = ["dns", "example.test", "--validate", "--json", "--resolver", self.h.server,
+                "--trust-anchor", self.h.anchor]
+        live = run_smtpsh(args + ["--record", path], timeout=60)
+        replayed = run_smtpsh(["replay", path], timeout=60)
+        self.assertEqual(replayed.returncode, live.returncode, describe(replayed))
+        states = lambda cp: {(d["name"], d["type"]): d["state"] for d in json.loads(cp.stdout)["dnssec"]}
+        self.assertEqual(states(replayed), states(live))
+        self.assertEqual(states(live)[("example.test", "MX")], "secure")
+        # Moved 60 days on, the same recording's signatures have expired (the zones are signed
+        # for 30 days): the replay checks them at the recorded time, not at today's.
+        with open(path) as f:
+            lines = f.read().splitlines()
+        start = json.loads(lines[0])
+        self.assertIsInstance(start["time"], int)
+        start["time"] += 60 * 86400
+        with open(path, "w") as f:
+            f.write("\n".join([json.dumps(start)] + lines[1:]) + "\n")
+        later = run_smtpsh(["replay", path], timeout=60)
+        self.assertEqual(states(later)[("example.test", "MX")], "bogus", describe(later))
+        self.assertIn("expired on", later.stdout)
+
     def test_trust_anchor_usage_errors(self):
         for path, words in (("/nonexistent", "cannot read the trust anchor"),
                             ("/etc/hostname", "is not DS or DNSKEY records")):
