@@ -36,7 +36,7 @@ local spec = {
     ["allow-port"] = { "list", arg = "PORT[,PORT...]", help = "another port it may connect to (repeatable)" },
     ["allow-any-host"] = { "flag", help = "any address (still only the allowed ports)" },
   },
-  common = { "resolver" },
+  common = { "resolver", "trust-anchor" },
   example = { "smtpsh --sandbox recipe.lua example.com", "smtpsh sandbox --max-time 30 probe.lua mx.example.com:2525" },
 }
 

@@ -228,6 +228,18 @@ class TestDnssecValidation(SmtpshTestCase):
         self.assertEqual(states(later)[("example.test", "MX")], "bogus", describe(later))
         self.assertIn("expired on", later.stdout)
 
+    def test_a_sandboxed_recipe_validates_but_cannot_pick_the_anchor(self):
+        recipe = os.path.join(scratch_dir("smtpsh-dnssec-recipe-"), "validate.lua")
+        with open(recipe, "w") as f:
+            f.write('local r = assert(dns.query("mx.example.test", "A", {validate = true}))\n'
+                    'print(r.dnssec)\n'
+                    'dns.trust_anchor("/etc/hostname")\n')
+        cp = run_smtpsh(["sandbox", "--resolver", self.h.server, "--trust-anchor", self.h.anchor,
+                         recipe], timeout=60)
+        self.assertEqual(cp.stdout, "secure\n", describe(cp))
+        self.assertEqual(cp.returncode, 3, describe(cp))
+        self.assertIn("dns.trust_anchor, which the sandbox forbids (it reads a file)", cp.stderr)
+
     def test_trust_anchor_usage_errors(self):
         for path, words in (("/nonexistent", "cannot read the trust anchor"),
                             ("/etc/hostname", "is not DS or DNSKEY records")):
