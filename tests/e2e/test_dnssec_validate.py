@@ -281,6 +281,8 @@ class TestDaneWithValidation(SmtpshTestCase):
                 ("example.test.", f"_{ta}._tcp.tabad TLSA 2 0 1 {'11' * 32}"),
                 ("unsigned.test.", "mx1 A 127.0.0.1"),
                 ("unsigned.test.", f"_{ee}._tcp.mx1 TLSA 3 1 1 {spki}"),
+                ("unsigned.test.", "eebad A 127.0.0.1"),
+                ("unsigned.test.", f"_{ee}._tcp.eebad TLSA 3 1 1 {'00' * 32}"),
                 ("expired.test.", "mx1 A 127.0.0.1"),
                 ("expired.test.", f"_{ee}._tcp.mx1 TLSA 3 1 1 {spki}"),
                 ("nsec3.test.", '_mta-sts TXT "v=STSv1; id=20261202"'),
@@ -328,11 +330,13 @@ class TestDaneWithValidation(SmtpshTestCase):
                 self.assertIn("DANE fails", doc["verdict"])
 
     def test_insecure_tlsa_is_reported_and_ignored(self):
-        cp, doc, checks = self.tls(f"mx1.unsigned.test:{self.ee_port}")
-        self.assertEqual(doc["dane"]["dnssec"], "insecure", describe(cp))
-        self.assertEqual(checks["dane"]["status"], "warn")
-        self.assertIn("DANE senders ignore them (they would match", checks["dane"]["detail"])
-        self.assertNotIn("DANE fails", doc["verdict"])
+        for host, would in (("mx1", "they would match;"), ("eebad", "they would not match either")):
+            with self.subTest(host=host):
+                cp, doc, checks = self.tls(f"{host}.unsigned.test:{self.ee_port}")
+                self.assertEqual(doc["dane"]["dnssec"], "insecure", describe(cp))
+                self.assertEqual(checks["dane"]["status"], "warn")
+                self.assertIn("DANE senders ignore them (" + would, checks["dane"]["detail"])
+                self.assertNotIn("DANE fails", doc["verdict"])
 
     def test_bogus_tlsa_fails_loudly(self):
         cp, doc, checks = self.tls(f"mx1.expired.test:{self.ee_port}")
