@@ -11,10 +11,13 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace {
@@ -41,18 +44,45 @@ void set_arg_table(lua_State* L, const std::vector<std::string>& argv, int scrip
   lua_setglobal(L, "arg");
 }
 
+// A script's text, read once: what runs and what a recording keeps are then the same bytes,
+// even should the file change while smtpsh starts. Fills `error` as luaL_loadfile words it
+// ("cannot open NAME: reason") when the file cannot be read.
+bool read_script(const std::string& path, std::string& text, std::string& error) {
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (!file) {
+    error = "cannot open " + path + ": " + std::strerror(errno);
+    return false;
+  }
+  char buffer[65536];
+  std::size_t got = 0;
+  while ((got = std::fread(buffer, 1, sizeof buffer, file)) > 0)
+    text.append(buffer, got);
+  bool failed = std::ferror(file) != 0;
+  int saved = errno;
+  std::fclose(file);
+  if (failed) error = "cannot read " + path + ": " + std::strerror(saved);
+  return !failed;
+}
+
+// Loads a script's text as luaL_loadfile would load its file: a UTF-8 byte order mark and a
+// first line starting with '#' (#!/usr/bin/env smtpsh) are skipped, the line's end kept so
+// that line numbers stay right; text only, never bytecode.
+int load_script_text(lua_State* L, const std::string& path, std::string_view text) {
+  if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
+  if (!text.empty() && text.front() == '#') {
+    std::size_t end = text.find('\n');
+    text.remove_prefix(end == std::string_view::npos ? text.size() : end);
+  }
+  std::string chunkname = "@" + path;
+  return luaL_loadbufferx(L, text.data(), text.size(), chunkname.c_str(), "t");
+}
+
 // Loads the main chunk of a script or subcommand; returns an exit status when it cannot.
-int load_main_chunk(lua_State* L, const Invocation& invocation) {
+int load_main_chunk(lua_State* L, const Invocation& invocation, const std::string& script_text) {
   using Mode = Invocation::Mode;
   int status = LUA_OK;
   if (invocation.mode == Mode::script) {
-    status = luaL_loadfilex(L, invocation.target.c_str(), "t");
-    if (status == LUA_ERRFILE) {
-      std::string message = lua_tostring(L, -1);
-      lua_pop(L, 1);
-      // luaL_loadfile says "cannot open NAME: reason"; keep it as the one line.
-      return usage_error(message.substr(0, message.find('\n')));
-    }
+    status = load_script_text(L, invocation.target, script_text);
   } else if (invocation.mode == Mode::stdin_script) {
     status = luaL_loadfilex(L, nullptr, "t");
   } else {
@@ -104,6 +134,12 @@ int run(const std::vector<std::string>& argv) {
       break;
   }
 
+  std::string script_text;
+  if (invocation.mode == Mode::script) {
+    std::string problem;
+    if (!read_script(invocation.target, script_text, problem)) return usage_error(problem);
+  }
+
   Runtime runtime;
   lua_State* L = runtime.state();
   set_arg_table(L, argv, invocation.script_index);
@@ -124,12 +160,16 @@ int run(const std::vector<std::string>& argv) {
         lua_rawseti(L, -2, static_cast<lua_Integer>(i) + 2);
       }
     }
-    // A script's text goes into the recording too: its replay needs nothing else.
-    if (invocation.mode == Mode::script)
+    // A script's text goes into the recording too (the text that runs): its replay needs
+    // nothing else.
+    if (invocation.mode == Mode::script) {
       lua_pushstring(L, invocation.target.c_str());
-    else
+      lua_pushlstring(L, script_text.data(), script_text.size());
+    } else {
       lua_pushnil(L);
-    if (lua_pcall(L, 3, 2, 0) != LUA_OK || lua_isnil(L, -2)) {
+      lua_pushnil(L);
+    }
+    if (lua_pcall(L, 4, 2, 0) != LUA_OK || lua_isnil(L, -2)) {
       Runtime::print_error("smtpsh: --record: ", lua_tostring(L, -1));
       return exit_usage;
     }
@@ -159,7 +199,7 @@ int run(const std::vector<std::string>& argv) {
 
   if (invocation.mode == Mode::script || invocation.mode == Mode::command ||
       invocation.mode == Mode::stdin_script) {
-    if (int status = load_main_chunk(L, invocation); status >= 0) return status;
+    if (int status = load_main_chunk(L, invocation, script_text); status >= 0) return status;
     // Room for every argument: `smtpsh verify $(cat list)` may pass thousands.
     if (lua_checkstack(L, static_cast<int>(invocation.args.size()) + LUA_MINSTACK) == 0) {
       std::fprintf(stderr, "smtpsh: too many arguments (%zu); give them in a file instead\n",

@@ -153,19 +153,22 @@ smtp.endpoint = core.format_endpoint
 -- transcript line of this state is written to FILE (for `smtpsh replay`); smtp.record(false)
 -- stops. `argv` ({"diagnose", "example.com"}) says what ran, for the replay to run again;
 -- `script`, the file of Lua that runs (argv[1]), goes into the recording whole, so that its
--- replay needs nothing else.
-function smtp.record(path, argv, script)
+-- replay needs nothing else: `source` when given (the text the runner read and runs), else
+-- the file's text now.
+function smtp.record(path, argv, script, source)
   local recordcore = require "smtpsh.recordcore"
   if path == false or path == nil then return recordcore.stop() end
   local started, problem = recordcore.start(checked("recording path", path), argv or { "script" })
   if started and script then
-    local file, open_problem = io.open(script, "rb")
-    if not file then
-      recordcore.stop()
-      return nil, "cannot read " .. script .. " to keep it in the recording: " .. tostring(open_problem)
+    if source == nil then
+      local file, open_problem = io.open(script, "rb")
+      if not file then
+        recordcore.stop()
+        return nil, "cannot read " .. script .. " to keep it in the recording: " .. tostring(open_problem)
+      end
+      source = file:read("a")
+      file:close()
     end
-    local source = file:read("a")
-    file:close()
     require("smtpsh.replayable").keep(script, source or "", { table.unpack(argv or {}, 2) })
   end
   return started, problem
