@@ -39,7 +39,11 @@ function replay_show.text(path, recording)
   say("recording: ", visible(path))
   say("recorded by: smtpsh ", type(start.smtpsh) == "string" and visible(start.smtpsh) or "(not said)",
       ", recording format ", tostring(start.version or "?"))
-  say("command: smtpsh ", quoted(start.argv or {}))
+  if math.type(start.time) == "integer" then
+    say("recorded at: ", os.date("!%Y-%m-%d %H:%M:%S UTC", start.time),
+        " (DNSSEC signatures are checked at this time on replay)")
+  end
+    say("command: smtpsh ", quoted(start.argv or {}))
   local recipe = recording.recipe
   if recipe then
     local lines = 0

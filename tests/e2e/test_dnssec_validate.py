@@ -17,6 +17,7 @@ import json
 import os
 import ssl
 import sys
+import time
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -225,6 +226,10 @@ class TestDnssecValidation(SmtpshTestCase):
         with open(path, "w") as f:
             f.write("\n".join([json.dumps(start)] + lines[1:]) + "\n")
         later = run_smtpsh(["replay", path], timeout=60)
+        shown = run_smtpsh(["replay", "--show", path])
+        moved = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(start["time"]))
+        self.assertIn(f"recorded at: {moved} (DNSSEC signatures are checked at this time on replay)",
+                      shown.stdout, describe(shown))
         self.assertEqual(states(later)[("example.test", "MX")], "bogus", describe(later))
         self.assertIn("expired on", later.stdout)
 

@@ -27,7 +27,8 @@ if(SMTPSH_VALGRIND AND NOT SMTPSH_SANITIZE)
   # on two busy cores), run by hand:
   #   cmake -B build -DSMTPSH_VALGRIND_E2E="diagnose;smtp;cli;tls;dns;replay;repl;net;server;tasks"
   # A new module goes here once its time under valgrind is known (test_hostile: ~190 s alone;
-  # dns: ~110 s and smtp: ~95 s, in the long set: both engines are also under ASan and fuzzed).
+  # dns: ~110 s and smtp: ~95 s, in the long set: both engines are also under ASan and fuzzed;
+  # dnssec_validate: ~90 s, its C++ steps also under ASan, fuzzed and memchecked in unit_tests).
   set(SMTPSH_VALGRIND_E2E repl net server tasks CACHE STRING
       "The e2e modules (tests/e2e/test_NAME.py) run again under valgrind")
   if(PYTHON3)
