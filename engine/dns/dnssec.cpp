@@ -589,6 +589,17 @@ Check trust_keys(std::string_view answer, std::string_view zone, std::string_vie
   auto dnskeys = select(ldns_pkt_answer(pkt.get()), apex.get(), LDNS_RR_TYPE_DNSKEY);
   if (count(dnskeys.get()) == 0) return {false, false, "no DNSKEY record for " + std::string(zone)};
   auto trusted = from_wire(trust);
+  // RFC 4509 section 3: with a SHA-256 (or stronger) DS on offer, a SHA-1 DS does not count, or
+  // whoever could forge SHA-1 could choose the key.
+  bool stronger_ds = false;
+  for (std::size_t t = 0; t < count(trusted.get()); ++t) {
+    const ldns_rr* ref = ldns_rr_list_rr(trusted.get(), t);
+    if (ldns_rr_get_type(ref) != LDNS_RR_TYPE_DS || !has_fields(ref, 4)) continue;
+    auto digest = ldns_rdf2native_int8(ldns_rr_rdf(ref, 2));
+    if ((digest == LDNS_SHA256 || digest == LDNS_SHA384) &&
+        ldns_key_algo_supported(ldns_rdf2native_int8(ldns_rr_rdf(ref, 1))))
+      stronger_ds = true;
+  }
   // The keys the trust names: a DS that matches one, or the same DNSKEY.
   Owned<ldns_rr_list> anchors(ldns_rr_list_new());
   bool any_supported = false;
@@ -597,6 +608,7 @@ Check trust_keys(std::string_view answer, std::string_view zone, std::string_vie
     const ldns_rr* ref = ldns_rr_list_rr(trusted.get(), t);
     if (!has_fields(ref, 4)) continue;  // a DS and a DNSKEY both have four
     bool is_ds = ldns_rr_get_type(ref) == LDNS_RR_TYPE_DS;
+    if (is_ds && stronger_ds && ldns_rdf2native_int8(ldns_rr_rdf(ref, 2)) == LDNS_SHA1) continue;
     if (is_ds) {
       auto algorithm = ldns_rdf2native_int8(ldns_rr_rdf(ref, 1));
       auto digest = static_cast<ldns_hash>(ldns_rdf2native_int8(ldns_rr_rdf(ref, 2)));

@@ -177,6 +177,28 @@ TEST_CASE("a DNSKEY set is trusted when a key its DS names signs it") {
     CHECK_FALSE(check.ok);
     CHECK(check.reason.find("no DNSKEY of example.test matches its DS") != std::string::npos);
   }
+  SUBCASE("a SHA-1 DS does not count beside a SHA-256 one (RFC 4509)") {
+    Key other("example.test.", 257, now - day, now + 30 * day);
+    ldns_rr* sha1 = ldns_key_rr2ds(ksk.dnskey, LDNS_SHA1);
+    char* sha1_text = ldns_rr2str(sha1);
+    ldns_rr_free(sha1);
+    // The SHA-1 DS matches the key; the SHA-256 one is another key's.
+    auto mixed =
+        dnssec::parse_anchor(std::string(sha1_text) + other.ds_line("example.test."), error);
+    std::free(sha1_text);
+    REQUIRE_MESSAGE(mixed, error);
+    check = dnssec::trust_keys(answer, "example.test", mixed->records, now, keys);
+    CHECK_FALSE(check.ok);
+    CHECK(check.reason.find("no DNSKEY of example.test matches its DS") != std::string::npos);
+    // The SHA-1 DS alone is enough.
+    sha1 = ldns_key_rr2ds(ksk.dnskey, LDNS_SHA1);
+    sha1_text = ldns_rr2str(sha1);
+    ldns_rr_free(sha1);
+    auto alone = dnssec::parse_anchor(sha1_text, error);
+    std::free(sha1_text);
+    REQUIRE(alone);
+    CHECK(dnssec::trust_keys(answer, "example.test", alone->records, now, keys).ok);
+  }
   SUBCASE("no signature over the set") {
     check = dnssec::trust_keys(packet(clones(set)), "example.test", anchor->records, now, keys);
     CHECK_FALSE(check.ok);
