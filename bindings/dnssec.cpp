@@ -3,7 +3,7 @@
 //
 //   dnsseccore.anchor(text)                           -> {zone, records} | nil, problem
 //   dnsseccore.rrset(wire, owner, type)               -> RR list (a string, "" when none)
-//   dnsseccore.trust_keys(wire, zone, trust, now)     -> keys | nil, reason, unsupported
+//   dnsseccore.trust_keys(wire, zone, trust, now)     -> keys, matched | nil, reason, unsupported
 //   dnsseccore.verify(wire, section, owner, type, zone, keys, now)
 //       -> true, wildcard_labels | false, reason, missing, unsupported
 //   dnsseccore.denial(wire, qname, qtype, rcode, zone, keys, now [, wildcard_labels])
@@ -118,7 +118,8 @@ int dnssec_trust_keys(lua_State* L) {
     dnssec::Check check = dnssec::trust_keys(wire, zone, trust, now, keys);
     if (check.ok) {
       push_string(L, keys);
-      return 1;
+      push_string(L, check.detail);
+      return 2;
     }
     lua_pushnil(L);
     push_string(L, check.reason);

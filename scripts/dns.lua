@@ -10,7 +10,8 @@
 -- insecure, bogus, indeterminate) beside the resolver's AD bit.
 -- output: a checklist on stdout, or with --json one object:
 --         {domain, resolver, ok, nxdomain?, mx = [...], spf, dmarc, mta_sts,
---          dnssec = [{name, type, state, reason, ad}] (with --validate),
+--          dnssec = [{name, type, state, reason, ad, chain = [{zone, state, how}]}] (with
+--          --validate; the chain of trust from the anchor down, the first set's also as checks),
 --          checks = [{name, status, detail}]}; every record carries its ttl (seconds): mx[i].ttl,
 --          mx[i].addresses[j].ttl and .ptr_ttl, mx[i].tlsa[k].ttl, spf.ttl, dmarc.ttl, mta_sts.ttl
 -- exit:   0 healthy (warnings allowed), 1 problems found, 2 on bad usage
@@ -69,7 +70,8 @@ local validated = json.array()
 local function note_dnssec(name, rtype, answer)
   if not answer or not answer.dnssec then return end
   validated[#validated + 1] = { name = name, type = rtype, state = answer.dnssec,
-                                reason = answer.dnssec_reason, ad = answer.ad or false }
+                                reason = answer.dnssec_reason, ad = answer.ad or false,
+                                chain = answer.dnssec_chain and json.array(answer.dnssec_chain) or nil }
 end
 
 local mx, mx_err = dns.mx(domain, { validate = validate })
@@ -285,6 +287,11 @@ if validate then
   result.trust_anchor = anchor and anchor.file or nil
   if not anchor then checks:add("dnssec", "warn", problem) end
   local status = { secure = "ok", insecure = "warn", indeterminate = "warn", bogus = "fail" }
+  -- The chain of trust to the domain's zone, once: each zone and the keys that trusted it.
+  local first = validated[1]
+  for _, link in ipairs(first and first.chain or {}) do
+    checks:add("chain " .. link.zone, status[link.state] or "warn", tostring(link.how))
+  end
   for _, item in ipairs(validated) do
     local ad = item.ad and "AD set" or "no AD"
     local disagree = (item.ad and item.state ~= "secure") and "; the resolver's AD disagrees" or ""

@@ -144,6 +144,7 @@ local function take_worse_dnssec(to, from)
   local rank = validator().rank
   if to.dnssec and rank[to.dnssec] >= rank[from.dnssec] then return end
   to.dnssec, to.dnssec_reason, to.bogus_reason = from.dnssec, from.dnssec_reason, from.bogus_reason
+  to.dnssec_chain = from.dnssec_chain
 end
 
 local function addresses_ttl(host, validate)
@@ -461,6 +462,7 @@ end
 local function copy_dnssec(to, from)
   if from and from.dnssec then
     to.dnssec, to.dnssec_reason, to.bogus_reason = from.dnssec, from.dnssec_reason, from.bogus_reason
+    to.dnssec_chain = from.dnssec_chain
   end
   return to
 end

@@ -11,6 +11,7 @@
 --     dnssec = "secure" | "insecure" | "bogus" | "indeterminate"   (RFC 4035 section 4.3)
 --     dnssec_reason  (why, in words: always for bogus, insecure and indeterminate)
 --     bogus_reason   (the same, set only when bogus)
+--     dnssec_chain   ({zone, state, how} from the anchor down: which keys trusted each zone)
 --     ad             (the resolver's AD bit, shown beside our own result)
 --     zone           (the zone whose keys signed it, when secure)
 --   dnssec.trust_anchor(FILE) -> {zone, file} | nil, problem   -- DS or DNSKEY records
@@ -95,9 +96,22 @@ local function worse(a, b)
   return rank[b.state] > rank[a.state] and b or a
 end
 
-local function finding(state, reason, zone)
-  return { state = state, reason = reason, zone = zone }
+local function finding(state, reason, zone, entry)
+  return { state = state, reason = reason, zone = zone, entry = entry }
 end
+
+-- The chain of trust down to a zone entry, from the anchor: {zone, state, how} each, `how`
+-- saying which keys trusted it (or, for the last when it is not secure, why not).
+local function chain_of(entry)
+  local out, at = {}, entry
+  while at and #out < 64 do
+    table.insert(out, 1, { zone = at.zone or "?", state = at.state,
+                           how = at.state == "secure" and at.how or at.reason })
+    at = at.parent
+  end
+  return out
+end
+dnssec.chain_of = chain_of
 
 -- Asks with the DO bit; again with CD after a SERVFAIL (a validating resolver's "bogus").
 local function ask(name, rtype)
@@ -171,11 +185,12 @@ local function anchor_keys()
     return finding("indeterminate", "the resolver " .. tostring(records.server) ..
       " returns no RRSIG records (it does not pass DNSSEC data on): nothing to validate")
   end
-  local keys, reason, unsupported = vcore.trust_keys(wire, anchor.zone, anchor.records, dnssec.now())
+  local keys, matched, unsupported = vcore.trust_keys(wire, anchor.zone, anchor.records, dnssec.now())
   if not keys then
-    return finding(unsupported and "insecure" or "bogus", "the trust anchor: " .. reason)
+    return finding(unsupported and "insecure" or "bogus", "the trust anchor: " .. matched)
   end
-  local entry = { state = "secure", zone = anchor.zone, keys = keys }
+  local entry = { state = "secure", zone = anchor.zone, keys = keys,
+                  how = "the trust anchor " .. anchor.file .. ": " .. matched }
   remember(anchor.zone, entry, min_ttl(records))
   return entry
 end
@@ -215,15 +230,17 @@ local function zone_for(name)
           return finding("bogus", child .. " has a DS record but no DNSKEY answer (" ..
             tostring(key_err and key_err.message) .. ")")
         end
-        local keys, reason, unsupported =
+        local keys, matched, unsupported =
           vcore.trust_keys(key_wire, child, vcore.rrset(wire, child, "DS"), dnssec.now())
         if not keys then
           local state = unsupported and "insecure" or "bogus"
-          local entry = finding(state, reason, child)
+          local entry = finding(state, matched, child)
+          entry.parent = zone
           remember(child, entry, min_ttl(records))
           return entry
         end
-        zone = { state = "secure", zone = child, keys = keys }
+        zone = { state = "secure", zone = child, keys = keys, parent = zone,
+                 how = "its DS in " .. zone.zone .. ": " .. matched }
         remember(child, zone, math.min(min_ttl(records) or 300, min_ttl(key_records) or 300))
       elseif records and records.aliases then
         -- A CNAME owns the name: nothing lies below it, and its zone is the one above.
@@ -239,6 +256,7 @@ local function zone_for(name)
           remember(child, { cut = false })
         elseif proof == "delegation" or proof == "opt_out" then
           local entry = finding("insecure", why, child)
+          entry.parent = zone
           remember(child, entry)
           return entry
         elseif proof == "nxdomain" then
@@ -260,6 +278,7 @@ local max_chain = 8
 local function judge(name, rtype, records, err, depth)
   local zone = zone_for(name)
   if zone.state ~= "secure" then return zone end
+  local finding = function(state, reason, at) return finding(state, reason, at, zone) end
   local wire = wire_of(records, err)
   if not wire then
     return finding("indeterminate", tostring(err and err.message or "no answer"))
@@ -304,6 +323,9 @@ end
 local function annotate(target, found)
   target.dnssec = found.state
   target.dnssec_reason = found.reason
+  -- How far trust reached: the zones from the anchor down, each with the keys that made it.
+  local last = found.entry or ((found.parent or found.how) and found) or nil
+  if last then target.dnssec_chain = chain_of(last) end
   target.bogus_reason = found.state == "bogus" and found.reason or nil
   if found.state == "secure" then target.zone = found.zone end
   -- The resolver's own verdict beside ours: AD set on what we do not call secure, or a

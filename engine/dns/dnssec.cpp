@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
+#include <utility>
 #include <vector>
 
 namespace smtpsh::dns::dnssec {
@@ -170,6 +171,13 @@ std::string signature_problem(ldns_status status, const ldns_rr* rrsig) {
   }
 }
 
+Check failure(std::string reason, bool unsupported = false) {
+  Check check;
+  check.unsupported = unsupported;
+  check.reason = std::move(reason);
+  return check;
+}
+
 // Whether a status says only that the algorithm is not one we can check.
 bool unsupported_status(ldns_status status) {
   return status == LDNS_STATUS_CRYPTO_UNKNOWN_ALGO || status == LDNS_STATUS_CRYPTO_ALGO_NOT_IMPL;
@@ -185,7 +193,7 @@ Check verify_set(const ldns_rr_list* set, const ldns_rr_list* sigs, const ldns_r
   for (std::size_t i = 0; i < count(sigs); ++i) {
     const ldns_rr* sig = ldns_rr_list_rr(sigs, i);
     ldns_status status = ldns_verify_rrsig_keylist_time(set, sig, keys, now, nullptr);
-    if (status == LDNS_STATUS_OK) return Check{true, false, {}};
+    if (status == LDNS_STATUS_OK) return Check{true, false, {}, {}};
     if (!unsupported_status(status)) only_unsupported = false;
     int rank = status == LDNS_STATUS_CRYPTO_NO_MATCHING_KEYTAG_DNSKEY ? 0
                : unsupported_status(status)                           ? 1
@@ -585,9 +593,9 @@ Check trust_keys(std::string_view answer, std::string_view zone, std::string_vie
   auto pkt = parse(answer);
   auto apex = dname(zone);
   if (!pkt || !apex)
-    return {false, false, "the DNSKEY answer for " + std::string(zone) + " does not decode"};
+    return failure("the DNSKEY answer for " + std::string(zone) + " does not decode");
   auto dnskeys = select(ldns_pkt_answer(pkt.get()), apex.get(), LDNS_RR_TYPE_DNSKEY);
-  if (count(dnskeys.get()) == 0) return {false, false, "no DNSKEY record for " + std::string(zone)};
+  if (count(dnskeys.get()) == 0) return failure("no DNSKEY record for " + std::string(zone));
   auto trusted = from_wire(trust);
   // RFC 4509 section 3: with a SHA-256 (or stronger) DS on offer, a SHA-1 DS does not count, or
   // whoever could forge SHA-1 could choose the key.
@@ -627,15 +635,14 @@ Check trust_keys(std::string_view answer, std::string_view zone, std::string_vie
     }
   }
   if (!any_supported)
-    return {
-        false, true,
-        "the DS records of " + std::string(zone) + " use only algorithms this build cannot check"};
+    return failure(
+        "the DS records of " + std::string(zone) + " use only algorithms this build cannot check",
+        true);
   if (count(anchors.get()) == 0)
-    return {false, false,
-            "no DNSKEY of " + std::string(zone) + " matches its DS (key tag " + tags + ")"};
+    return failure("no DNSKEY of " + std::string(zone) + " matches its DS (key tag " + tags + ")");
   auto sigs = signatures(ldns_pkt_answer(pkt.get()), apex.get(), LDNS_RR_TYPE_DNSKEY, apex.get());
   if (count(sigs.get()) == 0)
-    return {false, false, "the DNSKEY records of " + std::string(zone) + " have no RRSIG"};
+    return failure("the DNSKEY records of " + std::string(zone) + " have no RRSIG");
   Check check = verify_set(dnskeys.get(), sigs.get(), anchors.get(), now);
   if (!check.ok) {
     check.reason = "the DNSKEY records of " + std::string(zone) + ": " + check.reason;
@@ -648,7 +655,14 @@ Check trust_keys(std::string_view answer, std::string_view zone, std::string_vie
       ldns_rr_list_push_rr(zone_keys.get(), ldns_rr_clone(key));
   }
   keys = to_wire(zone_keys.get());
-  return {true, false, {}};
+  Check done{true, false, {}, {}};
+  for (std::size_t k = 0; k < count(anchors.get()); ++k) {
+    const ldns_rr* key = ldns_rr_list_rr(anchors.get(), k);
+    if (!done.detail.empty()) done.detail += ", ";
+    done.detail += "key " + std::to_string(ldns_calc_keytag(key)) + ", algorithm " +
+                   std::to_string(ldns_rdf2native_int8(ldns_rr_rdf(key, 2)));
+  }
+  return done;
 }
 
 Signature verify(std::string_view answer, Section section, std::string_view owner,

@@ -26,6 +26,7 @@ struct Check {
   bool ok = false;
   bool unsupported = false;
   std::string reason;
+  std::string detail;  // on success, what made it so (trust_keys: the keys the trust matched)
 };
 
 // A trust anchor as drill -k and Unbound's trust-anchor-file take it: DS and/or DNSKEY records
@@ -42,7 +43,8 @@ std::string rrset(std::string_view answer, std::string_view owner, std::uint16_t
 
 // Trusts the DNSKEY set of `zone` in `answer` (the answer to "zone DNSKEY") when a key that
 // `trust` names (DS records that match it, or the very DNSKEY) signs the set with a valid
-// signature at `now`. On success `keys` gets the zone's keys (DNSKEYs with the Zone Key flag).
+// signature at `now`. On success `keys` gets the zone's keys (DNSKEYs with the Zone Key flag)
+// and `detail` names the keys the trust matched ("key 37579, algorithm 13").
 Check trust_keys(std::string_view answer, std::string_view zone, std::string_view trust,
                  std::time_t now, std::string& keys);
 

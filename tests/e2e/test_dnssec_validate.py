@@ -190,6 +190,13 @@ class TestDnssecValidation(SmtpshTestCase):
         self.assertEqual(states[("_25._tcp.mx.example.test", "TLSA")], "secure")
         self.assertEqual(states[("_dmarc.example.test", "TXT")], "secure")  # NXDOMAIN, proven
         checks = {c["name"]: c for c in doc["checks"]}
+        # The chain of trust, from the test root's anchor down, each zone with its key.
+        chain = doc["dnssec"][0]["chain"]
+        self.assertEqual([link["zone"] for link in chain], [".", "test", "example.test"])
+        self.assertEqual({link["state"] for link in chain}, {"secure"})
+        self.assertIn(f"the trust anchor {self.h.anchor}: key ", chain[0]["how"])
+        self.assertRegex(chain[2]["how"], r"^its DS in test: key \d+, algorithm 13$")
+        self.assertEqual(checks["chain example.test"]["status"], "ok")
         self.assertEqual(checks["tlsa mx.example.test"]["status"], "ok")
         self.assertIn("DNSSEC-secure as smtpsh validated it", checks["tlsa mx.example.test"]["detail"])
         # A tampered address: the A set is bogus, said in the checklist, and the exit is 1.
@@ -204,6 +211,11 @@ class TestDnssecValidation(SmtpshTestCase):
         self.assertRegex(cp.stdout, r"warn\s+tlsa mx\.unsigned\.test\s+1 TLSA record\(s\) \(TTL 300\) that are "
                                     r"insecure .*DANE senders ignore them")
         self.assertNotIn("dnssec ", cp.stdout)
+        cp = run_smtpsh(["dns", "unsigned.test", "--validate", "--resolver", self.h.server,
+                         "--trust-anchor", self.h.anchor], timeout=60)
+        self.assertRegex(cp.stdout, r"ok\s+chain test\s+its DS in \.: key \d+")
+        self.assertRegex(cp.stdout, r"warn\s+chain unsigned\.test\s+the NSEC record of unsigned\.test shows "
+                                    r"a delegation without DS")
 
     def test_a_recording_replays_with_the_signatures_checked_at_its_time(self):
         work = scratch_dir("smtpsh-dnssec-record-")
