@@ -280,6 +280,8 @@ bool prepare_ssl(SSL* ssl, const Options& options, std::string& error) {
     SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
     int usable = 0;
     for (const Tlsa& record : options.tlsa) {
+      // RFC 7672 section 3.1.3: PKIX-TA(0) and PKIX-EE(1) records are unusable for SMTP.
+      if (record.usage < 2) continue;
       int added = SSL_dane_tlsa_add(ssl, record.usage, record.selector, record.matching_type,
                                     reinterpret_cast<const unsigned char*>(record.data.data()),
                                     record.data.size());
@@ -288,7 +290,8 @@ bool prepare_ssl(SSL* ssl, const Options& options, std::string& error) {
     ERR_clear_error();
     if (usable == 0 && options.verify == Verify::dane) {
       error = "none of the " + std::to_string(options.tlsa.size()) +
-              " TLSA records is usable (unknown usage, selector or matching type)";
+              " TLSA records is usable (an unknown usage, selector or matching type, or a PKIX "
+              "usage 0 or 1, which SMTP does not use: RFC 7672 section 3.1.3)";
       return false;
     }
   }

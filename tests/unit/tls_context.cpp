@@ -252,8 +252,24 @@ TEST_CASE("client contexts: ordinary options are accepted") {
   std::string problem;
   CHECK_FALSE(tls::prepare_ssl(ssl, dane, problem));
   CHECK(problem ==
-        "none of the 1 TLSA records is usable (unknown usage, selector or matching type)");
+        "none of the 1 TLSA records is usable (an unknown usage, selector or matching type, or a "
+        "PKIX usage 0 or 1, which SMTP does not use: RFC 7672 section 3.1.3)");
   SSL_free(ssl);
+
+  // PKIX-TA(0) and PKIX-EE(1) records are valid TLSA, and unusable for SMTP.
+  for (std::uint8_t usage : {0, 1}) {
+    tls::Options pkix = client_options(tls::Verify::dane);
+    pkix.tlsa.push_back(
+        {.usage = usage, .selector = 1, .matching_type = 1, .data = std::string(32, 'x')});
+    auto pkix_context = tls::make_context(pkix, error);
+    REQUIRE(pkix_context != nullptr);
+    SSL* pkix_ssl = SSL_new(pkix_context->native_handle());
+    REQUIRE(pkix_ssl != nullptr);
+    problem.clear();
+    CHECK_FALSE(tls::prepare_ssl(pkix_ssl, pkix, problem));
+    CHECK(problem.find("RFC 7672 section 3.1.3") != std::string::npos);
+    SSL_free(pkix_ssl);
+  }
 }
 
 TEST_CASE("client contexts are shared by handshakes with the same options") {
