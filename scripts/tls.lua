@@ -129,7 +129,11 @@ if not fatal then
       -- The records are tried whatever their DNSSEC state, so the report can say whether they
       -- would match; only secure ones count (RFC 7672 section 2.2), as the checks below say.
       local dane_info, derr = handshake { tlsa = records, dnssec = records.dnssec == "secure" }
-      result.dane = { records = #records, dnssec = records.dnssec, dnssec_reason = records.dnssec_reason,
+      local usable = 0
+      for _, record in ipairs(records) do
+        if record.usage == 2 or record.usage == 3 then usable = usable + 1 end
+      end
+      result.dane = { records = #records, usable = usable, dnssec = records.dnssec, dnssec_reason = records.dnssec_reason,
                       ad = records.ad, ad_disagrees = records.ad_disagrees or nil,
                       matched = dane_info and dane_info.dane and dane_info.dane.matched or false,
                       record = dane_info and dane_info.dane and dane_info.dane.record,
@@ -253,6 +257,12 @@ else
       checks:add("dane", "warn", dane.records .. " TLSA record(s) of " .. tlsa_name .. " are " ..
         dane.dnssec .. " (" .. tostring(dane.dnssec_reason) .. "): DANE senders ignore them (" ..
         would .. "; " .. ad_text .. ")")
+    elseif dane.usable == 0 then
+      -- RFC 7672 sections 2.2 and 3.1.3: without a usable record (PKIX usages 0 and 1 are not),
+      -- DANE senders still require TLS but authenticate nothing.
+      checks:add("dane", "warn", "none of the " .. dane.records .. " TLSA record(s) of " .. tlsa_name ..
+        " is usable for SMTP (only DANE-TA(2) and DANE-EE(3) are, RFC 7672 section 3.1.3): " ..
+        "DANE senders require TLS here but authenticate nothing")
     elseif dane.error and not dane.matched then
       checks:add("dane", "fail", "no TLSA record of " .. tlsa_name .. " matches the certificate (" .. dane.error .. ")")
       verdict = verdict or "DANE fails: DANE senders will not deliver"

@@ -192,6 +192,11 @@ function Gatherer:dane(deciding)
     return
   end
   if #tlsa == 0 then return end
+  dane.usable = 0
+  for _, tlsa_record in ipairs(tlsa) do
+    if tlsa_record.usage == 2 or tlsa_record.usage == 3 then dane.usable = dane.usable + 1 end
+  end
+  if dane.usable == 0 then return end  -- nothing a handshake could match (RFC 7672 section 3.1.3)
   local s, record = probe.open(deciding.address, facts.port, {
     timeout = o.timeout, source = o.source, sni = host, starttls = true, helo = self.helo,
     tls = { verify = "dane", tlsa = tlsa, dnssec = tlsa.dnssec == "secure" },

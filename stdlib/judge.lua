@@ -517,6 +517,9 @@ local function dane_check(facts, checks)
   elseif dane.dnssec ~= "secure" then
     checks:add("dane", "warn", "the TLSA records of " .. name .. " are " .. tostring(dane.dnssec) .. " (" ..
       tostring(dane.reason) .. "): DANE senders ignore them")
+  elseif dane.usable == 0 then
+    checks:add("dane", "warn", "none of the TLSA records of " .. name .. " is usable for SMTP (only DANE-TA(2) and " ..
+      "DANE-EE(3) are, RFC 7672 section 3.1.3): DANE senders require TLS here but authenticate nothing")
   elseif dane.matched then
     checks:add("dane", "ok", "a DNSSEC-secure TLSA record matches the certificate (" .. tostring(dane.record) .. ")")
   else

@@ -294,6 +294,8 @@ class TestDaneWithValidation(SmtpshTestCase):
                 ("example.test.", f"_{ta}._tcp.mx1 TLSA 2 0 1 {ca_digest}"),
                 ("example.test.", "eebad A 127.0.0.1"),
                 ("example.test.", f"_{ee}._tcp.eebad TLSA 3 1 1 {'00' * 32}"),
+                ("example.test.", "pkix A 127.0.0.1"),
+                ("example.test.", f"_{ee}._tcp.pkix TLSA 1 1 1 {spki}"),
                 ("example.test.", "tabad A 127.0.0.1"),
                 ("example.test.", f"_{ta}._tcp.tabad TLSA 2 0 1 {'11' * 32}"),
                 ("unsigned.test.", "mx1 A 127.0.0.1"),
@@ -346,6 +348,16 @@ class TestDaneWithValidation(SmtpshTestCase):
                 self.assertEqual(checks["dane"]["status"], "fail")
                 self.assertIn("DANE fails", doc["verdict"])
 
+    def test_pkix_usages_are_unusable_for_smtp(self):
+        # RFC 7672 section 3.1.3: a secure PKIX-EE(1) record, matching or not, authenticates
+        # nothing for SMTP; DANE senders then require TLS without authentication.
+        cp, doc, checks = self.tls(f"pkix.example.test:{self.ee_port}")
+        self.assertEqual(doc["dane"]["dnssec"], "secure", describe(cp))
+        self.assertEqual(checks["dane"]["status"], "warn", describe(cp))
+        self.assertIn("RFC 7672 section 3.1.3", checks["dane"]["detail"])
+        self.assertIn("authenticate nothing", checks["dane"]["detail"])
+        self.assertNotIn("DANE fails", doc["verdict"])
+
     def test_insecure_tlsa_is_reported_and_ignored(self):
         for host, would in (("mx1", "they would match;"), ("eebad", "they would not match either")):
             with self.subTest(host=host):
@@ -366,7 +378,8 @@ class TestDaneWithValidation(SmtpshTestCase):
     def test_diagnose_checks_dane_of_the_deciding_mx(self):
         expected = ((f"mx1.example.test:{self.ee_port}", "ok", "matches the certificate", True),
                     (f"eebad.example.test:{self.ee_port}", "fail", "DANE senders will not deliver", False),
-                    (f"mx1.unsigned.test:{self.ee_port}", "warn", "are insecure", None))
+                    (f"mx1.unsigned.test:{self.ee_port}", "warn", "are insecure", None),
+                    (f"pkix.example.test:{self.ee_port}", "warn", "authenticate nothing", None))
         for target, status, words, matched in expected:
             with self.subTest(target=target):
                 cp = run_smtpsh(["diagnose", target, "--json", "--resolver", self.h.server,
