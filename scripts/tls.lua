@@ -7,7 +7,8 @@
 -- output: per version accepted/refused (with the reason) and the cipher chosen, then the
 --         certificate chain, the checks and a verdict line; with --json one object:
 --         {target, host, port, mode, versions = [...], accepted, negotiated, chain, verify,
---          certificate_from, never_reached, stopped, dane, checks, verdict, ok}
+--          certificate_from, never_reached, stopped, dane, checks, verdict, ok}; dane is
+--         {records, usable, dnssec, dnssec_reason, ad, ad_disagrees, chain, matched, record, error}
 --         The versions come from smtpsh.tlsscan. When TLS was never reached (no connection,
 --         a 421 greeting, no STARTTLS) one check says why and no version is listed. When the
 --         default handshake fails but an old version worked (a TLS 1.0/1.1-only server), the
@@ -135,6 +136,7 @@ if not fatal then
       end
       result.dane = { records = #records, usable = usable, dnssec = records.dnssec, dnssec_reason = records.dnssec_reason,
                       ad = records.ad, ad_disagrees = records.ad_disagrees or nil,
+                      chain = records.dnssec_chain and json.array(records.dnssec_chain) or nil,
                       matched = dane_info and dane_info.dane and dane_info.dane.matched or false,
                       record = dane_info and dane_info.dane and dane_info.dane.record,
                       error = (not dane_info) and tostring(derr) or nil }

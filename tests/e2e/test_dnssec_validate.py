@@ -337,6 +337,8 @@ class TestDaneWithValidation(SmtpshTestCase):
                 self.assertEqual(checks["dane"]["status"], "ok", describe(cp))
                 self.assertIn(record, checks["dane"]["detail"])
                 self.assertIn("DNSSEC-secure as smtpsh validated it", checks["dane"]["detail"])
+                self.assertEqual([link["zone"] for link in doc["dane"]["chain"]],
+                                 [".", "test", "example.test"])
 
     def test_secure_dane_ee_and_ta_mismatch_fail(self):
         for target in (f"eebad.example.test:{self.ee_port}", f"tabad.example.test:{self.ta_port}"):
