@@ -107,9 +107,6 @@ else
       local host = { preference = entry.preference, host = entry.host, implicit = entry.implicit,
                      ttl = entry.ttl, addresses = json.array(), tlsa = json.array() }
       local address_ttls = entry.address_ttls or {}
-      if validate and entry.dnssec then
-        host.dnssec = { name = entry.host, type = "A/AAAA", state = entry.dnssec, reason = entry.dnssec_reason }
-      end
       if entry.error then host.error = failed(entry.error) end
       if entry.canonical then host.cname = entry.canonical end
       local reverse = {}
@@ -123,11 +120,13 @@ else
                               confirmed = fc and fc.ok or false,
                               error = (not fc) and failed(ferr) or nil }
       end
+      -- The TLSA answer's DNSSEC state, beside the host (not in its JSON).
+      local tlsa_state
       if not entry.implicit then
         local tlsa, terr = dns.tlsa(entry.host, 25, { validate = true })
-        host.tlsa_dnssec = { name = "_25._tcp." .. entry.host, type = "TLSA",
-                             state = (tlsa or terr).dnssec, reason = (tlsa or terr).dnssec_reason,
-                             ad = (tlsa or terr).ad or false }
+        local answer = tlsa or terr
+        tlsa_state = { name = "_25._tcp." .. entry.host, type = "TLSA", state = answer.dnssec,
+                       reason = answer.dnssec_reason, ad = answer.ad or false }
         if tlsa then
           for _, record in ipairs(tlsa) do
             host.tlsa[#host.tlsa + 1] = { usage = record.usage, selector = record.selector,
@@ -140,18 +139,20 @@ else
           host.tlsa_error = failed(terr)
         end
       end
-      return host
+      return host, tlsa_state
     end)
   end
   for i, job in ipairs(jobs) do
-    local host = task.wait(job)
+    local host, tlsa_state = task.wait(job)
     result.mx[i] = host
     if validate then
-      if host.dnssec then validated[#validated + 1] = host.dnssec end
-      if host.tlsa_dnssec and host.tlsa_dnssec.state then validated[#validated + 1] = host.tlsa_dnssec end
+      local entry = mx[i]
+      if entry.dnssec then
+        validated[#validated + 1] = { name = entry.host, type = "A/AAAA", state = entry.dnssec,
+                                      reason = entry.dnssec_reason }
+      end
+      if tlsa_state and tlsa_state.state then validated[#validated + 1] = tlsa_state end
     end
-    local tlsa_state = host.tlsa_dnssec
-    host.dnssec, host.tlsa_dnssec = nil, nil
     local name = "mx " .. host.host
     if host.error then
       checks:add(name, "fail", "does not resolve: " .. host.error)
@@ -210,7 +211,8 @@ end
 -- Policies ----------------------------------------------------------------------------------
 
 if not result.nxdomain then
-  local spf, spf_err = dns.spf(domain)
+  local spf, spf_err = dns.spf(domain, { validate = validate })
+  note_dnssec(domain, "TXT", spf or spf_err)
   if spf then
     result.spf = { record = spf.record, ttl = spf.ttl, lookups = spf.lookups, terms = json.array(spf.terms),
                    errors = json.array(spf.errors) }
@@ -235,7 +237,9 @@ if not result.nxdomain then
     end
   end
 
-  local dmarc, dmarc_err = dns.dmarc(domain)
+  result.spf.dnssec = (spf or spf_err).dnssec
+  local dmarc, dmarc_err = dns.dmarc(domain, { validate = validate })
+  note_dnssec("_dmarc." .. domain, "TXT", dmarc or dmarc_err)
   if dmarc then
     result.dmarc = { record = dmarc.record, ttl = dmarc.ttl, tags = dmarc.tags }
     local policy = dmarc.tags.p
@@ -252,7 +256,9 @@ if not result.nxdomain then
       dmarc_err.rcode == "none" and ("no DMARC record at _dmarc." .. domain) or failed(dmarc_err))
   end
 
-  local sts, sts_err = dns.mta_sts(domain)
+  result.dmarc.dnssec = (dmarc or dmarc_err).dnssec
+  local sts, sts_err = dns.mta_sts(domain, { validate = validate })
+  note_dnssec("_mta-sts." .. domain, "TXT", sts or sts_err)
   if sts then
     result.mta_sts = { record = sts.record, ttl = sts.ttl, tags = sts.tags }
     checks:add("mta-sts", sts.tags.id and "ok" or "warn",
@@ -266,21 +272,11 @@ if not result.nxdomain then
       checks:add("mta-sts", "warn", failed(sts_err))
     end
   end
+  result.mta_sts.dnssec = (sts or sts_err).dnssec
 end
 
 -- DNSSEC, with --validate ------------------------------------------------------------------
 
-if validate and not result.nxdomain then
-  for _, item in ipairs {
-    { domain, "TXT", "spf" }, { "_dmarc." .. domain, "TXT", "dmarc" },
-    { "_mta-sts." .. domain, "TXT", "mta_sts" },
-  } do
-    local records, err = dns.query(item[1], item[2], { validate = true })
-    note_dnssec(item[1], item[2], records or err)
-    local target = result[item[3]]
-    if target then target.dnssec = (records or err).dnssec end
-  end
-end
 if validate then
   result.dnssec = validated
   local anchor, problem = dns.trust_anchor()

@@ -107,15 +107,42 @@ local function min_ttl(records)
   return ttl
 end
 
+-- One query, validated by smtpsh's DNSSEC validator when `validate` is set.
+local function lookup(name, rtype, validate)
+  if validate then return validator().query(name, rtype) end
+  return core.query(name, rtype)
+end
+
+-- What validation found, as a result (or an error) carries it.
+local dnssec_fields = { "dnssec", "dnssec_reason", "bogus_reason", "dnssec_chain" }
+
+-- Copies what validation found on `from` (records or an error) onto `to`; returns `to`.
+local function copy_dnssec(to, from)
+  if from and from.dnssec then
+    for _, field in ipairs(dnssec_fields) do to[field] = from[field] end
+  end
+  return to
+end
+
+-- The same, taken off `from` (a list the caller hands on without it).
+local function move_dnssec(to, from)
+  copy_dnssec(to, from)
+  for _, field in ipairs(dnssec_fields) do from[field] = nil end
+  return to
+end
+
+-- Copies the finding of `from` onto `to` when it is the worse of the two.
+local function take_worse_dnssec(to, from)
+  if not from or not from.dnssec then return end
+  local rank = validator().rank
+  if to.dnssec and rank[to.dnssec] >= rank[from.dnssec] then return end
+  copy_dnssec(to, from)
+end
+
 -- One field of every record of an answer, and the answer's TTL: {names}, nil, ttl | nil, err
 -- With `validate`, the answer itself comes fourth (its dnssec fields).
 local function query_field_ttl(name, rtype, field, validate)
-  local records, err
-  if validate then
-    records, err = validator().query(name, rtype)
-  else
-    records, err = core.query(name, rtype)
-  end
+  local records, err = lookup(name, rtype, validate)
   if not records then return nil, err end
   return field_list(records, field), nil, min_ttl(records), records
 end
@@ -133,20 +160,6 @@ function dns.aaaa(host) return query_field(check_string("host", host), "AAAA", "
 -- Both families at once: IPv4 first, then IPv6. An error only when neither answered; the
 -- result's `canonical` says where a CNAME chain led. Inside this module a third result maps
 -- each address to its record's TTL.
-local function lookup(name, rtype, validate)
-  if validate then return validator().query(name, rtype) end
-  return core.query(name, rtype)
-end
-
--- Copies the worse DNSSEC finding of `from` (records or an error) onto `to`.
-local function take_worse_dnssec(to, from)
-  if not from or not from.dnssec then return end
-  local rank = validator().rank
-  if to.dnssec and rank[to.dnssec] >= rank[from.dnssec] then return end
-  to.dnssec, to.dnssec_reason, to.bogus_reason = from.dnssec, from.dnssec_reason, from.bogus_reason
-  to.dnssec_chain = from.dnssec_chain
-end
-
 local function addresses_ttl(host, validate)
   local results, errors = parallel {
     function() return lookup(host, "A", validate) end,
@@ -226,9 +239,8 @@ function dns.mx(domain, options)
     end
     if #addresses == 0 then return out end
     out.implicit = true
-    out[1] = { preference = 0, host = domain, addresses = addresses, address_ttls = ttls, implicit = true,
-               dnssec = addresses.dnssec, dnssec_reason = addresses.dnssec_reason }
-    addresses.dnssec, addresses.dnssec_reason, addresses.bogus_reason = nil, nil, nil
+    out[1] = move_dnssec({ preference = 0, host = domain, addresses = addresses, address_ttls = ttls,
+                           implicit = true }, addresses)
     return out
   end
   for _, record in ipairs(records) do
@@ -264,9 +276,8 @@ function dns.mx(domain, options)
         if found[i].canonical and found[i].canonical ~= entry.host then
           entry.canonical = found[i].canonical
         end
-        entry.dnssec, entry.dnssec_reason = found[i].dnssec, found[i].dnssec_reason
+        move_dnssec(entry, found[i])
         found[i].canonical, found[i].partial = nil, nil
-        found[i].dnssec, found[i].dnssec_reason, found[i].bogus_reason = nil, nil, nil
       else
         entry.addresses = {}
         entry.error = errors[i]
@@ -458,15 +469,6 @@ local function policy_records(name, prefix, validate)
   return found, nil, ttl, answer
 end
 
--- Copies what validation found from an answer (or a DNS error) onto `to`.
-local function copy_dnssec(to, from)
-  if from and from.dnssec then
-    to.dnssec, to.dnssec_reason, to.bogus_reason = from.dnssec, from.dnssec_reason, from.bogus_reason
-    to.dnssec_chain = from.dnssec_chain
-  end
-  return to
-end
-
 -- The one policy record at `name`, nil, its TTL, the answer | nil, err
 local function single_policy(name, prefix, what, rfc, validate)
   local found, err, ttl, answer = policy_records(name, prefix, validate)
@@ -486,15 +488,17 @@ local function single_policy(name, prefix, what, rfc, validate)
   return found[1], nil, ttl, answer
 end
 
--- dns.spf(domain [, {follow = false}]) -> {record, ttl, terms, modifiers, errors, lookups,
+-- dns.spf(domain [, {follow = false, validate = true}]) -> {record, ttl, terms, modifiers, errors, lookups,
 --   includes = {domain = parsed}} | nil, err (err.rcode "none" without a record, "permerror"
 --   for more than one). `lookups` counts the DNS look-ups evaluation needs, following include
---   and redirect (the limit is 10, RFC 7208 section 4.6.4).
+--   and redirect (the limit is 10, RFC 7208 section 4.6.4). With validate, the record's own
+--   answer is validated (dnssec fields on the result or the error), not those it includes.
 function dns.spf(domain, options)
   check_string("domain", domain)
-  local record, err, ttl = single_policy(domain, "v=spf1", "SPF", "RFC 7208 section 4.5")
+  local record, err, ttl, answer = single_policy(domain, "v=spf1", "SPF", "RFC 7208 section 4.5",
+                                                 options and options.validate)
   if not record then return nil, err end
-  local result = dns.parse_spf(record)
+  local result = copy_dnssec(dns.parse_spf(record), answer)
   result.record, result.ttl = record, ttl
   result.lookups = 0
   if options and options.follow == false then

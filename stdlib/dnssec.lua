@@ -23,8 +23,8 @@
 local core = require "smtpsh.dnscore"
 local vcore = require "smtpsh.dnsseccore"
 
-local type, ipairs, tostring, os_time, io_open, string_format, string_gsub, string_sub =
-  type, ipairs, tostring, os.time, io.open, string.format, string.gsub, string.sub
+local type, ipairs, tostring, os_time, io_open, string_gsub, string_sub =
+  type, ipairs, tostring, os.time, io.open, string.gsub, string.sub
 
 local dnssec = {}
 
@@ -111,7 +111,6 @@ local function chain_of(entry)
   end
   return out
 end
-dnssec.chain_of = chain_of
 
 -- Asks with the DO bit; again with CD after a SERVFAIL (a validating resolver's "bogus").
 local function ask(name, rtype)
@@ -124,7 +123,6 @@ local function ask(name, rtype)
   out.resolver_servfail = true
   return again, again_err
 end
-dnssec.ask = ask
 
 local function wire_of(records, err)
   return (records and records.wire) or (err and err.wire)
@@ -270,7 +268,6 @@ local function zone_for(name)
   end
   return zone
 end
-dnssec.zone_for = zone_for
 
 local max_chain = 8
 
@@ -337,9 +334,9 @@ local function annotate(target, found)
   return target
 end
 
--- dnssec.query(name, type [, options]) -> records | nil, err, validated (see the top).
-function dnssec.query(name, rtype, options)
-  local canonical, problem = core.canonical(name)
+-- dnssec.query(name, type) -> records | nil, err, validated (see the top).
+function dnssec.query(name, rtype)
+  local canonical = core.canonical(name)
   if not canonical then return core.query(name, rtype) end  -- the usual invalid_name error
   local records, err = ask(canonical, rtype or "A")
   local found = judge(canonical, rtype or "A", records, err, 0)
@@ -347,7 +344,7 @@ function dnssec.query(name, rtype, options)
   return nil, annotate(err, found)
 end
 
--- For tests: a finding's states in order of how bad they are.
+-- The states in order of how bad they are (dns.lua keeps the worse of two with it).
 dnssec.rank = rank
 
 return dnssec

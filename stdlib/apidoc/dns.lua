@@ -34,7 +34,7 @@ return {
       returns = "{ {zone, query, listed = true | false | nil, codes, reason, error}, ... } in zone order",
       errors = "a zone that cannot be asked has listed = nil and error; raises on a bad ip",
       example = 'dns.dnsbl("192.0.2.1", {"zen.spamhaus.org"})' },
-    lookup("spf", "dns.spf(domain [, opts])", "the SPF record parsed, includes followed (opts.follow = false: not), look-ups counted",
+    lookup("spf", "dns.spf(domain [, opts])", "the SPF record parsed, includes followed (opts.follow = false: not), look-ups counted (opts.validate = true: the record's answer validated with DNSSEC)",
       "{record, ttl, terms, modifiers, errors, lookups, includes}; err.rcode \"none\" without a record, \"permerror\" for two", 'dns.spf("example.com").lookups'),
     lookup("dmarc", "dns.dmarc(domain [, opts])", "the DMARC record of _dmarc.DOMAIN parsed (opts.validate = true: with its DNSSEC state)",
       "{record, ttl, tags = {v, p, rua, ...}, name}; err.rcode \"none\" without one", 'dns.dmarc("example.com").tags.p'),
