@@ -2,6 +2,7 @@
 // user-facing `dns` module (mx, ptr, fcrdns, dnsbl, spf, ...) on top of query().
 #include "bindings/error.hpp"
 #include "bindings/modules.hpp"
+#include "bindings/record_type.hpp"
 #include "bindings/resolver_state.hpp"
 #include "bindings/sandbox.hpp"
 #include "bindings/scheduler.hpp"
@@ -389,22 +390,7 @@ struct TypeText {
 TypeText check_type(lua_State* L, int index) {
   TypeText out{dns::type::A, "A"};
   if (lua_isnoneornil(L, index)) return out;
-  std::optional<std::uint16_t> number;
-  if (lua_type(L, index) == LUA_TNUMBER) {
-    lua_Integer n = luaL_checkinteger(L, index);
-    luaL_argcheck(L, n >= 1 && n <= 65535, index, "record type number must be 1..65535");
-    number = static_cast<std::uint16_t>(n);
-  } else {
-    const char* name = luaL_checkstring(L, index);
-    try {
-      number = dns::type_from_name(name);
-    } catch (const std::exception&) {
-    }
-    if (!number)
-      luaL_error(L, "%s: unknown record type '%s' (use a name such as \"MX\" or a number)",
-                 query_signature, name);
-  }
-  out.number = *number;
+  out.number = smtpsh::lua::check_record_type(L, index, query_signature);
   try {
     std::snprintf(out.name, sizeof out.name, "%s", dns::type_name(out.number).c_str());
   } catch (const std::exception&) {

@@ -14,7 +14,7 @@
 // "answer" or "authority"; types are names ("DS") or numbers; `now` is seconds since the epoch.
 
 #include "engine/dns/dnssec.hpp"
-#include "engine/dns/message.hpp"
+#include "bindings/record_type.hpp"
 
 #include <lua.hpp>
 
@@ -35,19 +35,7 @@ std::string_view check_bytes(lua_State* L, int index) {
 }
 
 std::uint16_t check_type(lua_State* L, int index) {
-  if (lua_type(L, index) == LUA_TNUMBER) {
-    lua_Integer n = luaL_checkinteger(L, index);
-    luaL_argcheck(L, n >= 1 && n <= 65535, index, "record type number must be 1..65535");
-    return static_cast<std::uint16_t>(n);
-  }
-  const char* name = luaL_checkstring(L, index);
-  std::optional<std::uint16_t> number;
-  try {
-    number = smtpsh::dns::type_from_name(name);
-  } catch (const std::exception&) {
-  }
-  if (!number) luaL_error(L, "unknown record type '%s'", name);
-  return *number;
+  return smtpsh::lua::check_record_type(L, index, "dnsseccore");
 }
 
 dnssec::Section check_section(lua_State* L, int index) {

@@ -39,7 +39,11 @@ function dns.query(name, rtype, options)
     end
     return validator().query(name, rtype)
   end
-  return core.query(name, rtype, options)
+  -- Called through pcall so that a bad argument is reported at the caller's line, as when
+  -- dns.query was dnscore.query itself (a Lua frame between them would be named instead).
+  local ok, records, err = pcall(core.query, name, rtype, options)
+  if not ok then error(records, 2) end
+  return records, err
 end
 
 -- dns.trust_anchor([file]) -> {zone, file} | nil, problem: the DNSSEC trust anchor (DS or

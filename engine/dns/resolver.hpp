@@ -86,7 +86,6 @@ class Query : public std::enable_shared_from_this<Query> {
 
   Query(std::shared_ptr<Resolver> resolver, std::string name, std::uint16_t qtype, Notify notify,
         void* context, std::uint8_t flags = 0);  // use Resolver::query
-  std::uint8_t flags() const { return flags_; }
   ~Query();
   Query(const Query&) = delete;
   Query& operator=(const Query&) = delete;

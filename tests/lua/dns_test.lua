@@ -50,6 +50,11 @@ t.test("bad names are values with kind dns and rcode invalid_name, before any qu
   t.eq(err.rcode, "invalid_name")
   t.ok(tostring(err):find("space", 1, true), tostring(err))
   t.raises(function() dns.query("example.test", "NOPE") end, "unknown record type 'NOPE'")
+  -- Reported at the caller's line, not inside stdlib/dns.lua's wrapper.
+  local function at_caller() local records = dns.query("example.test", "NOPE"); return records end
+  local err = t.raises(at_caller, "unknown record type")
+  t.ok(tostring(err):find("dns_test.lua:%d+: ") and not tostring(err):find("stdlib/dns.lua", 1, true),
+       tostring(err))
   t.raises(function() dns.query({}) end, "string expected")
 end)
 
