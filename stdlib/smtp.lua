@@ -353,14 +353,15 @@ end
 function Session:starttls(opts)
   opts = opts or {}
   if type(opts) ~= "table" then error("s:starttls([{min=, max=, ciphers=, sni=, verify=, ...}])", 2) end
-  local options, oerr = tls_options(opts, self.host or "", self.port or 25)
-  if not options then return nil, oerr end
+  -- The second result is the error when there are no options, else a note on DANE.
+  local options, note = tls_options(opts, self.host or "", self.port or 25)
+  if not options then return nil, note end
   core.check_tls_options(options)
   local reply, err = command(self, "starttls", "STARTTLS")
   if not reply then return nil, err end
   local info, terr = self.core:starttls(options)
   if not info then return nil, terr end
-  if oerr then info.dane = oerr end  -- TLSA records that were not secure, and why
+  if note then info.dane = note end  -- TLSA records that were not secure, and why
   self.caps, self.ehlo_reply = {}, nil
   if opts.ehlo ~= false then
     local again, eerr = self:ehlo()
