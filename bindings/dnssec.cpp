@@ -44,8 +44,9 @@ dnssec::Section check_section(lua_State* L, int index) {
                                                          : dnssec::Section::authority;
 }
 
+// Whole seconds: a float would be cut (and a NaN or an infinity has no time at all).
 std::time_t check_time(lua_State* L, int index) {
-  return static_cast<std::time_t>(luaL_checknumber(L, index));
+  return static_cast<std::time_t>(luaL_checkinteger(L, index));
 }
 
 void push_string(lua_State* L, const std::string& text) {

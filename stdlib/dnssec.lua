@@ -34,11 +34,18 @@ dnssec.default_anchor_files = { "/usr/share/dns/root.ds", "/usr/share/dns/root.k
 local anchor          -- {zone, records, file}
 local anchor_problem  -- why there is none, when there is none
 
+-- A trust anchor is a few lines: more than this is not one (and /dev/zero never ends).
+local max_anchor_bytes = 1024 * 1024
+
+-- The file's text | nil, why (io.open's and read's words name the file).
 local function read_file(path)
   local file, err = io_open(path, "rb")
   if not file then return nil, err end
-  local text = file:read("a")
+  local text, read_err = file:read(max_anchor_bytes + 1)
   file:close()
+  if not text and read_err then return nil, path .. ": " .. read_err end
+  text = text or ""  -- an empty file: its parse says what is missing
+  if #text > max_anchor_bytes then return nil, path .. ": over 1 MiB, too large for DS or DNSKEY records" end
   return text
 end
 

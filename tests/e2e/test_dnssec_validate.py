@@ -258,8 +258,12 @@ class TestDnssecValidation(SmtpshTestCase):
         self.assertIn("dns.trust_anchor, which the sandbox forbids (it reads a file)", cp.stderr)
 
     def test_trust_anchor_usage_errors(self):
+        directory = scratch_dir("smtpsh-anchor-dir-")
         for path, words in (("/nonexistent", "cannot read the trust anchor"),
-                            ("/etc/hostname", "is not DS or DNSKEY records")):
+                            ("/etc/hostname", "is not DS or DNSKEY records"),
+                            (directory, f"cannot read the trust anchor {directory}: Is a directory"),
+                            ("/dev/zero", "/dev/zero: over 1 MiB"),  # never ends: bounded
+                            ("/dev/null", "no DS or DNSKEY record in it")):
             with self.subTest(path=path):
                 cp = run_smtpsh(["dns", "example.test", "--trust-anchor", path])
                 self.assertOneLineError(cp, 2, "smtpsh dns: --trust-anchor: ")
